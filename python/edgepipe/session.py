@@ -1,0 +1,184 @@
+"""Sessions: one compiled instance of a model, for direct use from one thread."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._io import Inputs, accelerator_list, order_inputs, resolve_weight_cache
+from .errors import EdgepipeError, InputError
+from .model import Model, TensorInfo
+
+
+class Session:
+    """A model compiled for one accelerator, ready to run.
+
+    ``run`` releases the GIL while the model runs, so sessions in different
+    threads run in parallel; calls on one session are serialised. For many
+    callers use :class:`edgepipe.Pool`.
+
+    Args:
+        model: a :class:`Model` or a path to a ``.tflite`` file.
+        accelerator: ``"cpu"``, ``"gpu"``, ``"npu"`` or a preference list;
+            when one fails to compile or to run a first time, the next is
+            tried, ending on the CPU (see :attr:`events`).
+        threads: CPU threads for this session (None: the runtime's default).
+        weight_cache: True for the shared XNNPACK weight cache of this model,
+            a path for a specific file, False for none.
+        signature: the signature key to run (default: the first).
+        allow_cpu_fallback: when False, never fall back to the CPU.
+    """
+
+    def __init__(
+        self,
+        model: Model | str | os.PathLike[str],
+        *,
+        accelerator: str | Sequence[str] = "cpu",
+        threads: int | None = None,
+        weight_cache: bool | str | os.PathLike[str] = False,
+        signature: str | None = None,
+        allow_cpu_fallback: bool = True,
+    ) -> None:
+        self._model = model if isinstance(model, Model) else Model.load(model)
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be at least 1, got {threads}")
+        self._core: _core.Session | None = _core.Session(
+            self._model._core,
+            accelerator_list(accelerator),
+            threads or 0,
+            resolve_weight_cache(self._model, weight_cache),
+            self._model._signature_index(signature),
+            allow_cpu_fallback,
+        )
+        self._infos: list[TensorInfo] | None = None
+        self._out_names = [t["name"] for t in self._core.outputs]
+
+    def _session(self) -> _core.Session:
+        if self._core is None:
+            raise EdgepipeError("the session is closed")
+        return self._core
+
+    @property
+    def model(self) -> Model:
+        """The model this session runs."""
+        return self._model
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        """Inputs with their current shapes (after :meth:`resize`)."""
+        if self._infos is None:
+            self._infos = [TensorInfo._from_core(t) for t in self._session().inputs]
+        return list(self._infos)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """Outputs with their current shapes."""
+        return [TensorInfo._from_core(t) for t in self._session().outputs]
+
+    @property
+    def accelerator(self) -> str:
+        """The accelerator the session runs on after any fallback."""
+        return str(self._session().accelerator)
+
+    @property
+    def fully_accelerated(self) -> bool:
+        """Whether the accelerator took the whole graph."""
+        return bool(self._session().fully_accelerated)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Fallback events: ``{"from", "to", "stage", "error", "time"}``."""
+        return list(self._session().events)
+
+    def run(
+        self,
+        inputs: Inputs | None = None,
+        *,
+        out: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run the model once.
+
+        Args:
+            inputs: arrays by name (dict), by position (list) or a single
+                array. None runs on the session's own input buffers as filled
+                through :meth:`input_buffer` (no copy at all).
+            out: pre-allocated output arrays (by name or position) to fill
+                instead of allocating new ones.
+
+        Returns:
+            Outputs by name.
+
+        Raises:
+            InputError: wrong names, count, dtype or shape.
+            InferenceError: the runtime failed.
+        """
+        core = self._session()
+        if self._infos is None:
+            self._infos = [TensorInfo._from_core(t) for t in core.inputs]
+        arrays = order_inputs(self._infos, inputs) if inputs is not None else []
+        out_list: list[np.ndarray] | None = None
+        names = self._out_names
+        if out is not None:
+            if isinstance(out, Mapping):
+                missing = [n for n in names if n not in out]
+                if missing:
+                    raise InputError(f"out lacks output(s) {missing}")
+                out_list = [out[n] for n in names]
+            else:
+                out_list = list(out)
+        result = core.run(arrays, out_list)
+        return dict(zip(names, result))
+
+    def input_buffer(self, name_or_index: str | int = 0) -> np.ndarray:
+        """A writable view of the session's own buffer for one input.
+
+        Fill it in place and call ``run()`` with no inputs to skip every copy.
+        The view stays valid until :meth:`resize` or :meth:`close`.
+        """
+        index = self._index(name_or_index)
+        return self._session().input_view(index)
+
+    def resize(self, name_or_index: str | int, shape: Sequence[int]) -> None:
+        """Set the shape of a dynamic input (dimensions declared as -1)."""
+        core = self._session()
+        core.resize(self._index(name_or_index), [int(d) for d in shape])
+        self._infos = None
+        self._out_names = [t["name"] for t in core.outputs]
+
+    def _index(self, name_or_index: str | int) -> int:
+        infos = self._session().inputs
+        if isinstance(name_or_index, int):
+            if not 0 <= name_or_index < len(infos):
+                raise InputError(f"input index {name_or_index} out of range 0..{len(infos) - 1}")
+            return name_or_index
+        for i, t in enumerate(infos):
+            if t["name"] == name_or_index:
+                return i
+        raise InputError(
+            f"unknown input {name_or_index!r}; the model takes {[t['name'] for t in infos]}"
+        )
+
+    def benchmark_loop(self, runs: int, *, copy: bool = True) -> float:
+        """Seconds for ``runs`` runs in a C++ loop with no Python in it.
+
+        The floor against which Python-level overhead is measured.
+        """
+        return float(self._session().bench_loop(runs, copy))
+
+    def close(self) -> None:
+        """Release the compiled instance (the model stays usable)."""
+        self._core = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core is None else self.accelerator
+        return f"<edgepipe.Session {self._model!r} on {state}>"
