@@ -146,7 +146,9 @@ void Instance::Bind(HostBuffer& slot, const TensorInfo& info,
   }
   if (capacity > slot.capacity) {
     std::free(slot.mem);
-    slot.mem = std::aligned_alloc(kAlignment, capacity);
+    // posix_memalign: bionic has aligned_alloc only from API 28.
+    void* mem = nullptr;
+    slot.mem = posix_memalign(&mem, kAlignment, capacity) == 0 ? mem : nullptr;
     if (slot.mem == nullptr) {
       slot.capacity = 0;
       throw Error(ErrorKind::kRun, "out of memory for " + what + " '" + info.name + "'");

@@ -65,7 +65,10 @@ class AlignedCopy final : public ByteSource {
   AlignedCopy(const void* data, size_t size, std::string description)
       : size_(size), description_(std::move(description)) {
     size_t rounded = (size + 63) / 64 * 64;
-    data_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded ? rounded : 64));
+    // posix_memalign: bionic has aligned_alloc only from API 28.
+    void* mem = nullptr;
+    data_ = posix_memalign(&mem, 64, rounded ? rounded : 64) == 0 ? static_cast<uint8_t*>(mem)
+                                                                   : nullptr;
     if (data_ == nullptr) {
       throw Error(ErrorKind::kModel, "out of memory copying a model of " +
                                          std::to_string(size) + " bytes");
