@@ -117,6 +117,22 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
       if (inputs_mem_[i].buffer == nullptr) Bind(inputs_mem_[i], inputs_[i], "input");
     }
     RefreshOutputs();
+    // LiteRT compiles a graph with an unresolved custom op and only fails
+    // when it runs. A run on the zero-filled buffers turns that into a
+    // compile error naming the op, instead of a failure on the first request.
+    const auto& custom_ops = model_->summary().custom_ops;
+    if (!custom_ops.empty()) {
+      if (api_->LiteRtRunCompiledModel(compiled_, options_.signature, input_handles_.size(),
+                                       input_handles_.data(), output_handles_.size(),
+                                       output_handles_.data()) != litert::kOk) {
+        std::string names;
+        for (const auto& op : custom_ops) names += (names.empty() ? "" : ", ") + op;
+        throw Error(ErrorKind::kCompile,
+                    model_->description() + " needs custom op(s) " + names +
+                        " that this runtime cannot run; build the runtime with them or "
+                        "export the model without them");
+      }
+    }
   } catch (...) {
     // Undo the partial construction before the error leaves; the destructor
     // does not run for a constructor that throws.

