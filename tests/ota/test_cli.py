@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import model_bytes
 from edgepipe.ota.cli import add_ota_parser
+from ota_helpers import model_bytes
 
 HERE = Path(__file__).resolve().parent
 # Runs the package as `python -m edgepipe.ota` would, after making edgepipe
 # importable even when its compiled core is not built.
-RUN = (f"import runpy, sys; sys.path.insert(0, {str(HERE)!r}); import _bootstrap; "
-       "_bootstrap.ensure_importable(); runpy.run_module('edgepipe.ota', run_name='__main__', "
+RUN = (f"import runpy, sys; sys.path.insert(0, {str(HERE)!r}); import ota_bootstrap; "
+       "ota_bootstrap.ensure_importable(); runpy.run_module('edgepipe.ota', run_name='__main__', "
        "alter_sys=True)")
 
 

@@ -18,17 +18,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_manifest, model_bytes, tree
 from edgepipe.ota.keys import public_key_pem
 from edgepipe.ota.store import INSTALL_STEPS, ModelStore
+from ota_helpers import make_manifest, model_bytes, tree
 
 HERE = Path(__file__).resolve().parent
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {here!r})
-    import _bootstrap
-    _bootstrap.ensure_importable()
+    import ota_bootstrap
+    ota_bootstrap.ensure_importable()
     from pathlib import Path
     from edgepipe.ota import store as st
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import model_bytes
 from edgepipe.ota import errors as E
 from edgepipe.ota.download import download, fetch_bytes
+from ota_helpers import model_bytes
 
 DATA = model_bytes("dl", 300_000)
 SHA = hashlib.sha256(DATA).hexdigest()

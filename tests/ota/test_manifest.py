@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-from conftest import make_manifest, model_bytes
 from edgepipe.errors import EdgepipeError
 from edgepipe.ota import errors as E
 from edgepipe.ota.keys import TrustedKeys, generate_private_key, key_id
@@ -18,6 +17,7 @@ from edgepipe.ota.manifest import (
     percent_to_bp,
     verify_manifest,
 )
+from ota_helpers import make_manifest, model_bytes
 
 
 def _trusted(*keys, threshold=1):

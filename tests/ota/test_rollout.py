@@ -6,7 +6,6 @@ import threading
 from collections import Counter
 
 import pytest
-from conftest import make_manifest, model_bytes
 from edgepipe.ota.keys import TrustedKeys
 from edgepipe.ota.manifest import make_rollout, verify_manifest
 from edgepipe.ota.rollout import (
@@ -16,6 +15,7 @@ from edgepipe.ota.rollout import (
     experiment_for,
     load_or_create_device_id,
 )
+from ota_helpers import make_manifest, model_bytes
 
 IDS = [f"device-{i}" for i in range(20_000)]
 

@@ -14,11 +14,11 @@ import subprocess
 import time
 
 import pytest
-from conftest import make_manifest, model_bytes, tree
 from edgepipe.ota import errors as E
 from edgepipe.ota.download import default_opener
 from edgepipe.ota.manifest import build_signed, sign_manifest
 from edgepipe.ota.store import ModelStore
+from ota_helpers import make_manifest, model_bytes, tree
 
 
 def open_store(path, keys, **kw):

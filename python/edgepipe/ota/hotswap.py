@@ -79,6 +79,9 @@ class HotSwapper:
         accelerator: passed to ``model.compile`` for the health check.
         failure_keys: ``pool.stats()`` counters that count as failures.
         success_keys: counters that count as successful completions.
+        counters: optional callable returning cumulative ``(succeeded, failed)``
+            counts to watch instead of ``pool.stats()``, for errors only the
+            application sees (e.g. outputs its own validation rejects).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class HotSwapper:
         accelerator: str = "cpu",
         failure_keys: Sequence[str] = ("failed",),
         success_keys: Sequence[str] = ("completed",),
+        counters: Callable[[], tuple[int, int]] | None = None,
         poll_interval: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -117,6 +121,7 @@ class HotSwapper:
         self.accelerator = accelerator
         self.failure_keys = tuple(failure_keys)
         self.success_keys = tuple(success_keys)
+        self.counters = counters
         self.poll_interval = poll_interval
         self.clock = clock
         self.history: list[SwapEvent] = []
@@ -260,6 +265,9 @@ class HotSwapper:
     # --------------------------------------------------------- internals
 
     def _counts(self) -> tuple[int, int]:
+        if self.counters is not None:
+            ok, bad = self.counters()
+            return int(ok), int(bad)
         s = self.pool.stats()
         ok = sum(int(s.get(k, 0)) for k in self.success_keys)
         bad = sum(int(s.get(k, 0)) for k in self.failure_keys)
