@@ -1,6 +1,9 @@
 #include "accel/fallback.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "accel/plugin.h"
 
 namespace edgepipe {
 
@@ -20,12 +23,23 @@ std::vector<FallbackEvent> EventLog::Snapshot() const {
   return events_;
 }
 
+bool IsPluginName(const std::string& name) {
+  return name.rfind(kPluginPrefix, 0) == 0 && name.size() > std::strlen(kPluginPrefix);
+}
+
 int AcceleratorBits(const std::string& name) {
-  if (name == "cpu") return litert::kHwCpu;
+  if (name == "cpu" || IsPluginName(name)) return litert::kHwCpu;
   if (name == "gpu") return litert::kHwGpu | litert::kHwCpu;
   if (name == "npu") return litert::kHwNpu | litert::kHwCpu;
   throw Error(ErrorKind::kInput, "unknown accelerator '" + name +
-                                     "'; expected one of: cpu, gpu, npu");
+                                     "'; expected one of: cpu, gpu, npu, plugin:<path>");
+}
+
+CompileOptions OptionsFor(const std::string& name, const CompileOptions& base) {
+  CompileOptions options = base;
+  options.accelerators = AcceleratorBits(name);
+  options.plugin_path = IsPluginName(name) ? name.substr(std::strlen(kPluginPrefix)) : "";
+  return options;
 }
 
 std::vector<std::string> PreferenceList(const std::vector<std::string>& wanted,
@@ -48,10 +62,14 @@ CompiledChoice CompileWithFallback(const std::shared_ptr<Model>& model,
   for (size_t i = 0; i < preferences.size(); ++i) {
     const std::string& name = preferences[i];
     const std::string next = i + 1 < preferences.size() ? preferences[i + 1] : "";
-    CompileOptions options = base;
-    options.accelerators = AcceleratorBits(name);
+    CompileOptions options = OptionsFor(name, base);
     std::string stage = "compile";
     try {
+      // Held until this attempt ends either way; only a crash leaves it.
+      std::unique_ptr<CrashMark> mark;
+      if (name != "cpu") {
+        mark = std::make_unique<CrashMark>(base.crash_mark_dir, name, model->description());
+      }
       auto instance = std::make_shared<Instance>(model, options);
       if (name != "cpu") {
         // A delegate that compiles but cannot run is found here, on zeros,
@@ -60,6 +78,9 @@ CompiledChoice CompileWithFallback(const std::shared_ptr<Model>& model,
         instance->Run();
       }
       return {std::move(instance), name};
+    } catch (const AcceleratorError& e) {
+      if (log) log->Add({name, next, e.stage(), e.what(), UnixNow()});
+      if (next.empty()) throw;
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kInput) throw;  // the caller's mistake, not the accelerator's
       if (log) log->Add({name, next, stage, e.what(), UnixNow()});

@@ -17,7 +17,9 @@ namespace edgepipe {
 struct FallbackEvent {
   std::string from;   // accelerator left
   std::string to;     // accelerator taken instead ("" when none was left)
-  std::string stage;  // "environment", "compile", "first_run", "run", "retired"
+  // "policy" (denied before any attempt, from Python), "library_load",
+  // "accelerator_init", "compile", "first_run", "run", "retired"
+  std::string stage;
   std::string error;  // the runtime's or edgepipe's message
   double unix_time = 0;
 };
@@ -33,10 +35,19 @@ class EventLog {
   std::vector<FallbackEvent> events_;
 };
 
-// The runtime's hardware bits for an accelerator name ("cpu", "gpu", "npu").
-// Non-CPU choices include the CPU bit so ops the accelerator cannot take stay
-// on the CPU (partial delegation) instead of failing the compile.
+// Delegate plugins are named "plugin:<path of the .so>".
+constexpr const char* kPluginPrefix = "plugin:";
+bool IsPluginName(const std::string& name);
+
+// The runtime's hardware bits for an accelerator name ("cpu", "gpu", "npu",
+// "plugin:<path>"). Non-CPU choices include the CPU bit so ops the
+// accelerator cannot take stay on the CPU (partial delegation) instead of
+// failing the compile; a plugin runs with the CPU bit only (the delegate
+// dispatcher applies it regardless of bits).
 int AcceleratorBits(const std::string& name);
+
+// `base` set up for one accelerator name: bits and plugin path.
+CompileOptions OptionsFor(const std::string& name, const CompileOptions& base);
 
 // Normalises a preference list: validates names, drops duplicates, and
 // appends "cpu" unless `allow_cpu_fallback` is false.
@@ -50,7 +61,9 @@ struct CompiledChoice {
 
 // Compiles `model` on the first accelerator of `preferences` that compiles
 // and (for non-CPU ones) survives a first run on its zero-filled inputs.
-// Every failure is added to `log`. Throws the last error when none works.
+// Every failure is added to `log` with its stage. Throws the last error when
+// none works. With base.crash_mark_dir set, each non-CPU attempt is bracketed
+// by a crash mark (accel/plugin.h).
 CompiledChoice CompileWithFallback(const std::shared_ptr<Model>& model,
                                    const std::vector<std::string>& preferences,
                                    const CompileOptions& base, EventLog* log);

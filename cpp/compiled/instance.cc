@@ -1,5 +1,7 @@
 #include "compiled/instance.h"
 
+#include "accel/plugin.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -17,6 +19,40 @@ std::string TomlString(const std::string& s) {
     out += c;
   }
   return out + "\"";
+}
+
+// Adds an opaque option whose payload is a malloc'ed TOML string.
+void AddTomlOption(const LiteRtApi& api, litert::Options options, const char* id,
+                   const std::string& toml) {
+  char* payload = static_cast<char*>(std::malloc(toml.size() + 1));
+  if (payload == nullptr) throw Error(ErrorKind::kCompile, "out of memory");
+  std::memcpy(payload, toml.c_str(), toml.size() + 1);
+  litert::OpaqueOptions opaque = nullptr;
+  litert::Status st = api.LiteRtCreateOpaqueOptions(id, payload, std::free, &opaque);
+  if (st != litert::kOk) {
+    std::free(payload);
+    ThrowStatus(ErrorKind::kCompile, st, std::string("cannot create ") + id + " options");
+  }
+  st = api.LiteRtAddOpaqueOptions(options, opaque);
+  if (st != litert::kOk) {
+    api.LiteRtDestroyOpaqueOptions(opaque);
+    ThrowStatus(ErrorKind::kCompile, st, std::string("cannot attach ") + id + " options");
+  }
+}
+
+std::string AcceleratorText(const CompileOptions& o) {
+  if (!o.plugin_path.empty()) return "plugin " + o.plugin_path;
+  std::string out;
+  if (o.accelerators & litert::kHwNpu) out += "npu";
+  if (o.accelerators & litert::kHwGpu) out += out.empty() ? "gpu" : "+gpu";
+  if (out.empty()) out = "cpu";
+  return out;
+}
+
+std::string Trimmed(std::string s, size_t max_bytes = 4000) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.size() > max_bytes) s = "..." + s.substr(s.size() - max_bytes);
+  return s;
 }
 
 std::string ShapeText(const std::vector<int32_t>& shape) {
@@ -76,31 +112,81 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
       toml += "weight_cache_file_path = " +
               TomlString(options_.weight_cache_path) + "\n";
     }
-    if (!toml.empty()) {
-      char* payload = static_cast<char*>(std::malloc(toml.size() + 1));
-      if (payload == nullptr) throw Error(ErrorKind::kCompile, "out of memory");
-      std::memcpy(payload, toml.c_str(), toml.size() + 1);
-      litert::OpaqueOptions opaque = nullptr;
-      litert::Status st = api_->LiteRtCreateOpaqueOptions("xnnpack", payload,
-                                                          std::free, &opaque);
-      if (st != litert::kOk) {
-        std::free(payload);
-        ThrowStatus(ErrorKind::kCompile, st, "cannot create CPU options");
-      }
-      st = api_->LiteRtAddOpaqueOptions(compile_options_, opaque);
-      if (st != litert::kOk) {
-        api_->LiteRtDestroyOpaqueOptions(opaque);
-        ThrowStatus(ErrorKind::kCompile, st, "cannot attach CPU options");
-      }
+    if (!toml.empty()) AddTomlOption(*api_, compile_options_, "xnnpack", toml);
+    // Buffer error-reporter mode: a failed run's text (a delegate kernel's
+    // ReportError, "Node number N failed to invoke") is kept for
+    // LiteRtCompiledModelGetErrorMessages instead of going to stderr only.
+    if (api_->LiteRtCompiledModelGetErrorMessages != nullptr) {
+      AddTomlOption(*api_, compile_options_, "runtime_options_string",
+                    "error_reporter_mode = 2\n");
+      error_buffer_ = true;
     }
-    litert::Environment env =
-        (options_.accelerators & ~litert::kHwCpu) != 0
-            ? model_->runtime()->accelerator_environment()
-            : model_->runtime()->cpu_environment();
-    Check(api_->LiteRtCreateCompiledModel(env, model_->handle(),
-                                          compile_options_, &compiled_),
-          ErrorKind::kCompile,
-          "the runtime could not compile " + model_->description());
+    const bool accelerated =
+        (options_.accelerators & ~litert::kHwCpu) != 0 || !options_.plugin_path.empty();
+    Runtime& runtime = *model_->runtime();
+    litert::Environment env = nullptr;
+    if (accelerated) {
+      env = runtime.accelerator_environment();
+      const int wanted = options_.accelerators & (litert::kHwGpu | litert::kHwNpu);
+      if ((wanted & litert::kHwGpu) && !runtime.has_registered(litert::kHwGpu)) {
+        throw AcceleratorError("accelerator_init",
+                               "no GPU accelerator library could be loaded from " +
+                                   runtime.library_dir() +
+                                   " (libLiteRtGpuAccelerator.so, libLiteRtWebGpuAccelerator.so, "
+                                   "libLiteRtOpenClAccelerator.so, libLiteRtVulkanAccelerator.so)");
+      }
+      if ((wanted & litert::kHwNpu) && !runtime.has_registered(litert::kHwNpu)) {
+        throw AcceleratorError("accelerator_init",
+                               "no NPU accelerator: no vendor dispatch library "
+                               "(libLiteRtDispatch_*.so) in " +
+                                   runtime.dispatch_library_dir());
+      }
+      delegation_ = std::make_shared<DelegateSession>();
+      if (!options_.plugin_path.empty()) {
+        if (!runtime.delegate_plugins_supported()) {
+          throw AcceleratorError("accelerator_init",
+                                 "this runtime cannot host delegate plugins (it does not export "
+                                 "LiteRtStaticLinkedAcceleratorCpuDef or the registration API)");
+        }
+        delegation_->plugin = PluginLibrary::Load(options_.plugin_path);
+        auto found = options_.plugin_options.find(options_.plugin_path);
+        if (found != options_.plugin_options.end()) delegation_->options = found->second;
+      }
+      if (runtime.delegate_plugins_supported()) {
+        AttachDelegateSession(*api_, compile_options_, delegation_);
+      }
+    } else {
+      env = runtime.cpu_environment();
+    }
+    StderrCapture capture(accelerated && CaptureAcceleratorLogDefault());
+    const litert::Status st =
+        api_->LiteRtCreateCompiledModel(env, model_->handle(), compile_options_, &compiled_);
+    const std::string log = capture.Finish();
+    if (st != litert::kOk) {
+      std::string msg = "the runtime could not compile " + model_->description() + " for " +
+                        AcceleratorText(options_) + ": LiteRT status " + std::to_string(st) +
+                        " (" + litert::StatusName(st) + ")";
+      if (delegation_ && !delegation_->errors.empty()) {
+        msg += "; the delegate plugin failed at " + delegation_->failed_at + ": " +
+               Trimmed(delegation_->errors);
+      }
+      if (!Trimmed(log).empty()) msg += "; runtime log: " + Trimmed(log);
+      if (accelerated) throw AcceleratorError("compile", msg);
+      throw Error(ErrorKind::kCompile, msg, st);
+    }
+    if (delegation_ && delegation_->report.observed && (options_.accelerators & ~litert::kHwCpu) &&
+        delegation_->report.accelerator_kernels.empty()) {
+      // LiteRT 2.3.0 skips the NPU accelerator for models without DISPATCH_OP
+      // nodes and lets a GPU that takes nothing pass: calling that "npu" or
+      // "gpu" would be a lie, so it is a fallback instead.
+      throw AcceleratorError("compile", AcceleratorText(options_) +
+                                            " compiled " + model_->description() +
+                                            " but took none of its ops" +
+                                            ((options_.accelerators & litert::kHwNpu)
+                                                 ? " (NPU accelerators only run models "
+                                                   "compiled for the NPU, with DISPATCH_OP nodes)"
+                                                 : ""));
+    }
 
     // Dynamic dimensions get size 1 until the caller resizes them, so that
     // every instance starts runnable.
@@ -217,10 +303,23 @@ void Instance::RefreshOutputs() {
 }
 
 void Instance::Run() {
-  Check(api_->LiteRtRunCompiledModel(compiled_, options_.signature,
-                                     input_handles_.size(), input_handles_.data(),
-                                     output_handles_.size(), output_handles_.data()),
-        ErrorKind::kRun, "the runtime failed to run " + model_->description());
+  const litert::Status st = api_->LiteRtRunCompiledModel(
+      compiled_, options_.signature, input_handles_.size(), input_handles_.data(),
+      output_handles_.size(), output_handles_.data());
+  if (st == litert::kOk) return;
+  std::string msg = "the runtime failed to run " + model_->description() + ": LiteRT status " +
+                    std::to_string(st) + " (" + litert::StatusName(st) + ")";
+  if (error_buffer_) {
+    char* text = nullptr;
+    if (api_->LiteRtCompiledModelGetErrorMessages(compiled_, &text) == litert::kOk &&
+        text != nullptr) {
+      std::string t = Trimmed(text);
+      if (!t.empty()) msg += ": " + t;
+    }
+    std::free(text);  // the runtime malloc()s it for the caller
+    if (api_->LiteRtCompiledModelClearErrors) api_->LiteRtCompiledModelClearErrors(compiled_);
+  }
+  throw Error(ErrorKind::kRun, msg, st);
 }
 
 void Instance::Resize(size_t index, const std::vector<int32_t>& shape) {
@@ -260,6 +359,15 @@ bool Instance::fully_accelerated() const {
   bool full = false;
   if (api_->LiteRtCompiledModelIsFullyAccelerated != nullptr &&
       api_->LiteRtCompiledModelIsFullyAccelerated(compiled_, &full) == litert::kOk) {
+    return full;
+  }
+  return false;
+}
+
+bool Instance::non_cpu_fully_accelerated() const {
+  bool full = false;
+  if (api_->LiteRtCompiledModelIsNonCpuFullyAccelerated != nullptr &&
+      api_->LiteRtCompiledModelIsNonCpuFullyAccelerated(compiled_, &full) == litert::kOk) {
     return full;
   }
   return false;

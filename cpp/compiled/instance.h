@@ -6,8 +6,10 @@
 // the caller writes straight into input_data()).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -22,7 +24,15 @@ struct CompileOptions {
   // a private copy.
   std::string weight_cache_path;
   size_t signature = 0;
+  // External-delegate plugin to apply in this compile ("" for none); see
+  // accel/plugin.h. Options per plugin path go to tflite_plugin_create_delegate.
+  std::string plugin_path;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> plugin_options;
+  // Folder for crash marks around non-CPU first use ("" for none).
+  std::string crash_mark_dir;
 };
+
+struct DelegateSession;
 
 class Instance {
  public:
@@ -50,6 +60,9 @@ class Instance {
   void Resize(size_t index, const std::vector<int32_t>& shape);
 
   bool fully_accelerated() const;
+  bool non_cpu_fully_accelerated() const;
+  // What the delegate dispatcher saw (null for CPU-environment compiles).
+  const std::shared_ptr<DelegateSession>& delegation() const { return delegation_; }
 
  private:
   struct HostBuffer {
@@ -67,6 +80,8 @@ class Instance {
   const LiteRtApi* api_ = nullptr;
   litert::Options compile_options_ = nullptr;
   litert::CompiledModel compiled_ = nullptr;
+  std::shared_ptr<DelegateSession> delegation_;
+  bool error_buffer_ = false;  // run errors are kept for GetErrorMessages
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;
   std::vector<HostBuffer> inputs_mem_;

@@ -34,6 +34,7 @@ struct OpaqueOptionsT;
 struct CompiledModelT;
 struct TensorBufferT;
 struct AcceleratorT;
+struct DelegateWrapperT;
 using Environment = EnvironmentT*;
 using Model = ModelT*;
 using Signature = SignatureT*;
@@ -45,6 +46,7 @@ using OpaqueOptions = OpaqueOptionsT*;
 using CompiledModel = CompiledModelT*;
 using TensorBuffer = TensorBufferT*;
 using Accelerator = AcceleratorT*;
+using DelegateWrapper = DelegateWrapperT*;
 using ParamIndex = size_t;
 using HwAcceleratorSet = int;
 
@@ -131,6 +133,7 @@ static_assert(sizeof(Any) == 16, "LiteRtAny ABI");
 enum EnvOptionTag : int {
   kEnvCompilerPluginLibraryDir = 0,
   kEnvDispatchLibraryDir = 1,
+  kEnvCompilerCacheDir = 18,
   kEnvRuntimeLibraryDir = 22,
   kEnvAutoRegisterAccelerators = 24,
   kEnvMinLoggerSeverity = 25,
@@ -146,6 +149,35 @@ enum LogSeverity : int { kLogDebug = -1, kLogVerbose = 0, kLogInfo = 1,
                          kLogWarning = 2, kLogError = 3, kLogSilent = 4 };
 
 using HostMemoryDeallocator = void (*)(void*);
+
+struct ApiVersion {
+  int major, minor, patch;
+};
+
+// Accelerator registration callbacks (litert_accelerator_registration.h).
+// `void*` stands for TfLiteOpaqueDelegate*, which is TfLiteDelegate* inside
+// the runtime (see accel/tfl_abi.h).
+using AcceleratorGetNameFn = Status (*)(Accelerator, const char**);
+using AcceleratorGetVersionFn = Status (*)(Accelerator, ApiVersion*);
+using AcceleratorGetHwFn = Status (*)(Accelerator, HwAcceleratorSet*);
+using AcceleratorJitFn = Status (*)(Accelerator, bool*);
+using AcceleratorCreateDelegateFn = Status (*)(void* runtime_context, Environment,
+                                               Accelerator, Options, DelegateWrapper*);
+using DelegateDeleterFn = void (*)(void*);
+
+// The head of LiteRtAcceleratorDefV1 (litert_accelerator_def.h), of which
+// libLiteRt.so exports the CPU instance as LiteRtStaticLinkedAcceleratorCpuDef.
+// edgepipe only reads these function pointers, to register the CPU accelerator
+// itself *after* the delegate dispatcher (see accel/plugin.h).
+struct AcceleratorDefHead {
+  uint64_t abi_header;
+  AcceleratorGetNameFn get_name;
+  AcceleratorGetVersionFn get_version;
+  AcceleratorGetHwFn get_hardware_support;
+  AcceleratorJitFn is_jit_responsible;
+  AcceleratorCreateDelegateFn create_delegate;
+};
+static_assert(sizeof(AcceleratorDefHead) == 48, "LiteRtAcceleratorDefV1 head ABI");
 
 // Every function edgepipe resolves. X(name, return type, parameter list).
 // Required ones must exist or loading fails with a RuntimeLoadError naming
@@ -208,6 +240,24 @@ using HostMemoryDeallocator = void (*)(void*);
   X(LiteRtGetAccelerator, Status, (Environment, ParamIndex, Accelerator*))     \
   X(LiteRtGetAcceleratorName, Status, (Accelerator, const char**))             \
   X(LiteRtGetAcceleratorHardwareSupport, Status,                               \
-    (Accelerator, HwAcceleratorSet*))
+    (Accelerator, HwAcceleratorSet*))                                          \
+  X(LiteRtCompiledModelGetErrorMessages, Status, (CompiledModel, char**))      \
+  X(LiteRtCompiledModelClearErrors, Status, (CompiledModel))                   \
+  X(LiteRtCreateAccelerator, Status, (Accelerator*))                           \
+  X(LiteRtDestroyAccelerator, Status, (Accelerator))                           \
+  X(LiteRtRegisterAccelerator, Status,                                         \
+    (Environment, Accelerator, void*, void (*)(void*)))                        \
+  X(LiteRtSetAcceleratorGetName, Status, (Accelerator, AcceleratorGetNameFn))  \
+  X(LiteRtSetAcceleratorGetVersion, Status,                                    \
+    (Accelerator, AcceleratorGetVersionFn))                                    \
+  X(LiteRtSetAcceleratorGetHardwareSupport, Status,                            \
+    (Accelerator, AcceleratorGetHwFn))                                         \
+  X(LiteRtSetDelegateFunction, Status,                                         \
+    (Accelerator, AcceleratorCreateDelegateFn))                                \
+  X(LiteRtSetIsAcceleratorDelegateResponsibleForJitCompilation, Status,        \
+    (Accelerator, AcceleratorJitFn))                                           \
+  X(LiteRtWrapDelegate, Status, (void*, DelegateDeleterFn, DelegateWrapper*))  \
+  X(LiteRtGetOpaqueOptions, Status, (Options, OpaqueOptions*))                 \
+  X(LiteRtFindOpaqueOptionsData, Status, (OpaqueOptions, const char*, void**))
 
 }  // namespace edgepipe::litert

@@ -57,7 +57,29 @@ class Runtime {
   litert::Environment cpu_environment();
   // An environment that also loads accelerator plugins found in `dir`
   // (empty: the runtime library's own folder). Created on first use.
+  //
+  // Built in this order (registration order is application order, and the
+  // first accelerator to claim an op keeps it): LiteRT auto-registers only
+  // the GPU and NPU accelerators; then edgepipe registers its delegate
+  // dispatcher (accel/plugin.h); then the CPU (XNNPACK) accelerator, copied
+  // from the runtime's exported LiteRtStaticLinkedAcceleratorCpuDef. Without
+  // that symbol the CPU is auto-registered first and delegate plugins are
+  // refused (XNNPACK would claim every op before a plugin saw it).
   litert::Environment accelerator_environment(const std::string& dir = "");
+
+  // Whether the accelerator environment can host delegate plugins.
+  bool delegate_plugins_supported();
+  // Folder searched for NPU vendor dispatch libraries (libLiteRtDispatch_*.so):
+  // EDGEPIPE_DISPATCH_LIBRARY_DIR or the runtime library's folder.
+  std::string dispatch_library_dir() const;
+
+  struct AcceleratorEntry {
+    std::string name;
+    int hardware = 0;  // litert::HwAccelerator bits
+  };
+  // Accelerators registered in the accelerator environment, in order.
+  std::vector<AcceleratorEntry> registered_accelerators();
+  bool has_registered(int hardware_bit);
 
   // Symbols of the optional set that this runtime lacks.
   std::vector<std::string> missing_optional_symbols() const;
@@ -68,7 +90,8 @@ class Runtime {
 
  private:
   Runtime() = default;
-  litert::Environment CreateEnvironment(const std::string& accelerator_dir);
+  litert::Environment CreateEnvironment(const std::string& accelerator_dir,
+                                        const std::vector<litert::EnvOption>& extra = {});
 
   void* handle_ = nullptr;
   LiteRtApi api_;
@@ -79,6 +102,7 @@ class Runtime {
   litert::Environment cpu_env_ = nullptr;
   litert::Environment accel_env_ = nullptr;
   std::string accel_env_dir_;
+  bool plugins_supported_ = false;
   std::vector<std::string> missing_optional_;
 };
 

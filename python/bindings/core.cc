@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "accel/fallback.h"
+#include "accel/plugin.h"
 #include "compiled/instance.h"
 #include "model/model.h"
 #include "pool/pool.h"
@@ -185,12 +186,33 @@ struct ModelBytes {
   std::shared_ptr<ByteSource> source;
 };
 
+using PluginOptionMap = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+
+py::dict DelegationDict(const Instance& inst) {
+  py::dict d;
+  d["fully_accelerated"] = inst.fully_accelerated();
+  d["non_cpu_fully_accelerated"] = inst.non_cpu_fully_accelerated();
+  const auto& session = inst.delegation();
+  d["observed"] = session && session->report.observed;
+  if (session) {
+    d["plugin"] = session->plugin ? session->plugin->path() : std::string();
+    d["plugin_ops"] = session->report.plugin_ops;
+    d["accelerator_kernels"] = session->report.accelerator_kernels;
+    d["cpu_ops"] = session->report.cpu_ops;
+    d["cpu_custom_ops"] = session->report.cpu_custom_ops;
+  }
+  return d;
+}
+
 // A compiled instance for direct, single-caller use.
 class Session {
  public:
   Session(std::shared_ptr<Model> model, std::vector<std::string> accelerators, int threads,
-          std::string weight_cache, size_t signature, bool allow_cpu_fallback) {
+          std::string weight_cache, size_t signature, bool allow_cpu_fallback,
+          PluginOptionMap plugin_options, std::string crash_mark_dir) {
     CompileOptions options;
+    options.plugin_options = std::move(plugin_options);
+    options.crash_mark_dir = std::move(crash_mark_dir);
     options.num_threads = threads;
     options.weight_cache_path = std::move(weight_cache);
     options.signature = signature;
@@ -366,7 +388,69 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("library_path", &Runtime::library_path)
       .def_property_readonly("library_dir", &Runtime::library_dir)
       .def_property_readonly("log_severity", &Runtime::log_severity)
-      .def_property_readonly("missing_optional_symbols", &Runtime::missing_optional_symbols);
+      .def_property_readonly("missing_optional_symbols", &Runtime::missing_optional_symbols)
+      .def("registered_accelerators",
+           [](Runtime& rt) {
+             std::vector<Runtime::AcceleratorEntry> entries;
+             {
+               py::gil_scoped_release release;
+               entries = rt.registered_accelerators();
+             }
+             py::list out;
+             for (const auto& e : entries) {
+               py::dict d;
+               d["name"] = e.name;
+               d["hardware"] = e.hardware;
+               out.append(d);
+             }
+             return out;
+           })
+      .def("delegate_plugins_supported",
+           [](Runtime& rt) {
+             py::gil_scoped_release release;
+             return rt.delegate_plugins_supported();
+           })
+      .def_property_readonly("dispatch_library_dir", &Runtime::dispatch_library_dir);
+
+  // Compiles `model` for exactly `accelerator` (no CPU bit when exact_bits,
+  // no fallback) and drops it: the detection probe. Returns ("", "") when it
+  // compiled, else (stage, error text); the error is the answer, not a
+  // failure of the call.
+  m.def(
+      "probe_compile",
+      [](std::shared_ptr<Model> model, const std::string& accelerator, bool exact_bits,
+         PluginOptionMap plugin_options) {
+        py::gil_scoped_release release;
+        CompileOptions options;
+        options.plugin_options = std::move(plugin_options);
+        options = OptionsFor(accelerator, options);
+        if (exact_bits) options.accelerators &= ~litert::kHwCpu;
+        if (options.accelerators == 0 && options.plugin_path.empty()) {
+          options.accelerators = litert::kHwCpu;
+        }
+        try {
+          Instance instance(model, options);
+          return std::make_pair(std::string(), std::string());
+        } catch (const AcceleratorError& e) {
+          return std::make_pair(e.stage(), std::string(e.what()));
+        } catch (const Error& e) {
+          if (e.kind() == ErrorKind::kInput) throw;
+          return std::make_pair(std::string("compile"), std::string(e.what()));
+        }
+      },
+      py::arg("model"), py::arg("accelerator"), py::arg("exact_bits") = false,
+      py::arg("plugin_options") = PluginOptionMap{});
+
+  // Loads a delegate plugin library; returns "" or why it cannot be used.
+  m.def("check_plugin", [](const std::string& path) {
+    py::gil_scoped_release release;
+    try {
+      PluginLibrary::Load(path);
+      return std::string();
+    } catch (const AcceleratorError& e) {
+      return std::string(e.what());
+    }
+  });
 
   py::class_<ModelBytes>(m, "ModelBytes", py::buffer_protocol())
       .def_buffer([](ModelBytes& b) {
@@ -453,15 +537,18 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Session>(m, "Session")
       .def(py::init([](std::shared_ptr<Model> model, std::vector<std::string> accelerators,
                        int threads, std::string weight_cache, size_t signature,
-                       bool allow_cpu_fallback) {
+                       bool allow_cpu_fallback, PluginOptionMap plugin_options,
+                       std::string crash_mark_dir) {
              py::gil_scoped_release release;
              return std::make_unique<Session>(std::move(model), std::move(accelerators), threads,
                                               std::move(weight_cache), signature,
-                                              allow_cpu_fallback);
+                                              allow_cpu_fallback, std::move(plugin_options),
+                                              std::move(crash_mark_dir));
            }),
            py::arg("model"), py::arg("accelerators") = std::vector<std::string>{"cpu"},
            py::arg("threads") = 0, py::arg("weight_cache") = "", py::arg("signature") = 0,
-           py::arg("allow_cpu_fallback") = true)
+           py::arg("allow_cpu_fallback") = true, py::arg("plugin_options") = PluginOptionMap{},
+           py::arg("crash_mark_dir") = "")
       .def("run", &Session::Run, py::arg("inputs"), py::arg("outputs") = py::none())
       .def("bench_loop", &Session::BenchLoop, py::arg("n"), py::arg("copy") = true)
       .def("resize", &Session::Resize)
@@ -481,14 +568,18 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("fully_accelerated",
                              [](Session& s) { return s.instance_->fully_accelerated(); })
       .def_property_readonly("events", [](Session& s) { return EventList(s.events_.Snapshot()); })
+      .def_property_readonly("delegation", [](Session& s) { return DelegationDict(*s.instance_); })
       .def_property_readonly("model", [](Session& s) { return s.instance_->model(); });
 
   py::class_<Pool, std::shared_ptr<Pool>>(m, "Pool")
       .def(py::init([](std::shared_ptr<Model> model, size_t workers, size_t queue_size,
                        const std::string& policy, std::vector<std::string> accelerators,
                        int threads, std::string weight_cache, size_t signature,
-                       int retire_after_failures) {
+                       int retire_after_failures, PluginOptionMap plugin_options,
+                       std::string crash_mark_dir) {
              PoolOptions o;
+             o.compile.plugin_options = std::move(plugin_options);
+             o.compile.crash_mark_dir = std::move(crash_mark_dir);
              o.workers = workers;
              o.queue_capacity = queue_size;
              o.policy = ParseQueuePolicy(policy);
@@ -503,7 +594,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("model"), py::arg("workers") = 1, py::arg("queue_size") = 64,
            py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},
            py::arg("threads") = 1, py::arg("weight_cache") = "", py::arg("signature") = 0,
-           py::arg("retire_after_failures") = 3)
+           py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
+           py::arg("crash_mark_dir") = "")
       .def(
           "run",
           [](Pool& pool, const py::list& inputs, double timeout) {
