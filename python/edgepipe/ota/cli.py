@@ -180,7 +180,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m edgepipe.ota``."""
-    parser = argparse.ArgumentParser(prog="python -m edgepipe.ota",
+    # prog "edgepipe" so usage lines read "edgepipe ota sign ...", as in the main CLI.
+    parser = argparse.ArgumentParser(prog="edgepipe",
                                      description="edgepipe OTA publisher tools")
     sub = parser.add_subparsers(dest="command")
     add_ota_parser(sub)
