@@ -123,6 +123,9 @@ class Pool {
   PoolStats Stats() const;
   std::vector<FallbackEvent> Events() const { return events_.Snapshot(); }
   const PoolOptions& options() const { return options_; }
+  // True on one of this pool's worker threads (e.g. inside a completion
+  // callback), where the pool must not be destroyed: it would join itself.
+  bool IsWorkerThread() const;
 
  private:
   struct Slot {
@@ -135,7 +138,6 @@ class Pool {
   void WorkerLoop(size_t index);
   void Execute(size_t index, Request& request);
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
-  bool IsWorkerThread() const;
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
 
   PoolOptions options_;

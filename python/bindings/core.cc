@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "accel/fallback.h"
 #include "accel/plugin.h"
@@ -345,6 +346,27 @@ std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const 
 
 [[noreturn]] void ThrowRequestError(const Request& r) { throw Error(r.error_kind(), r.error()); }
 
+// Destroys a pool when Python drops its last reference. ~Pool joins the
+// workers, and a worker that finishes a request takes the GIL to deliver it:
+// destroying with the GIL held deadlocks, so it is released first. When the
+// last reference goes inside a completion callback (a worker thread), the
+// pool cannot join the thread it runs on, and that worker returns into the
+// pool's loop afterwards: the pool is destroyed on a helper thread instead.
+struct PoolDeleter {
+  void operator()(Pool* pool) const {
+    if (pool->IsWorkerThread()) {
+      std::thread([pool] { delete pool; }).detach();
+      return;
+    }
+    if (Py_IsInitialized() && PyGILState_Check()) {
+      py::gil_scoped_release release;
+      delete pool;
+    } else {
+      delete pool;
+    }
+  }
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -589,7 +611,8 @@ PYBIND11_MODULE(_core, m) {
              o.compile.signature = signature;
              o.retire_after_failures = retire_after_failures;
              py::gil_scoped_release release;
-             return std::make_shared<Pool>(std::move(model), std::move(o));
+             return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)),
+                                          PoolDeleter{});
            }),
            py::arg("model"), py::arg("workers") = 1, py::arg("queue_size") = 64,
            py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},
