@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""edgepipe versus its peers, in one run: throughput, latency, memory, per-call overhead.
+
+Prints ONE JSON document on stdout (progress goes to stderr) with a ``targets``
+section: each target's measured ratio, its threshold and whether it was met.
+
+    PYTHONPATH=/tmp/pyB python benchmarks/run_benchmarks.py [--quick] [--out r.json]
+        [--plot r.png] [--models add_mul,weight_heavy] [--duration 3] [--workers 1,2,3,4]
+
+Contenders per model (1 CPU thread per instance):
+
+- edgepipe ``Pool`` with N workers, driven by 2N closed-loop client threads,
+- N threads each owning one ``ai_edge_litert`` ``Interpreter``,
+- N threads each owning one ``ai_edge_litert`` ``CompiledModel``.
+
+Memory is measured in fresh subprocesses, one per (contender, model, K instances):
+``RssAnon`` after K instances ran once minus before; cost of an extra instance =
+delta(K=2) - delta(K=1). See docs/benchmarks.md for the methodology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib
+
+TARGETS = {
+    "scaling_2_workers": 1.9,       # pool(2) / pool(1) throughput, >=
+    "vs_best_peer_1_thread": 1.8,   # pool(2) / best peer at 1 thread, >=
+    "pool_run_overhead_us": 15.0,   # pool.run - bare C++ loop per call, <=
+    "extra_worker_vs_compiled_model": 1.0,  # anon per extra worker / per extra CM, <=
+    "weight_heavy_extra_worker_vs_compiled_model": 0.75,  # same, weight-heavy model, <=
+}
+#: Memory differences below this are measurement noise (malloc bins, page
+#: granularity): a worker within it of the peer still meets "never more than".
+MEMORY_TOLERANCE_MB = 0.25
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (stdout carries only the JSON document)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _finite(x: float) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+# -- throughput ---------------------------------------------------------------
+
+CONTENDERS = ("pool", "interpreter", "compiled_model")
+
+
+def throughput_for_model(name: str, path: Path, cfg: benchlib.RunConfig) -> dict[str, Any]:
+    """Closed-loop throughput and latency of every contender at every worker count.
+
+    At each N the three contenders are alive together and take turns (rotating
+    order) for ``cfg.rounds`` rounds, so that load from neighbours is shared fairly.
+    """
+    edgepipe = benchlib.import_edgepipe()
+    model = edgepipe.Model.load(path)
+    inputs = benchlib.edgepipe_inputs(model)
+    result: dict[str, Any] = {c: {} for c in CONTENDERS}
+    seg = cfg.duration / cfg.rounds
+    for n in cfg.workers:
+        pool = edgepipe.Pool(model, workers=n, threads_per_worker=1, weight_cache=True,
+                             queue_size=max(64, 4 * n))
+        try:
+            interps = [benchlib.InterpreterPeer(path) for _ in range(n)]
+            cms = [benchlib.CompiledModelPeer(path) for _ in range(n)]
+
+            def pool_call(pool: Any = pool) -> None:
+                pool.run(inputs)
+
+            calls = {
+                "pool": [pool_call] * (2 * n),
+                "interpreter": [p.run for p in interps],
+                "compiled_model": [c.run for c in cms],
+            }
+            rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
+            for r in range(cfg.rounds):
+                order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]
+                for c in order:
+                    warm = cfg.warmup if r == 0 else cfg.round_warmup
+                    rounds[c].append(benchlib.closed_loop(calls[c], seg, warm))
+            stats = pool.stats()
+        finally:
+            pool.close()
+        del interps, cms
+        for c in CONTENDERS:
+            summary = benchlib.summarize_rounds(rounds[c])
+            summary["instances"] = n
+            if c == "pool":
+                summary["pool_run_time_us"] = stats.get("run_time")
+            result[c][str(n)] = summary
+        log(f"{name} N={n}: " + ", ".join(
+            f"{c} {result[c][str(n)]['throughput_per_s']:.1f}/s "
+            f"({result[c][str(n)]['cpu_cores']:.2f} cores)" for c in CONTENDERS))
+    return result
+
+
+# -- memory (subprocesses) ------------------------------------------------------
+
+def _child_env(cache_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["EDGEPIPE_CACHE_DIR"] = cache_dir
+    # The children must import the same edgepipe as this process.
+    edgepipe = benchlib.import_edgepipe()
+    pkg_parent = str(Path(edgepipe.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [pkg_parent, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    return env
+
+
+def _run_child(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_for_model(name: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Per-extra-instance memory of every contender, K=1 and K=2 in fresh processes."""
+    # Build the weight-cache file first, so that K=1 and K=2 both map a finished one.
+    _run_child(["--child-memory", "pool_weight_cache", str(path), "1"], env)
+    out: dict[str, Any] = {}
+    for contender in benchlib.MEMORY_CONTENDERS:
+        one = _run_child(["--child-memory", contender, str(path), "1"], env)
+        two = _run_child(["--child-memory", contender, str(path), "2"], env)
+        extra = {k: (two["delta_kb"][k] - one["delta_kb"][k]) / 1024.0 for k in one["delta_kb"]}
+        out[contender] = {
+            "first_instance_mb": {k: v / 1024.0 for k, v in one["delta_kb"].items()},
+            "extra_instance_mb": extra,
+            "k1": one,
+            "k2": two,
+        }
+        log(f"{name}: {contender} extra instance RssAnon {extra['RssAnon']:.1f} MB "
+            f"(VmRSS {extra['VmRSS']:.1f} MB)")
+    return out
+
+
+# -- targets ------------------------------------------------------------------------
+
+def _target(value: float | None, threshold: float, higher_is_better: bool,
+            **detail: Any) -> dict[str, Any]:
+    met: bool | None
+    if value is None:
+        met = None
+    else:
+        met = value >= threshold if higher_is_better else value <= threshold
+    return {"value": value, "threshold": threshold,
+            "comparison": ">=" if higher_is_better else "<=", "met": met, **detail}
+
+
+def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
+    """Every target's ratio, threshold and verdict (a miss is reported as met=false)."""
+    targets: dict[str, Any] = {}
+    for name, m in report["models"].items():
+        tp = m.get("throughput")
+        if tp and "1" in tp["pool"] and "2" in tp["pool"]:
+            p1 = tp["pool"]["1"]["throughput_per_s"]
+            p2 = tp["pool"]["2"]["throughput_per_s"]
+            targets[f"scaling_2_workers/{name}"] = _target(
+                _finite(p2 / p1) if p1 else None, TARGETS["scaling_2_workers"], True,
+                pool_1w_per_s=p1, pool_2w_per_s=p2)
+            peers = {k: tp[k]["1"]["throughput_per_s"] for k in ("interpreter", "compiled_model")
+                     if "1" in tp[k]}
+            best_name = max(peers, key=lambda k: peers[k])
+            best = peers[best_name]
+            targets[f"vs_best_peer_1_thread/{name}"] = _target(
+                _finite(p2 / best) if best else None, TARGETS["vs_best_peer_1_thread"], True,
+                pool_2w_per_s=p2, best_peer=best_name, best_peer_1t_per_s=best)
+        mem = m.get("memory")
+        if mem:
+            w = mem["pool_weight_cache"]["extra_instance_mb"]["RssAnon"]
+            w_nowc = mem["pool_no_weight_cache"]["extra_instance_mb"]["RssAnon"]
+            cm = mem["compiled_model"]["extra_instance_mb"]["RssAnon"]
+            it = mem["interpreter"]["extra_instance_mb"]["RssAnon"]
+            ratio = _finite(w / cm) if cm > 0 else None
+            detail = {"extra_worker_anon_mb": w, "extra_worker_no_weight_cache_anon_mb": w_nowc,
+                      "extra_compiled_model_anon_mb": cm, "extra_interpreter_anon_mb": it,
+                      "tolerance_mb": MEMORY_TOLERANCE_MB}
+            t = _target(ratio, TARGETS["extra_worker_vs_compiled_model"], False, **detail)
+            if w - cm <= MEMORY_TOLERANCE_MB and t["met"] is not True:
+                # Both costs are within noise of each other (e.g. a tiny model whose
+                # instances cost ~0 MB): a ratio of two noise values means nothing.
+                t["met"] = True
+                t["note"] = f"within {MEMORY_TOLERANCE_MB} MB of the peer: met by tolerance"
+            targets[f"extra_worker_vs_compiled_model/{name}"] = t
+            if name == benchlib.WEIGHT_HEAVY_MODEL:
+                targets[f"weight_heavy_extra_worker_vs_compiled_model/{name}"] = _target(
+                    ratio, TARGETS["weight_heavy_extra_worker_vs_compiled_model"], False,
+                    **detail)
+    ov = report.get("overhead")
+    if ov:
+        targets["pool_run_overhead_us"] = _target(
+            ov["pool_run_overhead_us"], TARGETS["pool_run_overhead_us"], False,
+            model=ov["model"], pool_run_us=ov["pool_run_us"],
+            bare_cpp_loop_us=ov["bare_cpp_loop_us"],
+            best_round_overhead_us=ov["best_round"]["pool_run_overhead_us"])
+    verdicts = [t["met"] for t in targets.values()]
+    targets["_summary"] = {
+        "met": sum(1 for v in verdicts if v is True),
+        "missed": sorted(k for k, t in targets.items() if t.get("met") is False),
+        "total": len(verdicts),
+    }
+    return targets
+
+
+# -- plot -------------------------------------------------------------------------
+
+def plot(report: dict[str, Any], out: Path) -> None:
+    """Throughput vs workers per model (with peer lines) and RSS per extra instance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [n for n, m in report["models"].items() if m.get("throughput")]
+    mem_models = [n for n, m in report["models"].items() if m.get("memory")]
+    cols = len(models) + (1 if mem_models else 0)
+    fig, axes = plt.subplots(1, max(cols, 1), figsize=(4.2 * max(cols, 1), 4), squeeze=False)
+    labels = {"pool": "edgepipe Pool (N workers)", "interpreter": "Interpreter x N threads",
+              "compiled_model": "CompiledModel x N threads"}
+    for ax, name in zip(axes[0], models):
+        tp = report["models"][name]["throughput"]
+        for key, style in (("pool", "o-"), ("interpreter", "s--"), ("compiled_model", "^:")):
+            xs = sorted(int(k) for k in tp[key])
+            ax.plot(xs, [tp[key][str(x)]["throughput_per_s"] for x in xs], style,
+                    label=labels[key])
+        ax.set_title(name)
+        ax.set_xlabel("workers / threads")
+        ax.set_ylabel("inferences / s")
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+    if models:
+        axes[0][0].legend(fontsize=7)
+    if mem_models:
+        ax = axes[0][-1]
+        width = 0.2
+        for i, c in enumerate(benchlib.MEMORY_CONTENDERS):
+            vals = [report["models"][n]["memory"][c]["extra_instance_mb"]["RssAnon"]
+                    for n in mem_models]
+            ax.bar([j + (i - 1.5) * width for j in range(len(mem_models))], vals, width,
+                   label=c)
+        ax.set_xticks(range(len(mem_models)))
+        ax.set_xticklabels(mem_models, rotation=20, fontsize=7)
+        ax.set_ylabel("RssAnon per extra instance (MB)")
+        ax.set_title("memory per extra instance")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"edgepipe benchmarks {report['meta']['date']} ({report['meta']['cpus']} CPUs)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+# -- main ---------------------------------------------------------------------------
+
+def _meta(args: argparse.Namespace, cfg: benchlib.RunConfig) -> dict[str, Any]:
+    edgepipe = benchlib.import_edgepipe()
+    try:
+        import importlib.metadata as md
+
+        litert_version = md.version("ai-edge-litert")
+    except Exception:  # metadata missing in odd installs: not fatal for a benchmark
+        litert_version = None
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "edgepipe": getattr(edgepipe, "__version__", None),
+        "edgepipe_path": str(Path(edgepipe.__file__).parent),
+        "ai_edge_litert": litert_version,
+        "quick": args.quick,
+        "duration_s": cfg.duration,
+        "warmup_s": cfg.warmup,
+        "rounds": cfg.rounds,
+        "round_warmup_s": cfg.round_warmup,
+        "throughput_statistic": "median over interleaved rounds (best round also reported)",
+        "workers": list(cfg.workers),
+        "threads_per_instance": 1,
+        "pool_clients": "2N closed-loop client threads calling pool.run",
+        "peer_clients": "N threads, each owning its own instance",
+        "compiled_model_environment": "one LiteRT Environment shared by the CompiledModels",
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="CI mode: 3 models, 1 and 2 workers, short durations (< 3 min)")
+    p.add_argument("--models", help="comma-separated model names "
+                   f"(default full: {','.join(benchlib.FULL_MODELS)}; "
+                   f"quick: {','.join(benchlib.QUICK_MODELS)})")
+    p.add_argument("--workers", help="comma-separated worker counts (default 1,2,3,4; quick 1,2)")
+    p.add_argument("--duration", type=float,
+                   help="measured seconds per point and contender (3; quick 1.2)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds per point (0.5; quick 0.3)")
+    p.add_argument("--rounds", type=int,
+                   help="interleaved rounds the duration is split into (3)")
+    p.add_argument("--skip-memory", action="store_true", help="no memory subprocesses")
+    p.add_argument("--skip-throughput", action="store_true", help="no throughput runs")
+    p.add_argument("--out", type=Path, help="also write the JSON document here")
+    p.add_argument("--plot", type=Path, help="write a PNG plot here (needs matplotlib)")
+    p.add_argument("--child-memory", nargs=3, metavar=("CONTENDER", "MODEL", "K"),
+                   help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print the JSON report."""
+    args = parse_args(argv)
+    if args.child_memory:
+        contender, model_path, k = args.child_memory
+        print(json.dumps(benchlib.memory_child(contender, model_path, int(k))))
+        return 0
+
+    t_start = time.perf_counter()
+    cfg = benchlib.RunConfig(
+        duration=args.duration or (1.2 if args.quick else 3.0),
+        warmup=args.warmup if args.warmup is not None else (0.3 if args.quick else 0.5),
+        rounds=args.rounds or 3,
+        round_warmup=0.1 if args.quick else 0.2,
+        workers=tuple(int(w) for w in args.workers.split(",")) if args.workers
+        else ((1, 2) if args.quick else (1, 2, 3, 4)),
+        overhead_runs=5000 if args.quick else 20000,
+        overhead_rounds=5 if args.quick else 9,
+    )
+    names = (args.models.split(",") if args.models
+             else list(benchlib.QUICK_MODELS if args.quick else benchlib.FULL_MODELS))
+    paths = benchlib.resolve_models(names)
+    edgepipe = benchlib.import_edgepipe()
+
+    with tempfile.TemporaryDirectory(prefix="edgepipe-bench-cache-") as cache_dir:
+        # A fresh weight-cache directory: results never depend on a stale cache file.
+        os.environ["EDGEPIPE_CACHE_DIR"] = cache_dir
+        report: dict[str, Any] = {"meta": _meta(args, cfg), "models": {}}
+        for name, path in paths.items():
+            m = edgepipe.Model.load(path)
+            report["models"][name] = {
+                "role": benchlib.MODEL_ROLES[name][0],
+                "source": benchlib.MODEL_ROLES[name][1],
+                "path": str(path),
+                "size_bytes": m.size,
+                "constant_bytes": m.describe().get("constant_bytes"),
+                "inputs": [t.to_dict() for t in m.inputs],
+            }
+            del m
+
+        if benchlib.OVERHEAD_MODEL in paths:
+            log("per-call overhead: pool.run vs bare C++ loop")
+            ov = benchlib.measure_overhead(paths[benchlib.OVERHEAD_MODEL], cfg.overhead_runs,
+                                           cfg.overhead_rounds)
+            ov["model"] = benchlib.OVERHEAD_MODEL
+            report["overhead"] = ov
+            log(f"pool.run {ov['pool_run_us']:.2f}us, bare loop {ov['bare_cpp_loop_us']:.2f}us, "
+                f"overhead {ov['pool_run_overhead_us']:.2f}us")
+
+        if not args.skip_throughput:
+            for name, path in paths.items():
+                report["models"][name]["throughput"] = throughput_for_model(name, path, cfg)
+
+        if not args.skip_memory:
+            env = _child_env(cache_dir)
+            for name, path in paths.items():
+                report["models"][name]["memory"] = memory_for_model(name, path, env)
+
+    report["targets"] = compute_targets(report)
+    report["meta"]["loadavg_end"] = list(os.getloadavg())
+    report["meta"]["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    if args.plot:
+        plot(report, args.plot)
+        log(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
