@@ -13,7 +13,7 @@ Quick start::
 
 from __future__ import annotations
 
-from . import errors
+from . import accelerators, errors
 from ._runtime import load_runtime, runtime_info, runtime_version
 from .errors import (
     AcceleratorError,
@@ -58,6 +58,7 @@ __all__ = [
     "Signature",
     "TensorInfo",
     "__version__",
+    "accelerators",
     "default_model_path",
     "errors",
     "load_runtime",

@@ -7,7 +7,7 @@ import atexit
 import os
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _core, errors
 from ._io import Inputs, accelerator_list, order_inputs, resolve_weight_cache
+from .accel import guard
 from .model import Model, TensorInfo
 
 _ERROR_BY_KIND: dict[str, type[errors.EdgepipeError]] = {
@@ -72,6 +73,7 @@ class Pool:
         block_timeout: default seconds a ``"block"`` submit waits for room.
         retire_after_failures: failed runs after which a worker gives up a
             non-CPU accelerator for the CPU.
+        plugin_options: options for delegate plugins (see :class:`Session`).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Pool:
         signature: str | None = None,
         block_timeout: float | None = None,
         retire_after_failures: int = 3,
+        plugin_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._model = model if isinstance(model, Model) else Model.load(model)
         if workers < 1:
@@ -94,16 +97,20 @@ class Pool:
         if threads_per_worker < 1:
             raise errors.InputError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
         self._block_timeout = _seconds(block_timeout)
+        names, self._policy_events, accel_kwargs = guard.prepare(
+            self._model, accelerator_list(accelerator), plugin_options=plugin_options
+        )
         self._core = _core.Pool(
             self._model._core,
             workers=workers,
             queue_size=queue_size,
             policy=policy,
-            accelerators=accelerator_list(accelerator),
+            accelerators=names,
             threads=threads_per_worker,
             weight_cache=resolve_weight_cache(self._model, weight_cache),
             signature=self._model._signature_index(signature),
             retire_after_failures=retire_after_failures,
+            **accel_kwargs,
         )
         self._inputs = [TensorInfo._from_core(t) for t in self._core.inputs]
         self._outputs = [TensorInfo._from_core(t) for t in self._core.outputs]
@@ -248,14 +255,15 @@ class Pool:
         self._model = new
 
     def stats(self) -> dict[str, Any]:
-        """Counters, queue depth, busy workers and latency histograms (µs)."""
+        """Counters, queue depth, busy workers, latency histograms (µs) and fallback events."""
         s = dict(self._core.stats())
         s["model_sha256"] = self._model.sha256
+        s["fallback_events"] = self.events()
         return s
 
     def events(self) -> list[dict[str, Any]]:
         """Accelerator fallback events: ``{"from", "to", "stage", "error", "time"}``."""
-        return list(self._core.events())
+        return self._policy_events + list(self._core.events())
 
     def close(self, drain: bool = True) -> None:
         """Stop taking requests.

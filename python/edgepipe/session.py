@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core
 from ._io import Inputs, accelerator_list, order_inputs, resolve_weight_cache
+from .accel import guard
 from .errors import EdgepipeError, InputError
 from .model import Model, TensorInfo
 
@@ -23,14 +24,18 @@ class Session:
 
     Args:
         model: a :class:`Model` or a path to a ``.tflite`` file.
-        accelerator: ``"cpu"``, ``"gpu"``, ``"npu"`` or a preference list;
-            when one fails to compile or to run a first time, the next is
-            tried, ending on the CPU (see :attr:`events`).
+        accelerator: ``"cpu"``, ``"gpu"``, ``"npu"``, a delegate plugin
+            (``"plugin:/path/libfoo.so"`` or a path ending in ``.so``) or a
+            preference list; when one is denied (crash denylist, policy),
+            fails to compile or to run a first time, the next is tried,
+            ending on the CPU (see :attr:`events`).
         threads: CPU threads for this session (None: the runtime's default).
         weight_cache: True for the shared XNNPACK weight cache of this model,
             a path for a specific file, False for none.
         signature: the signature key to run (default: the first).
         allow_cpu_fallback: when False, never fall back to the CPU.
+        plugin_options: options for delegate plugins, ``{"key": "value"}``
+            for every plugin or ``{"/path/lib.so": {"key": "value"}}``.
     """
 
     def __init__(
@@ -42,17 +47,23 @@ class Session:
         weight_cache: bool | str | os.PathLike[str] = False,
         signature: str | None = None,
         allow_cpu_fallback: bool = True,
+        plugin_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._model = model if isinstance(model, Model) else Model.load(model)
         if threads is not None and threads < 1:
             raise InputError(f"threads must be at least 1, got {threads}")
+        names, self._policy_events, accel_kwargs = guard.prepare(
+            self._model, accelerator_list(accelerator),
+            allow_cpu_fallback=allow_cpu_fallback, plugin_options=plugin_options,
+        )
         self._core: _core.Session | None = _core.Session(
             self._model._core,
-            accelerator_list(accelerator),
+            names,
             threads or 0,
             resolve_weight_cache(self._model, weight_cache),
             self._model._signature_index(signature),
             allow_cpu_fallback,
+            **accel_kwargs,
         )
         self._infos: list[TensorInfo] | None = None
         self._out_names = [t["name"] for t in self._core.outputs]
@@ -92,7 +103,13 @@ class Session:
     @property
     def events(self) -> list[dict[str, Any]]:
         """Fallback events: ``{"from", "to", "stage", "error", "time"}``."""
-        return list(self._session().events)
+        return self._policy_events + list(self._session().events)
+
+    @property
+    def delegation(self) -> dict[str, Any]:
+        """How the graph was split between accelerators (raw; see
+        :func:`edgepipe.accelerators.delegation_report` for op names)."""
+        return dict(self._session().delegation)
 
     def run(
         self,
