@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
+
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -346,6 +348,36 @@ std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const 
 
 [[noreturn]] void ThrowRequestError(const Request& r) { throw Error(r.error_kind(), r.error()); }
 
+// At interpreter exit, a daemon thread that takes the GIL back is ended by
+// the interpreter with pthread_exit. Its forced unwind would run destructors
+// of Python objects (a request's arrays) without the GIL, or leave a noexcept
+// destructor such as ~gil_scoped_release (std::terminate): both crash the
+// exiting process. Such a thread is parked instead; the process is ending.
+[[noreturn]] void ParkExitingThread() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// Runs fn with the GIL released, for calls that can block for long (waiting
+// on a pool), taking the GIL back safely even during interpreter exit.
+template <class F>
+void WithoutGil(F&& fn) {
+  PyThreadState* state = PyEval_SaveThread();
+  std::exception_ptr error;
+  try {
+    fn();
+  } catch (abi::__forced_unwind&) {
+    ParkExitingThread();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  try {
+    PyEval_RestoreThread(state);
+  } catch (abi::__forced_unwind&) {
+    ParkExitingThread();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 // Destroys a pool when Python drops its last reference. ~Pool joins the
 // workers, and a worker that finishes a request takes the GIL to deliver it:
 // destroying with the GIL held deadlocks, so it is released first. When the
@@ -624,12 +656,11 @@ PYBIND11_MODULE(_core, m) {
           [](Pool& pool, const py::list& inputs, double timeout) {
             py::list outputs = NewOutputs(pool.outputs());
             auto request = BuildRequest(pool, inputs, outputs, timeout);
-            bool finished;
-            {
-              py::gil_scoped_release release;
+            bool finished = false;
+            WithoutGil([&] {
               pool.Submit(request, timeout);
               finished = request->Wait(timeout);
-            }
+            });
             if (!finished || !request->ok()) ThrowRequestError(*request);
             return outputs;
           },
@@ -652,8 +683,7 @@ PYBIND11_MODULE(_core, m) {
               }
             };
             try {
-              py::gil_scoped_release release;
-              pool.Submit(request, block_timeout);
+              WithoutGil([&] { pool.Submit(request, block_timeout); });
             } catch (...) {
               // Never queued, so on_done will not run: free here (GIL held).
               delete pending;
@@ -664,10 +694,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("block_timeout") = -1.0)
       .def(
           "close",
-          [](Pool& pool, bool drain) {
-            py::gil_scoped_release release;
-            pool.Close(drain);
-          },
+          [](Pool& pool, bool drain) { WithoutGil([&] { pool.Close(drain); }); },
           py::arg("drain") = true)
       .def("swap",
            [](Pool& pool, std::shared_ptr<Model> model) {
