@@ -7,7 +7,8 @@
  * The test fixture compiles this one file four times (cc -shared -fPIC):
  *   -DEP_FAIL_AT=0  good         -DEP_FAIL_AT=1  fails in create (returns NULL)
  *   -DEP_FAIL_AT=2  fails in Prepare              -DEP_FAIL_AT=3  fails in Invoke
- * Options (key=value): fail_at=none|create|prepare|invoke overrides the build,
+ * Options (key=value): fail_at=none|create|prepare|invoke|crash overrides the
+ * build (crash: abort() in create),
  * fail_after=N lets the first N invokes succeed (to fail on later runs, not
  * on the first one), ops=add,mul chooses what to claim, verbose=1 prints the
  * execution plan. */
@@ -21,7 +22,7 @@
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
-enum { FAIL_NONE, FAIL_CREATE, FAIL_PREPARE, FAIL_INVOKE };
+enum { FAIL_NONE, FAIL_CREATE, FAIL_PREPARE, FAIL_INVOKE, FAIL_CRASH };
 typedef struct { int fail; long fail_after; int claim_add, claim_mul; int verbose; } state_t;
 
 /* counters readable by the test harness */
@@ -125,11 +126,15 @@ EXPORT ep_delegate* tflite_plugin_create_delegate(const char* const* keys, const
       else if (!strcmp(values[i], "create")) st->fail = FAIL_CREATE;
       else if (!strcmp(values[i], "prepare")) st->fail = FAIL_PREPARE;
       else if (!strcmp(values[i], "invoke")) st->fail = FAIL_INVOKE;
+      else if (!strcmp(values[i], "crash")) st->fail = FAIL_CRASH;
     } else if (!strcmp(keys[i], "ops")) {
       st->claim_add = strstr(values[i], "add") != NULL; st->claim_mul = strstr(values[i], "mul") != NULL;
     } else if (!strcmp(keys[i], "fail_after")) st->fail_after = atol(values[i]);
     else if (!strcmp(keys[i], "verbose")) st->verbose = atoi(values[i]);
   }
+  /* Kills the process the way a broken vendor driver does, to test that
+   * edgepipe's crash marks keep it from happening again on the next start. */
+  if (st->fail == FAIL_CRASH) abort();
   if (st->fail == FAIL_CREATE) {
     if (report_error) report_error("edgepipe-test-delegate: injected create failure (no device)");
     free(st); return NULL;
