@@ -1,0 +1,653 @@
+"""Pool behaviour on the real runtime: APIs, queue policies, deadlines, lifecycle, stats.
+
+A worker is made deterministically busy by a completion callback that waits on an
+event (callbacks run on the worker thread), so no test depends on how fast a model
+runs. Expected outputs are computed from the inputs with numpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import pytest
+from edgepipe import (
+    CancelledError,
+    DroppedError,
+    InputError,
+    Model,
+    ModelError,
+    Pool,
+    PoolClosedError,
+    QueueFullError,
+    RequestTimeoutError,
+)
+from edgepipe.models import generator
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def pair(i: int) -> dict[str, np.ndarray]:
+    """Distinct add_mul inputs for request ``i``."""
+    a = np.array([[i, i + 0.5, -i, 1.0]], np.float32)
+    b = np.array([[2.0, -0.25, i % 7, i * 0.125]], np.float32)
+    return {"a": a, "b": b}
+
+
+def check(out: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> None:
+    assert list(out) == ["sum", "product"]
+    np.testing.assert_array_equal(out["sum"], inputs["a"] + inputs["b"])
+    np.testing.assert_array_equal(out["product"], inputs["a"] * inputs["b"])
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.002)
+
+
+def idle(pool: Pool) -> bool:
+    s = pool.stats()
+    return s["queue_depth"] == 0 and s["busy_workers"] == 0
+
+
+def occupy(pool: Pool) -> tuple[threading.Event, Future[dict[str, np.ndarray]]]:
+    """Block the pool's single worker inside a completion callback until the event is set."""
+    gate = threading.Event()
+    inside = threading.Event()
+
+    def hold(_: Future[dict[str, np.ndarray]]) -> None:
+        inside.set()
+        gate.wait(30)
+
+    fut = pool.submit(pair(-1), callback=hold)
+    assert inside.wait(10)
+    return gate, fut
+
+
+@pytest.fixture(scope="module")
+def add_mul(generated_models: dict[str, pathlib.Path]) -> Model:
+    return Model.load(generated_models["add_mul"])
+
+
+@pytest.fixture(scope="module")
+def add_both(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    """Same contract as add_mul, but ``product`` is a + b: shows which model served."""
+    g = generator._GraphBuilder("edgepipe test add_both")
+    a = g.tensor("a", [1, 4], np.float32)
+    b = g.tensor("b", [1, 4], np.float32)
+    s = g.tensor("sum", [1, 4], np.float32)
+    p = g.tensor("product", [1, 4], np.float32)
+    g.op(generator._OP.ADD, [a, b], [s], generator._OPTS.AddOptions, generator._add_opts())
+    g.op(generator._OP.ADD, [a, b], [p], generator._OPTS.AddOptions, generator._add_opts())
+    path = tmp_path_factory.mktemp("swap") / "add_both.tflite"
+    path.write_bytes(g.finish({"a": a, "b": b}, {"sum": s, "product": p}))
+    return Model.load(path)
+
+
+# -- the request APIs --------------------------------------------------------
+def test_run_returns_outputs_of_its_inputs(add_mul: Model) -> None:
+    with Pool(add_mul, workers=2) as pool:
+        assert [t.name for t in pool.inputs] == ["a", "b"]
+        assert [t.name for t in pool.outputs] == ["sum", "product"]
+        for i in range(20):
+            check(pool.run(pair(i)), pair(i))
+        # By position and with argN names too.
+        x = pair(3)
+        check(pool.run([x["a"], x["b"]]), x)
+        check(pool.run({"arg0": x["a"], "arg1": x["b"]}), x)
+        check(pool.run(x, timeout=5.0), x)
+
+
+def test_submit_resolves_futures_and_runs_callbacks_once(add_mul: Model) -> None:
+    calls: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
+    lock = threading.Lock()
+
+    def cb(i: int) -> Callable[[Future[dict[str, np.ndarray]]], None]:
+        def done(f: Future[dict[str, np.ndarray]]) -> None:
+            assert f.done()
+            with lock:
+                calls.append((i, f))
+        return done
+
+    with Pool(add_mul, workers=2, queue_size=256) as pool:
+        futs = [pool.submit(pair(i), callback=cb(i)) for i in range(200)]
+        for i, f in enumerate(futs):
+            check(f.result(10), pair(i))
+    assert sorted(i for i, _ in calls) == list(range(200))
+    assert all(f is futs[i] for i, f in calls)
+
+
+def test_run_async_from_many_tasks(add_mul: Model) -> None:
+    async def main(pool: Pool) -> list[dict[str, np.ndarray]]:
+        return await asyncio.gather(*(pool.run_async(pair(i)) for i in range(300)))
+
+    with Pool(add_mul, workers=2) as pool:
+        results = asyncio.run(main(pool))
+    for i, out in enumerate(results):
+        check(out, pair(i))
+
+
+def test_run_async_waits_for_room_in_a_full_block_queue(add_mul: Model) -> None:
+    # Queue of 1: most submits find it full and go through the executor path.
+    async def main(pool: Pool) -> list[dict[str, np.ndarray]]:
+        return await asyncio.gather(*(pool.run_async(pair(i)) for i in range(60)))
+
+    with Pool(add_mul, workers=1, queue_size=1, policy="block") as pool:
+        results = asyncio.run(main(pool))
+        wait_for(lambda: idle(pool))
+        assert pool.stats()["completed"] == 60
+    for i, out in enumerate(results):
+        check(out, pair(i))
+
+
+def test_run_async_reject_policy_raises(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1, queue_size=1, policy="reject") as pool:
+        gate, _ = occupy(pool)
+        try:
+            queued = pool.submit(pair(1))
+
+            async def main() -> None:
+                await pool.run_async(pair(2))
+
+            with pytest.raises(QueueFullError):
+                asyncio.run(main())
+        finally:
+            gate.set()
+        check(queued.result(10), pair(1))
+
+
+def test_map_yields_in_input_order(add_mul: Model) -> None:
+    with Pool(add_mul, workers=2) as pool:
+        items = [pair(i) for i in range(300)]
+        for window in (None, 1, 7):
+            outs = list(pool.map(items, window=window))
+            assert len(outs) == len(items)
+            for out, x in zip(outs, items):
+                check(out, x)
+
+
+def test_map_streams_an_endless_iterable(add_mul: Model) -> None:
+    pulled = 0
+
+    def endless() -> Iterator[dict[str, np.ndarray]]:
+        nonlocal pulled
+        for i in itertools.count():
+            pulled += 1
+            yield pair(i)
+
+    with Pool(add_mul, workers=2) as pool:
+        outs = list(itertools.islice(pool.map(endless(), window=4), 50))
+    for i, out in enumerate(outs):
+        check(out, pair(i))
+    assert pulled <= 50 + 4  # bounded read-ahead
+
+
+def test_input_errors_are_raised_synchronously(add_mul: Model) -> None:
+    with Pool(add_mul) as pool:
+        x = pair(0)
+        with pytest.raises(InputError, match="input 'b' must be float32, got float64"):
+            pool.submit({"a": x["a"], "b": x["b"].astype(np.float64)})
+        with pytest.raises(InputError, match=r"must have shape \(1, 4\)"):
+            pool.run({"a": np.zeros((2, 4), np.float32), "b": x["b"]})
+        with pytest.raises(InputError, match="missing input 'b'"):
+            pool.run({"a": x["a"]})
+        with pytest.raises(InputError, match="timeout must be >= 0"):
+            pool.run(x, timeout=-1)
+        assert pool.stats()["submitted"] == 0
+
+
+def test_constructor_validates_options(add_mul: Model) -> None:
+    with pytest.raises(InputError, match="workers must be at least 1"):
+        Pool(add_mul, workers=0)
+    with pytest.raises(InputError, match="queue_size must be at least 1"):
+        Pool(add_mul, queue_size=0)
+    with pytest.raises(InputError, match="unknown queue policy 'newest'"):
+        Pool(add_mul, policy="newest")
+
+
+# -- backpressure policies ---------------------------------------------------
+def test_reject_policy_raises_queue_full(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1, queue_size=2, policy="reject") as pool:
+        gate, first = occupy(pool)
+        queued = [pool.submit(pair(i)) for i in range(2)]
+        with pytest.raises(QueueFullError, match=r"queue is full \(2 waiting requests\)"):
+            pool.submit(pair(99))
+        with pytest.raises(QueueFullError):
+            pool.run(pair(98))
+        s = pool.stats()
+        assert (s["rejected"], s["queue_depth"], s["busy_workers"]) == (2, 2, 1)
+        gate.set()
+        for i, f in enumerate(queued):
+            check(f.result(10), pair(i))
+        check(first.result(), pair(-1))
+        wait_for(lambda: idle(pool))
+        s = pool.stats()
+        assert (s["submitted"], s["completed"], s["rejected"]) == (3, 3, 2)
+
+
+@pytest.mark.parametrize("where", ["constructor", "call"])
+def test_block_policy_times_out_with_queue_full(add_mul: Model, where: str) -> None:
+    kwargs: dict[str, Any] = {"block_timeout": 0.25} if where == "constructor" else {}
+    with Pool(add_mul, workers=1, queue_size=1, policy="block", **kwargs) as pool:
+        gate, _ = occupy(pool)
+        queued = pool.submit(pair(0))
+        t0 = time.monotonic()
+        with pytest.raises(QueueFullError, match=r"stayed full for 0\.25"):
+            if where == "constructor":
+                pool.submit(pair(1))
+            else:
+                pool.submit(pair(1), block_timeout=0.25)
+        assert time.monotonic() - t0 >= 0.24
+        assert pool.stats()["rejected"] == 1
+        gate.set()
+        check(queued.result(10), pair(0))
+
+
+def test_block_policy_waits_for_room(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1, queue_size=1, policy="block") as pool:
+        gate, _ = occupy(pool)
+        queued = pool.submit(pair(0))
+        got: list[Future[dict[str, np.ndarray]]] = []
+        t = threading.Thread(target=lambda: got.append(pool.submit(pair(1))))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got  # blocked on the full queue
+        gate.set()
+        t.join(10)
+        assert not t.is_alive()
+        check(queued.result(10), pair(0))
+        check(got[0].result(10), pair(1))
+
+
+def test_keep_latest_drops_the_oldest(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1, queue_size=2, policy="keep_latest") as pool:
+        gate, _ = occupy(pool)
+        futs = [pool.submit(pair(i)) for i in range(5)]
+        # The three oldest were dropped as newer ones came, before any ran.
+        for f in futs[:3]:
+            assert f.done()
+            with pytest.raises(DroppedError, match="dropped for a newer request"):
+                f.result()
+        assert pool.stats()["dropped"] == 3
+        gate.set()
+        for i in (3, 4):
+            check(futs[i].result(10), pair(i))
+        wait_for(lambda: idle(pool))
+        s = pool.stats()
+        assert (s["submitted"], s["completed"], s["dropped"], s["failed"]) == (6, 3, 3, 0)
+        assert s["run_time"]["count"] == 3
+
+
+# -- deadlines ----------------------------------------------------------------
+def test_run_timeout_zero_on_busy_pool_never_runs(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1) as pool:
+        gate, _ = occupy(pool)
+        with pytest.raises(RequestTimeoutError, match="timed out"):
+            pool.run(pair(5), timeout=0)
+        assert isinstance(RequestTimeoutError("x"), TimeoutError)
+        gate.set()
+        wait_for(lambda: idle(pool))
+        s = pool.stats()
+        # Only the occupying request ran: the timed-out one never did.
+        assert (s["submitted"], s["completed"], s["expired"]) == (2, 1, 1)
+        assert s["run_time"]["count"] == 1
+        check(pool.run(pair(6), timeout=0.5), pair(6))  # an idle pool starts it in time
+
+
+def test_submit_deadline_expires_in_queue(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1) as pool:
+        gate, _ = occupy(pool)
+        expiring = pool.submit(pair(1), timeout=0.05)
+        lasting = pool.submit(pair(2), timeout=30)
+        time.sleep(0.15)
+        gate.set()
+        with pytest.raises(RequestTimeoutError, match="deadline passed"):
+            expiring.result(10)
+        check(lasting.result(10), pair(2))
+        wait_for(lambda: idle(pool))
+        s = pool.stats()
+        assert (s["submitted"], s["completed"], s["expired"]) == (3, 2, 1)
+
+
+# -- lifecycle -----------------------------------------------------------------
+def test_close_drain_completes_queued_work(add_mul: Model) -> None:
+    pool = Pool(add_mul, workers=1)
+    gate, _ = occupy(pool)
+    queued = [pool.submit(pair(i)) for i in range(5)]
+    closer = threading.Thread(target=pool.close, kwargs={"drain": True})
+    closer.start()
+    wait_for(lambda: pool.closed)
+    with pytest.raises(PoolClosedError, match="closed"):
+        pool.submit(pair(9))
+    assert closer.is_alive()  # waiting for the queued work
+    gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    for i, f in enumerate(queued):
+        check(f.result(0), pair(i))
+    assert pool.stats()["completed"] == 6
+
+
+def test_close_without_drain_cancels_queued(add_mul: Model) -> None:
+    pool = Pool(add_mul, workers=1)
+    gate, running = occupy(pool)
+    queued = [pool.submit(pair(i)) for i in range(4)]
+    threading.Timer(0.2, gate.set).start()
+    pool.close(drain=False)
+    for f in queued:
+        with pytest.raises(CancelledError, match="drain=False"):
+            f.result(0)
+    check(running.result(0), pair(-1))  # a started run completes
+    s = pool.stats()
+    assert (s["completed"], s["cancelled"], s["queue_depth"]) == (1, 4, 0)
+    with pytest.raises(PoolClosedError):
+        pool.run(pair(0))
+    with pytest.raises(PoolClosedError):
+        pool.submit(pair(0))
+    pool.close()  # idempotent
+
+
+def test_close_releases_blocked_submitters(add_mul: Model) -> None:
+    pool = Pool(add_mul, workers=1, queue_size=1, policy="block")
+    gate, _ = occupy(pool)
+    pool.submit(pair(0))
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            pool.submit(pair(1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=submit)
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()
+    threading.Timer(0.2, gate.set).start()
+    pool.close(drain=False)
+    t.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], PoolClosedError)
+
+
+@pytest.mark.parametrize("drain", [True, False])
+def test_close_from_a_completion_callback(add_mul: Model, drain: bool) -> None:
+    pool = Pool(add_mul, workers=1)
+    gate, first = occupy(pool)
+    closed = threading.Event()
+
+    def close_me(_: Future[dict[str, np.ndarray]]) -> None:
+        pool.close(drain=drain)  # on the worker thread
+        closed.set()
+
+    futs = [pool.submit(pair(i)) for i in range(20)]
+    futs.append(pool.submit(pair(20), callback=close_me))
+    futs += [pool.submit(pair(i)) for i in range(21, 40)]
+    gate.set()
+    assert closed.wait(10)
+    pool.close()  # joins from here
+    for i, f in enumerate(futs):
+        exc = f.exception(10)
+        if exc is None:
+            check(f.result(), pair(i))
+        else:
+            assert not drain and isinstance(exc, CancelledError)
+    check(first.result(), pair(-1))
+    s = pool.stats()
+    assert s["completed"] + s["cancelled"] == 41
+    assert s["cancelled"] == (0 if drain else 19)
+
+
+def test_pool_kept_alive_only_by_its_callback(add_mul: Model) -> None:
+    # The last reference goes away inside the callback, on a worker thread.
+    done = threading.Event()
+    results: list[Future[dict[str, np.ndarray]]] = []
+    for _ in range(10):
+        done.clear()
+
+        def start() -> None:
+            pool = Pool(add_mul, workers=2)
+
+            def cb(f: Future[dict[str, np.ndarray]]) -> None:
+                pool.close()
+                results.append(f)
+                done.set()
+
+            pool.submit(pair(0))
+            pool.submit(pair(1), callback=cb)
+
+        start()
+        assert done.wait(10)
+        gc.collect()
+    for f in results:
+        check(f.result(), pair(1))
+
+
+def test_dropping_a_busy_pool_without_close(add_mul: Model) -> None:
+    pool = Pool(add_mul, workers=1)
+    gate, running = occupy(pool)
+    queued = [pool.submit(pair(i)) for i in range(3)]
+    threading.Timer(0.2, gate.set).start()
+    del pool
+    gc.collect()  # must not deadlock: destruction joins workers without the GIL
+    check(running.result(10), pair(-1))
+    for f in queued:
+        with pytest.raises(CancelledError):
+            f.result(10)
+
+
+def test_close_from_another_thread_while_busy(add_mul: Model) -> None:
+    pool = Pool(add_mul, workers=2, queue_size=8)
+    stop = threading.Event()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def hammer(seed: int) -> None:
+        i = seed * 100_000
+        while not stop.is_set():
+            i += 1
+            try:
+                check(pool.run(pair(i)), pair(i))
+                kind = "ok"
+            except PoolClosedError:
+                kind = "closed"
+            except CancelledError:
+                kind = "cancelled"
+            with lock:
+                outcomes.append(kind)
+            if kind != "ok":
+                return
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(outcomes) > 200)
+    closer = threading.Thread(target=pool.close, kwargs={"drain": False})
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive()
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    stop.set()
+    assert outcomes.count("ok") > 200
+    assert outcomes.count("closed") + outcomes.count("cancelled") == 4
+
+
+def test_context_manager_drains_and_closes(add_mul: Model) -> None:
+    with Pool(add_mul, workers=2) as pool:
+        futs = [pool.submit(pair(i)) for i in range(50)]
+    assert pool.closed
+    for i, f in enumerate(futs):
+        assert f.done()
+        check(f.result(), pair(i))
+    with pytest.raises(PoolClosedError):
+        pool.run(pair(0))
+
+
+# -- stats --------------------------------------------------------------------
+def test_stats_counts_and_histograms(add_mul: Model) -> None:
+    with Pool(add_mul, workers=2, queue_size=16) as pool:
+        s = pool.stats()
+        assert (s["submitted"], s["completed"], s["queue_depth"], s["busy_workers"]) == \
+            (0, 0, 0, 0)
+        assert (s["workers"], s["queue_capacity"]) == (2, 16)
+        assert s["worker_accelerators"] == ["cpu", "cpu"]
+        assert s["model_sha256"] == add_mul.sha256
+        assert s["run_time"]["count"] == 0
+
+        n = 123
+        futs = [pool.submit(pair(i)) for i in range(n)]
+        for i in range(n, n + 27):
+            check(pool.run(pair(i)), pair(i))
+        for i, f in enumerate(futs):
+            check(f.result(10), pair(i))
+        wait_for(lambda: idle(pool))
+        s = pool.stats()
+        total = n + 27
+        assert (s["submitted"], s["completed"], s["failed"]) == (total, total, 0)
+        assert (s["dropped"], s["rejected"], s["expired"], s["cancelled"]) == (0, 0, 0, 0)
+        for hist in ("queue_wait", "run_time"):
+            h = s[hist]
+            assert h["count"] == total
+            assert sum(c for _, c in h["buckets"]) == total
+            assert 0 <= h["p50_us"] <= h["p90_us"] <= h["p99_us"] <= h["max_us"]
+            assert h["mean_us"] <= h["max_us"]
+        assert s["run_time"]["p50_us"] > 0
+
+
+def test_stats_show_queue_depth_and_busy_workers(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1, queue_size=8) as pool:
+        gate, _ = occupy(pool)
+        queued = [pool.submit(pair(i)) for i in range(5)]
+        s = pool.stats()
+        assert (s["busy_workers"], s["queue_depth"]) == (1, 5)
+        gate.set()
+        for i, f in enumerate(queued):
+            check(f.result(10), pair(i))
+        wait_for(lambda: idle(pool))
+        assert pool.stats()["completed"] == 6
+
+
+# -- hot swap ----------------------------------------------------------------
+def test_swap_keeps_serving(add_mul: Model, add_both: Model) -> None:
+    pool = Pool(add_mul, workers=2, queue_size=32)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    served = {"old": 0, "new": 0}
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        i = seed * 1_000_000
+        while not stop.is_set():
+            i += 1
+            x = pair(i)
+            try:
+                out = pool.run(x)
+                np.testing.assert_array_equal(out["sum"], x["a"] + x["b"])
+                if np.array_equal(out["product"], x["a"] * x["b"]):
+                    kind = "old"
+                else:
+                    np.testing.assert_array_equal(out["product"], x["a"] + x["b"])
+                    kind = "new"
+                with lock:
+                    served[kind] += 1
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for model in (add_both, add_mul, add_both, add_mul, add_both):
+            wait_for(lambda: sum(served.values()) > 50)
+            pool.swap(model)
+            assert pool.model is model
+            assert pool.stats()["model_sha256"] == model.sha256
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not failures, failures[:3]
+    assert served["old"] > 0 and served["new"] > 0
+    # Requests made after the last swap are served by the new model.
+    x = pair(7)
+    np.testing.assert_array_equal(pool.run(x)["product"], x["a"] + x["b"])
+    assert pool.stats()["swaps"] == 5
+    assert pool.stats()["failed"] == 0
+    pool.close()
+
+
+def test_swap_with_a_different_contract_raises(add_mul: Model,
+                                               generated_models: dict[str, pathlib.Path],
+                                               tmp_path: pathlib.Path) -> None:
+    wider = tmp_path / "add_mul8.tflite"
+    wider.write_bytes(generator.build_add_mul(8))
+    with Pool(add_mul) as pool:
+        with pytest.raises(ModelError, match=r"input 0 is 'a' float32\[1, 8\]"):
+            pool.swap(wider)
+        with pytest.raises(ModelError, match="has 1 inputs, the serving one 2"):
+            pool.swap(generated_models["dynamic_add"])
+        assert pool.model is add_mul
+        assert pool.stats()["swaps"] == 0
+        check(pool.run(pair(1)), pair(1))
+    with pytest.raises(PoolClosedError):
+        pool.swap(add_mul)
+
+
+# -- interpreter exit -------------------------------------------------------
+_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading
+    import numpy as np
+    import edgepipe
+
+    model_path, mode = sys.argv[1], sys.argv[2]
+    pool = edgepipe.Pool(model_path, workers=2, queue_size=64)
+    x = {"a": np.ones((1, 4), np.float32), "b": np.ones((1, 4), np.float32)}
+    if mode == "queued":
+        futs = [pool.submit(x, callback=lambda f: None) for _ in range(64)]
+    elif mode == "threads":
+        def loop():
+            while True:
+                pool.run(x)
+        for _ in range(3):
+            threading.Thread(target=loop, daemon=True).start()
+    elif mode == "gated":
+        gate = threading.Event()
+        pool.submit(x, callback=lambda f: gate.wait(0.5))
+        futs = [pool.submit(x) for _ in range(10)]
+    print("started", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["queued", "threads", "gated"])
+def test_interpreter_exit_with_a_busy_pool(generated_models: dict[str, pathlib.Path],
+                                           tmp_path: pathlib.Path, mode: str) -> None:
+    script = tmp_path / "exit_busy.py"
+    script.write_text(_EXIT_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(generated_models["add_mul"]), mode],
+        capture_output=True, text=True, timeout=30, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "started" in proc.stdout
