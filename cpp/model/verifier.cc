@@ -26,6 +26,21 @@ namespace {
 #include "model/op_names.inc"
 
 constexpr int kCustomOp = 32;            // BuiltinOperator_CUSTOM
+constexpr int kDelegateOp = 51;
+constexpr int kDequantizeOp = 6;
+constexpr int kDensifyOp = 124;
+constexpr int kConv2DOp = 3;
+constexpr int kDepthwiseConv2DOp = 4;
+constexpr int kReshapeOp = 22;
+constexpr int kPadOp = 34;
+constexpr int kSqueezeOp = 43;
+constexpr int kPadV2Op = 60;
+constexpr int kExpandDimsOp = 70;
+constexpr int kMirrorPadOp = 100;
+constexpr int kConv2DOptions = 1;           // BuiltinOptions_Conv2DOptions
+constexpr int kDepthwiseConv2DOptions = 2;  // BuiltinOptions_DepthwiseConv2DOptions
+constexpr int kTypeInt32 = 2;
+constexpr int kTypeInt64 = 4;
 constexpr int kPlaceholderOp = 127;      // PLACEHOLDER_FOR_GREATER_OP_CODES
 constexpr int kMaxTensorType = 22;       // FLOAT8_E5M2
 constexpr int kTypeString = 5;
@@ -61,6 +76,37 @@ constexpr uint32_t kTypeBits[kMaxTensorType + 1] = {
     8,    // FLOAT8_E4M3FN
     8,    // FLOAT8_E5M2
 };
+
+// Whether input `position` of a builtin op may be -1 ("no tensor"). The
+// runtime's kernels and the XNNPACK delegate index the tensor array with the
+// input index unless they expect the input to be optional, so -1 anywhere
+// else reads before the array (seen crashing LiteRT on DEQUANTIZE).
+bool OptionalInputAllowed(int code, size_t position) {
+  switch (code) {
+    case kCustomOp:
+    case kDelegateOp:
+      return true;  // opaque to us
+    case 16:   // LSTM
+    case 24:   // RNN
+    case 35:   // UNIDIRECTIONAL_SEQUENCE_RNN
+    case 44:   // UNIDIRECTIONAL_SEQUENCE_LSTM
+    case 46:   // BIDIRECTIONAL_SEQUENCE_RNN
+    case 52:   // BIDIRECTIONAL_SEQUENCE_LSTM
+      return position > 0;  // peepholes, projections, aux inputs, ...
+    case 3:    // CONV_2D: bias
+    case 4:    // DEPTHWISE_CONV_2D: bias
+    case 9:    // FULLY_CONNECTED: bias
+    case 15:   // LSH_PROJECTION: weight
+    case 132:  // CONV_3D: bias
+      return position == 2;
+    case 27:   // SVDF: bias
+    case 67:   // TRANSPOSE_CONV: bias
+    case 141:  // CONV_3D_TRANSPOSE: bias
+      return position == 3;
+    default:
+      return false;
+  }
+}
 
 std::string Escape(const uint8_t* p, size_t n) {
   static const char kHex[] = "0123456789abcdef";
@@ -98,11 +144,21 @@ struct Vec {
 struct BufferInfo {
   bool has_data = false;
   uint64_t bytes = 0;
+  size_t pos = 0;  // start of the data inside the flatbuffer; 0 if stored after it
 };
 
 struct TensorInfo {
   bool constant = false;
   bool variable = false;
+  bool dynamic = false;  // shape_signature has a -1: shape is only a placeholder
+  int type = 0;
+  std::vector<int32_t> shape;
+  const BufferInfo* buffer = nullptr;
+  uint64_t Elements() const {
+    uint64_t n = 1;
+    for (int32_t d : shape) n *= static_cast<uint64_t>(d);  // bounded in TensorTable
+    return n;
+  }
 };
 
 class Walker {
@@ -356,17 +412,20 @@ class Walker {
   void OperatorCodes(const Table& model);
   void Buffers(const Table& model);
   void Subgraph(const Table& sg, size_t index);
-  void TensorTable(const Table& t, size_t index, size_t num_tensors);
+  void TensorTable(const Table& t, size_t num_tensors);
   void Quantization(const Table& q, const std::vector<int64_t>& shape, size_t num_tensors);
   // Returns the number of stored values of the sparse tensor.
   uint64_t Sparsity(const Table& s, const std::vector<int64_t>& shape);
   void OperatorTable(const Table& op, size_t num_tensors, const std::vector<TensorInfo>& tensors,
                      size_t subgraph);
-  void Options(const Table& op, int type_slot, int value_slot, int max_type,
+  Table Options(const Table& op, int type_slot, int value_slot, int max_type,
                const OptionsLayout* layouts, const char* field, size_t subgraph);
   void SubgraphIndex(int64_t index, const char* field, size_t subgraph);
   void TensorIndices(const Vec& v, const char* field, size_t num_tensors, bool allow_optional,
                      const char* verb);
+  void StaticShapes(int code, const char* op_name, const Vec& inputs, const Vec& outputs,
+                    const std::vector<TensorInfo>& tensors, int options_type,
+                    const Table& options);
   void SignatureDefs(const Table& model);
   void Metadata(const Table& model);
   void ExternalBuffers(const Table& model);
@@ -496,6 +555,7 @@ void Walker::Buffers(const Table& model) {
     } else {
       info.has_data = data && data.len > 0;
       info.bytes = data ? data.len : 0;
+      info.pos = data.pos;
     }
   }
 }
@@ -552,10 +612,16 @@ void Walker::Subgraph(const Table& sg, size_t index) {
   for (size_t i = 0; i < n; ++i) {
     Table t = Element(tensors, i, "tensor");
     Scope s(this, "tensor", i);
-    TensorTable(t, i, n);
+    TensorTable(t, n);
     uint32_t buffer = GetU32(t, 2, 0, "buffer");
     infos[i].constant = buffers_[buffer].has_data;  // index checked in TensorTable
+    infos[i].buffer = &buffers_[buffer];
     infos[i].variable = GetU8(t, 5, 0, "is_variable") != 0;
+    infos[i].type = GetI8(t, 1, 0, "type");
+    Vec shape = Vector(t, 0, 4, "shape");
+    for (size_t d = 0; d < shape.len; ++d) infos[i].shape.push_back(IntAt(shape, d));
+    Vec signature = Vector(t, 7, 4, "shape_signature");
+    for (size_t d = 0; d < signature.len; ++d) infos[i].dynamic |= IntAt(signature, d) == -1;
   }
   // The runtime feeds subgraph inputs from the caller and writes outputs;
   // neither may be a hole.
@@ -576,17 +642,15 @@ void Walker::Subgraph(const Table& sg, size_t index) {
   }
 }
 
-void Walker::TensorTable(const Table& t, size_t index, size_t num_tensors) {
-  (void)index;
+void Walker::TensorTable(const Table& t, size_t num_tensors) {
   Vec shape_vec = Vector(t, 0, 4, "shape");
   int type = GetI8(t, 1, 0, "type");
   uint32_t buffer = GetU32(t, 2, 0, "buffer");
   String(t, 3, "name");
-  bool is_variable = GetU8(t, 5, 0, "is_variable") != 0;
+  GetU8(t, 5, 0, "is_variable");
   Vec signature = Vector(t, 7, 4, "shape_signature");
   GetU8(t, 8, 0, "has_rank");
   uint32_t external = GetU32(t, 10, 0, "external_buffer");
-  (void)is_variable;
 
   if (type < 0 || type > kMaxTensorType) {
     Corrupt(Where() + " has unknown type " + std::to_string(type));
@@ -888,14 +952,14 @@ void Walker::SubgraphIndex(int64_t index, const char* field, size_t subgraph) {
   calls_[subgraph].push_back(static_cast<size_t>(index));
 }
 
-void Walker::Options(const Table& op, int type_slot, int value_slot, int max_type,
+Table Walker::Options(const Table& op, int type_slot, int value_slot, int max_type,
                      const OptionsLayout* layouts, const char* field, size_t subgraph) {
   int type = GetU8(op, type_slot, 0, field);
   if (type > max_type) {
     Corrupt(Where() + " has unknown " + field + " type " + std::to_string(type));
   }
   Table t = SubTable(op, value_slot, field);
-  if (type == 0) return;
+  if (type == 0) return Table();
   const OptionsLayout& layout = layouts[type];
   // Every writer emits the options table with its type; type without table
   // is a damaged offset, and some runtime paths do not test for null.
@@ -903,7 +967,10 @@ void Walker::Options(const Table& op, int type_slot, int value_slot, int max_typ
   Scope s(this, layout.name);
   const char* f = layout.fields;
   size_t nfields = std::strlen(f);
-  for (int slot = 0; 4 + 2 * slot + 2 <= t.vsize; ++slot) {
+  // Walk every slot of the layout, not only those in the vtable: an absent
+  // subgraph index still means subgraph 0 to the runtime.
+  int nslots = static_cast<int>(std::max<size_t>(nfields, (t.vsize - 4) / 2));
+  for (int slot = 0; slot < nslots; ++slot) {
     char c = static_cast<size_t>(slot) < nfields ? f[slot] : '?';
     switch (c) {
       case '1': FieldPos(t, slot, 1, "field"); break;
@@ -937,6 +1004,7 @@ void Walker::Options(const Table& op, int type_slot, int value_slot, int max_typ
         break;
     }
   }
+  return t;
 }
 
 void Walker::OperatorTable(const Table& op, size_t num_tensors,
@@ -947,6 +1015,8 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
             std::to_string(op_codes_.size()));
   }
   summary_.op_counts[op_names_[opcode]]++;
+  int code = op_codes_[opcode];
+  const char* op_name = kBuiltinOpNames[code];
 
   Vec inputs = Vector(op, 1, 4, "inputs");
   Vec outputs = Vector(op, 2, 4, "outputs");
@@ -955,10 +1025,30 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
   TensorIndices(inputs, "inputs", num_tensors, true, "reads");
   TensorIndices(outputs, "outputs", num_tensors, true, "writes");
   TensorIndices(intermediates, "intermediates", num_tensors, true, "uses");
+  for (size_t i = 0; i < inputs.len; ++i) {
+    if (IntAt(inputs, i) == -1 && !OptionalInputAllowed(code, i)) {
+      Corrupt(Where() + " (" + op_name + ") has no tensor for input " + std::to_string(i) +
+              ", which is not optional");
+    }
+  }
   for (size_t i = 0; i < outputs.len; ++i) {
     int32_t t = IntAt(outputs, i);
+    if (t == -1 && code != kCustomOp && code != kDelegateOp) {
+      Corrupt(Where() + " (" + op_name + ") has no tensor for output " + std::to_string(i));
+    }
     if (t >= 0 && tensors[t].constant && !tensors[t].variable) {
       Corrupt(Where() + " writes constant tensor " + std::to_string(t));
+    }
+  }
+  if ((code == kDequantizeOp || code == kDensifyOp) && inputs.len >= 1 && outputs.len >= 1) {
+    // XNNPACK turns DEQUANTIZE/DENSIFY of constant weights into static
+    // tensors of the output's shape filled from the input's data, trusting
+    // that the two shapes agree.
+    const TensorInfo& in = tensors[IntAt(inputs, 0)];
+    const TensorInfo& out = tensors[IntAt(outputs, 0)];
+    if (in.shape != out.shape) {
+      Corrupt(Where() + " (" + op_name + ") maps tensor " + std::to_string(IntAt(inputs, 0)) +
+              " to tensor " + std::to_string(IntAt(outputs, 0)) + " of a different shape");
     }
   }
   if (mutating.len != 0 && mutating.len != inputs.len) {
@@ -966,7 +1056,9 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
             std::to_string(inputs.len) + " inputs");
   }
 
-  Options(op, 3, 4, kBuiltinOptionsMax, kBuiltinOptionsLayouts, "builtin_options", subgraph);
+  int options_type = GetU8(op, 3, 0, "builtin_options_type");
+  Table options =
+      Options(op, 3, 4, kBuiltinOptionsMax, kBuiltinOptionsLayouts, "builtin_options", subgraph);
   Options(op, 11, 12, kBuiltinOptions2Max, kBuiltinOptions2Layouts, "builtin_options_2", subgraph);
 
   Vector(op, 5, 1, "custom_options");
@@ -979,6 +1071,131 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
             std::to_string(size_));
   }
   GetI32(op, 13, -1, "debug_metadata_index");
+  StaticShapes(code, op_name, inputs, outputs, tensors, options_type, options);
+}
+
+// XNNPACK builds its graph from the shapes declared in the model and, for
+// these ops, does not re-derive them from the inputs the way the builtin
+// kernels do: a declared shape that disagrees with the operands makes it read
+// or write out of bounds (seen as SIGSEGV on corrupted models) or size a
+// tensor from a damaged constant (seen as a 16 GB allocation). Only shapes
+// that are fully static are compared.
+void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, const Vec& outputs,
+                          const std::vector<TensorInfo>& tensors, int options_type,
+                          const Table& options) {
+  auto in = [&](size_t i) -> const TensorInfo* {
+    return i < inputs.len && IntAt(inputs, i) >= 0 ? &tensors[IntAt(inputs, i)] : nullptr;
+  };
+  const TensorInfo* out = outputs.len > 0 && IntAt(outputs, 0) >= 0 ? &tensors[IntAt(outputs, 0)]
+                                                                      : nullptr;
+  auto fail = [&](const std::string& what) {
+    Corrupt(Where() + " (" + op_name + ") " + what);
+  };
+  auto shape_str = [](const std::vector<int32_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+    return s + "]";
+  };
+
+  switch (code) {
+    case kReshapeOp:
+    case kSqueezeOp:
+    case kExpandDimsOp: {
+      const TensorInfo* x = in(0);
+      if (!x || !out || x->dynamic || out->dynamic) return;
+      if (x->Elements() != out->Elements()) {
+        fail("turns shape " + shape_str(x->shape) + " into " + shape_str(out->shape) +
+             ", a different number of elements");
+      }
+      return;
+    }
+    case kPadOp:
+    case kPadV2Op:
+    case kMirrorPadOp: {
+      const TensorInfo* x = in(0);
+      const TensorInfo* pads = in(1);
+      if (!x || !pads || !out || !pads->constant || pads->buffer->pos == 0) return;
+      if (pads->type != kTypeInt32 && pads->type != kTypeInt64) return;
+      size_t rank = x->shape.size();
+      if (pads->shape.size() != 2 || static_cast<size_t>(pads->shape[0]) != rank ||
+          pads->shape[1] != 2) {
+        fail("has paddings of shape " + shape_str(pads->shape) + " for an input of rank " +
+             std::to_string(rank));
+      }
+      if (x->dynamic || out->dynamic || out->shape.size() != rank) return;
+      size_t width = pads->type == kTypeInt32 ? 4 : 8;
+      if (pads->buffer->bytes < rank * 2 * width) return;  // sparse: not a dense [rank,2]
+      size_t base = pads->buffer->pos;
+      for (size_t d = 0; d < rank; ++d) {
+        int64_t before = width == 4 ? I32(base + 8 * d) : static_cast<int64_t>(U64(base + 16 * d));
+        int64_t after = width == 4 ? I32(base + 8 * d + 4)
+                                   : static_cast<int64_t>(U64(base + 16 * d + 8));
+        if (before < 0 || after < 0 || before > (1 << 30) || after > (1 << 30) ||
+            x->shape[d] + before + after != out->shape[d]) {
+          fail("pads dimension " + std::to_string(d) + " of size " + std::to_string(x->shape[d]) +
+               " by " + std::to_string(before) + "+" + std::to_string(after) +
+               " but declares size " + std::to_string(out->shape[d]));
+        }
+      }
+      return;
+    }
+    case kConv2DOp:
+    case kDepthwiseConv2DOp: {
+      bool depthwise = code == kDepthwiseConv2DOp;
+      int want = depthwise ? kDepthwiseConv2DOptions : kConv2DOptions;
+      if (options_type != want || !options) fail("has no " + std::string(kBuiltinOptionsLayouts[want].name));
+      // Both option tables start with padding, stride_w, stride_h; dilations
+      // follow at slots 4,5 (conv) or 5,6 (depthwise).
+      int padding = GetI8(options, 0, 0, "padding");
+      int32_t stride_w = GetI32(options, 1, 0, "stride_w");
+      int32_t stride_h = GetI32(options, 2, 0, "stride_h");
+      int32_t dil_w = GetI32(options, depthwise ? 5 : 4, 1, "dilation_w_factor");
+      int32_t dil_h = GetI32(options, depthwise ? 6 : 5, 1, "dilation_h_factor");
+      if (stride_w < 1 || stride_h < 1 || dil_w < 1 || dil_h < 1 || padding < 0 || padding > 1) {
+        fail("has stride " + std::to_string(stride_h) + "x" + std::to_string(stride_w) +
+             ", dilation " + std::to_string(dil_h) + "x" + std::to_string(dil_w) +
+             " and padding " + std::to_string(padding));
+      }
+      const TensorInfo* x = in(0);
+      const TensorInfo* w = in(1);
+      const TensorInfo* bias = in(2);
+      if (!x || !w || !out) fail("lacks its input, filter or output");
+      if (x->shape.size() != 4 || w->shape.size() != 4 || out->shape.size() != 4) {
+        if (x->dynamic || out->dynamic) return;
+        fail("needs rank-4 input, filter and output, got " + shape_str(x->shape) + ", " +
+             shape_str(w->shape) + ", " + shape_str(out->shape));
+      }
+      int64_t out_channels = depthwise ? w->shape[3] : w->shape[0];
+      bool channels_ok = depthwise ? (x->shape[3] > 0 && w->shape[3] % x->shape[3] == 0)
+                                   : (w->shape[3] > 0 && x->shape[3] % w->shape[3] == 0);
+      if (!channels_ok || (depthwise && w->shape[0] != 1)) {
+        fail("has input " + shape_str(x->shape) + " and filter " + shape_str(w->shape) +
+             ", whose channels disagree");
+      }
+      if (bias && (bias->shape.size() != 1 || bias->shape[0] != out_channels)) {
+        fail("has bias " + shape_str(bias->shape) + " for " + std::to_string(out_channels) +
+             " output channels");
+      }
+      if (x->dynamic || out->dynamic) return;
+      auto out_size = [&](int64_t size, int64_t k, int64_t stride, int64_t dil) -> int64_t {
+        int64_t eff = (k - 1) * dil + 1;
+        return padding == 0 ? (size + stride - 1) / stride
+                            : (size >= eff ? (size - eff + stride) / stride : 0);
+      };
+      int64_t oh = out_size(x->shape[1], w->shape[1], stride_h, dil_h);
+      int64_t ow = out_size(x->shape[2], w->shape[2], stride_w, dil_w);
+      if (out->shape[0] != x->shape[0] || out->shape[1] != oh || out->shape[2] != ow ||
+          out->shape[3] != out_channels) {
+        fail("maps input " + shape_str(x->shape) + " with filter " + shape_str(w->shape) +
+             " to declared output " + shape_str(out->shape) + ", expected [" +
+             std::to_string(x->shape[0]) + "," + std::to_string(oh) + "," + std::to_string(ow) +
+             "," + std::to_string(out_channels) + "]");
+      }
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 void Walker::CheckCallGraph() {
