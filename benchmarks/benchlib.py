@@ -226,6 +226,25 @@ def percentile(values_s: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values_s), q) * 1e6)
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from ``/proc/stat``.
+
+    Busy excludes idle, iowait and steal; with the process's own CPU time it shows
+    how much of the machine other processes (other engineers' builds) took.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return (float("nan"), float("nan"))
+    hz = os.sysconf("SC_CLK_TCK")
+    idle, iowait = fields[3], fields[4]
+    steal = fields[7] if len(fields) > 7 else 0
+    # guest time is already counted in user time
+    total = sum(fields[:8])
+    return ((total - idle - iowait - steal) / hz, steal / hz)
+
+
 def closed_loop(calls: Sequence[Callable[[], object]], duration: float,
                 warmup: float) -> dict[str, Any]:
     """Run ``calls[i]`` back to back on thread i for ``warmup + duration`` seconds.
@@ -233,7 +252,9 @@ def closed_loop(calls: Sequence[Callable[[], object]], duration: float,
     Calls completing inside the measured window (after the warm-up) count towards
     throughput; their wall-clock latencies (seconds) are returned in ``latencies``.
     ``cpu_cores`` is the process CPU time over the window divided by its length: how
-    many cores the contender actually got (neighbours on a shared machine show here).
+    many cores the contender actually got; ``other_cores`` is what the rest of the
+    machine used meanwhile (other processes on a shared machine), ``steal_cores`` what
+    the hypervisor took.
     """
     n = len(calls)
     lat: list[list[float]] = [[] for _ in range(n)]
@@ -263,9 +284,10 @@ def closed_loop(calls: Sequence[Callable[[], object]], duration: float,
     def cpu_sampler() -> None:
         start, end = window
         time.sleep(max(0.0, start - time.perf_counter()))
-        c0 = time.process_time()
+        c0, s0 = time.process_time(), machine_cpu_seconds()
         time.sleep(max(0.0, end - time.perf_counter()))
-        cpu.append(time.process_time() - c0)
+        c1, s1 = time.process_time(), machine_cpu_seconds()
+        cpu.extend([c1 - c0, s1[0] - s0[0] - (c1 - c0), s1[1] - s0[1]])
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
     for t in threads:
@@ -286,6 +308,8 @@ def closed_loop(calls: Sequence[Callable[[], object]], duration: float,
         "calls": len(flat),
         "throughput_per_s": len(flat) / duration,
         "cpu_cores": cpu[0] / duration if cpu else float("nan"),
+        "other_cores": max(0.0, cpu[1] / duration) if cpu else float("nan"),
+        "steal_cores": cpu[2] / duration if cpu else float("nan"),
         "latencies": flat,
     }
 
@@ -305,6 +329,14 @@ def summarize_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "p99_us": percentile(flat, 99),
         "mean_us": float(np.mean(flat) * 1e6) if flat else float("nan"),
         "cpu_cores": float(np.median([r["cpu_cores"] for r in rounds])),
+        # Throughput per CPU-second the contender got: on a machine shared with
+        # other jobs, shows whether N instances lose efficiency, when raw throughput
+        # cannot show scaling because the cores were not free.
+        "throughput_per_core": float(np.median(
+            [r["throughput_per_s"] / r["cpu_cores"] for r in rounds if r["cpu_cores"] > 0]
+            or [float("nan")])),
+        "other_cores": float(np.median([r["other_cores"] for r in rounds])),
+        "steal_cores": float(np.median([r["steal_cores"] for r in rounds])),
     }
 
 

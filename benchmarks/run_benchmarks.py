@@ -107,7 +107,8 @@ def throughput_for_model(name: str, path: Path, cfg: benchlib.RunConfig) -> dict
             result[c][str(n)] = summary
         log(f"{name} N={n}: " + ", ".join(
             f"{c} {result[c][str(n)]['throughput_per_s']:.1f}/s "
-            f"({result[c][str(n)]['cpu_cores']:.2f} cores)" for c in CONTENDERS))
+            f"({result[c][str(n)]['cpu_cores']:.2f} cores, others "
+            f"{result[c][str(n)]['other_cores']:.2f})" for c in CONTENDERS))
     return result
 
 
@@ -174,16 +175,27 @@ def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
         if tp and "1" in tp["pool"] and "2" in tp["pool"]:
             p1 = tp["pool"]["1"]["throughput_per_s"]
             p2 = tp["pool"]["2"]["throughput_per_s"]
+            contention = {
+                "other_cores_during_pool_1w": tp["pool"]["1"].get("other_cores"),
+                "other_cores_during_pool_2w": tp["pool"]["2"].get("other_cores"),
+                "pool_2w_cpu_cores": tp["pool"]["2"].get("cpu_cores"),
+            }
+            e1 = tp["pool"]["1"].get("throughput_per_core")
+            e2 = tp["pool"]["2"].get("throughput_per_core")
+            if e1 and e2:
+                # Not the target: per-CPU-second efficiency of 2 workers vs 1 (about 1.0
+                # means 2 free cores would give about 2x; see docs/benchmarks.md).
+                contention["per_core_efficiency_2w_vs_1w"] = _finite(e2 / e1)
             targets[f"scaling_2_workers/{name}"] = _target(
                 _finite(p2 / p1) if p1 else None, TARGETS["scaling_2_workers"], True,
-                pool_1w_per_s=p1, pool_2w_per_s=p2)
+                pool_1w_per_s=p1, pool_2w_per_s=p2, **contention)
             peers = {k: tp[k]["1"]["throughput_per_s"] for k in ("interpreter", "compiled_model")
                      if "1" in tp[k]}
             best_name = max(peers, key=lambda k: peers[k])
             best = peers[best_name]
             targets[f"vs_best_peer_1_thread/{name}"] = _target(
                 _finite(p2 / best) if best else None, TARGETS["vs_best_peer_1_thread"], True,
-                pool_2w_per_s=p2, best_peer=best_name, best_peer_1t_per_s=best)
+                pool_2w_per_s=p2, best_peer=best_name, best_peer_1t_per_s=best, **contention)
         mem = m.get("memory")
         if mem:
             w = mem["pool_weight_cache"]["extra_instance_mb"]["RssAnon"]
@@ -268,6 +280,62 @@ def plot(report: dict[str, Any], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+# -- markdown ---------------------------------------------------------------------
+
+def markdown(report: dict[str, Any]) -> str:
+    """Markdown tables of a report (for docs/benchmarks.md)."""
+    lines = [f"Run {report['meta']['date']}, {report['meta']['cpus']} CPUs, load average "
+             f"{report['meta']['loadavg_start'][0]:.1f} at start, "
+             f"{report['meta']['elapsed_s']} s.", ""]
+    lines += ["| model | N | pool /s | Interpreter /s | CompiledModel /s | pool p50/p99 µs "
+              "| Interp. p50/p99 µs | CM p50/p99 µs | cores pool/others | pool /CPU-s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        tp = m.get("throughput")
+        if not tp:
+            continue
+        for n in sorted(tp["pool"], key=int):
+            cells = [name, n]
+            cells += [f"{tp[c][n]['throughput_per_s']:.0f}" for c in CONTENDERS]
+            cells += [f"{tp[c][n]['p50_us']:.0f} / {tp[c][n]['p99_us']:.0f}" for c in CONTENDERS]
+            pool = tp["pool"][n]
+            cells.append(f"{pool['cpu_cores']:.2f} / {pool.get('other_cores', float('nan')):.2f}")
+            cells.append(f"{pool.get('throughput_per_core', float('nan')):.0f}")
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "| model | pool, weight cache | pool, no weight cache | Interpreter "
+              "| CompiledModel | (RssAnon MB per extra instance) |", "|---|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        mem = m.get("memory")
+        if not mem:
+            continue
+        cells = [name] + [f"{mem[c]['extra_instance_mb']['RssAnon']:.2f}"
+                          for c in benchlib.MEMORY_CONTENDERS]
+        pss = mem["pool_weight_cache"]["extra_instance_mb"].get("Pss")
+        cells.append(f"pool Pss {pss:.2f}" if pss is not None else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    ov = report.get("overhead")
+    if ov:
+        lines += ["", f"Per-call overhead ({ov['model']}, 1 worker, 1 thread): pool.run "
+                  f"{ov['pool_run_us']:.2f} µs, session.run {ov['session_run_us']:.2f} µs, "
+                  f"bare C++ loop {ov['bare_cpp_loop_us']:.2f} µs; pool.run overhead "
+                  f"{ov['pool_run_overhead_us']:.2f} µs (best round "
+                  f"{ov['best_round']['pool_run_overhead_us']:.2f} µs)."]
+    lines += ["", "| target | value | threshold | met |", "|---|---|---|---|"]
+    for key, t in report["targets"].items():
+        if key.startswith("_"):
+            continue
+        value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
+        met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
+        if "note" in t:
+            met += f" ({t['note']})"
+        eff = t.get("per_core_efficiency_2w_vs_1w")
+        if eff is not None and key.startswith("scaling"):
+            met += f"; others used {t['other_cores_during_pool_2w']:.2f} cores at 2w, " \
+                   f"per-core efficiency 2w/1w {eff:.2f}"
+        lines.append(f"| {key} | {value} | {t['comparison']} {t['threshold']} | {met} |")
+    return "\n".join(lines)
+
+
 # -- main ---------------------------------------------------------------------------
 
 def _meta(args: argparse.Namespace, cfg: benchlib.RunConfig) -> dict[str, Any]:
@@ -320,6 +388,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-throughput", action="store_true", help="no throughput runs")
     p.add_argument("--out", type=Path, help="also write the JSON document here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (needs matplotlib)")
+    p.add_argument("--markdown", type=Path, metavar="REPORT_JSON",
+                   help="print markdown tables of an earlier report and exit")
     p.add_argument("--child-memory", nargs=3, metavar=("CONTENDER", "MODEL", "K"),
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -328,6 +398,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the JSON report."""
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.child_memory:
         contender, model_path, k = args.child_memory
         print(json.dumps(benchlib.memory_child(contender, model_path, int(k))))
