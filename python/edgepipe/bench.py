@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._runtime import runtime_version
+from .accelerators import bench_fields
 from .model import Model, TensorInfo
 from .models import default_model_path
 from .pool import Pool
@@ -80,6 +81,7 @@ def bench_session(
     warmup: int = 5,
     threads: int | None = None,
     accelerator: str | Sequence[str] = "cpu",
+    plugin_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Benchmark one session the way ``benchmark_model`` does."""
     if runs < 1 or warmup < 0:
@@ -88,7 +90,8 @@ def bench_session(
     t0 = time.perf_counter()
     model = Model.load(path)
     t_load = time.perf_counter()
-    session = Session(model, accelerator=accelerator, threads=threads)
+    session = Session(model, accelerator=accelerator, threads=threads,
+                      plugin_options=plugin_options)
     t_init = time.perf_counter()
     inputs = random_inputs(session.inputs)
     t = time.perf_counter()
@@ -111,8 +114,8 @@ def bench_session(
         "model": str(path),
         "model_sha256": model.sha256,
         "runtime_version": runtime_version(),
-        "accelerator": session.accelerator,
-        "fallbacks": session.events,
+        **bench_fields(session),
+        "fully_accelerated": session.fully_accelerated,
         "threads": threads,
         "runs": runs,
         "warmup": warmup,
@@ -136,6 +139,7 @@ def bench_pool(
     warmup: int = 5,
     threads: int = 1,
     accelerator: str | Sequence[str] = "cpu",
+    plugin_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Throughput of a pool with ``clients`` closed-loop client threads.
 
@@ -151,7 +155,7 @@ def bench_pool(
     anon_before = rss_anon_mb()
     t0 = time.perf_counter()
     pool = Pool(model, workers=workers, threads_per_worker=threads, accelerator=accelerator,
-                queue_size=max(64, 4 * clients))
+                plugin_options=plugin_options, queue_size=max(64, 4 * clients))
     init_ms = (time.perf_counter() - t0) * 1e3
     try:
         inputs = random_inputs(pool.inputs)
@@ -186,8 +190,7 @@ def bench_pool(
             "model": str(path),
             "model_sha256": model.sha256,
             "runtime_version": runtime_version(),
-            "accelerator": ",".join(sorted(set(stats["worker_accelerators"]))),
-            "fallbacks": pool.events(),
+            **bench_fields(pool),
             "workers": workers,
             "clients": clients,
             "threads_per_worker": threads,

@@ -18,14 +18,24 @@ import numpy as np
 from . import __version__
 from .errors import EdgepipeError, InputError, ModelError
 
+_ACCELERATOR_HELP = (
+    "cpu, gpu, npu, auto, PLUGIN.so or a preference list like npu,gpu; "
+    "failures fall back to the CPU and are reported"
+)
+
 
 class UsageError(Exception):
     """Bad command-line input that is not an edgepipe error (e.g. unreadable .npz)."""
 
 
-def _accelerator_arg(spec: str) -> Any:
-    """What --accelerator passes to Session/Pool (extended by edgepipe.accelerators)."""
-    return spec
+def _choice(model: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Session/Pool keyword arguments for ``--accelerator`` and ``--plugin-option``."""
+    from .accelerators import parse_plugin_options, resolve_accelerator
+
+    choice = resolve_accelerator(
+        model, args.accelerator, plugin_options=parse_plugin_options(args.plugin_option or [])
+    )
+    return choice.kwargs()
 
 
 def _print_json(obj: Any) -> None:
@@ -49,14 +59,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     model = Model.load(args.model)
     info = model.describe()
     if args.accelerator:
-        session = model.compile(_accelerator_arg(args.accelerator))
-        info["accelerator"] = {
-            "requested": args.accelerator,
-            "used": session.accelerator,
-            "fully_accelerated": session.fully_accelerated,
-            "fallbacks": session.events,
-        }
-        session.close()
+        from .accelerators import delegation_report, parse_plugin_options
+
+        info["accelerator"] = delegation_report(
+            model, args.accelerator,
+            plugin_options=parse_plugin_options(args.plugin_option or []),
+        )
     if args.json:
         _print_json(info)
         return 0
@@ -78,11 +86,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {name:<28} {count}")
     print(f"Custom ops: {', '.join(info['custom_ops']) if info['custom_ops'] else 'none'}")
     if "accelerator" in info:
-        a = info["accelerator"]
-        print(f"Accelerator: requested {a['requested']}, used {a['used']}, "
-              f"fully accelerated: {a['fully_accelerated']}")
-        for e in a["fallbacks"]:
-            print(f"  fallback {e['from']} -> {e['to'] or 'none'} at {e['stage']}: {e['error']}")
+        from .accelerators import format_delegation
+
+        print(format_delegation(info["accelerator"]))
     return 0
 
 
@@ -102,8 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .model import Model
 
     inputs = _load_npz(args.inputs)
+    from .session import Session
+
     model = Model.load(args.model)
-    session = model.compile(_accelerator_arg(args.accelerator), threads=args.threads)
+    session = Session(model, threads=args.threads, **_choice(model, args))
     outputs = session.run(inputs)
     try:
         np.savez(args.outputs, **outputs)  # type: ignore[arg-type]
@@ -133,10 +141,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0:
         raise UsageError("--runs must be >= 1 and --warmup >= 0")
-    accelerator = _accelerator_arg(args.accelerator)
+    from .models import default_model_path
+
+    choice = _choice(args.model or default_model_path(), args)
     if args.workers is None:
         result = bench_session(args.model, runs=args.runs, warmup=args.warmup,
-                               threads=args.threads, accelerator=accelerator)
+                               threads=args.threads, **choice)
         if args.json:
             _print_json(result)
         else:
@@ -145,7 +155,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sweep = _parse_workers(args.workers)
     results = [
         bench_pool(args.model, workers=n, clients=args.clients, runs=args.runs,
-                   warmup=args.warmup, threads=args.threads or 1, accelerator=accelerator)
+                   warmup=args.warmup, threads=args.threads or 1, **choice)
         for n in sweep
     ]
     if args.json:
@@ -173,14 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a model: inputs, outputs, ops, sha256")
     info.add_argument("model")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    info.add_argument("--accelerator", help="also compile for this accelerator and report it")
+    info.add_argument("--accelerator",
+                      help="also compile for this accelerator and show which ops it takes")
+    info.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
+                      help="option for a delegate plugin (repeatable)")
     info.set_defaults(func=cmd_info)
 
     run = sub.add_parser("run", help="run a model on arrays from an .npz file")
     run.add_argument("model")
     run.add_argument("--inputs", required=True, help=".npz with arrays by input name or arg0…")
     run.add_argument("--outputs", required=True, help=".npz to write outputs to, by name")
-    run.add_argument("--accelerator", default="cpu")
+    run.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
+    run.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
+                     help="option for a delegate plugin (repeatable)")
     run.add_argument("--threads", type=int, default=None)
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_run)
@@ -190,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=50)
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--threads", type=int, default=None, help="CPU threads per instance")
-    bench.add_argument("--accelerator", default="cpu")
+    bench.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
+    bench.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
+                       help="option for a delegate plugin (repeatable)")
     bench.add_argument("--workers", default=None,
                        help="benchmark a pool with N workers, or sweep 1,2,4")
     bench.add_argument("--clients", type=int, default=None,
