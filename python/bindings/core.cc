@@ -207,6 +207,36 @@ py::dict DelegationDict(const Instance& inst) {
   return d;
 }
 
+// At interpreter exit, a daemon thread that takes the GIL back is ended by
+// the interpreter with pthread_exit. Its forced unwind would run destructors
+// of Python objects (a request's arrays) without the GIL, or leave a noexcept
+// destructor such as ~gil_scoped_release (std::terminate): both crash the
+// exiting process. Such a thread is parked instead; the process is ending.
+[[noreturn]] void ParkExitingThread() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// Runs fn with the GIL released, for calls that can block for long (waiting
+// on a pool), taking the GIL back safely even during interpreter exit.
+template <class F>
+void WithoutGil(F&& fn) {
+  PyThreadState* state = PyEval_SaveThread();
+  std::exception_ptr error;
+  try {
+    fn();
+  } catch (abi::__forced_unwind&) {
+    ParkExitingThread();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  try {
+    PyEval_RestoreThread(state);
+  } catch (abi::__forced_unwind&) {
+    ParkExitingThread();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 // A compiled instance for direct, single-caller use.
 class Session {
  public:
@@ -227,10 +257,7 @@ class Session {
 
   py::list Run(const py::list& inputs, const py::object& outputs) {
     std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
-    {
-      py::gil_scoped_release release;
-      lock.lock();
-    }
+    WithoutGil([&] { lock.lock(); });
     Instance& inst = *instance_;
     const auto& in_info = inst.inputs();
     std::vector<const void*> src;
@@ -252,8 +279,9 @@ class Session {
     for (size_t i = 0; i < inst.outputs().size(); ++i) {
       dst.push_back(CheckedOutput(result[i], inst.outputs()[i]));
     }
-    {
-      py::gil_scoped_release release;
+    // Released through WithoutGil: a daemon thread still in a long run at
+    // interpreter exit is parked instead of crashing the exiting process.
+    WithoutGil([&] {
       for (size_t i = 0; i < src.size(); ++i) {
         // Skip the copy when the caller filled our own buffer (input_view).
         if (src[i] != inst.input_data(i)) {
@@ -264,7 +292,7 @@ class Session {
       for (size_t i = 0; i < dst.size(); ++i) {
         std::memcpy(dst[i], inst.output_data(i), inst.output_bytes(i));
       }
-    }
+    });
     return result;
   }
 
@@ -348,35 +376,6 @@ std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const 
 
 [[noreturn]] void ThrowRequestError(const Request& r) { throw Error(r.error_kind(), r.error()); }
 
-// At interpreter exit, a daemon thread that takes the GIL back is ended by
-// the interpreter with pthread_exit. Its forced unwind would run destructors
-// of Python objects (a request's arrays) without the GIL, or leave a noexcept
-// destructor such as ~gil_scoped_release (std::terminate): both crash the
-// exiting process. Such a thread is parked instead; the process is ending.
-[[noreturn]] void ParkExitingThread() {
-  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-}
-
-// Runs fn with the GIL released, for calls that can block for long (waiting
-// on a pool), taking the GIL back safely even during interpreter exit.
-template <class F>
-void WithoutGil(F&& fn) {
-  PyThreadState* state = PyEval_SaveThread();
-  std::exception_ptr error;
-  try {
-    fn();
-  } catch (abi::__forced_unwind&) {
-    ParkExitingThread();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  try {
-    PyEval_RestoreThread(state);
-  } catch (abi::__forced_unwind&) {
-    ParkExitingThread();
-  }
-  if (error) std::rethrow_exception(error);
-}
 
 // Destroys a pool when Python drops its last reference. ~Pool joins the
 // workers, and a worker that finishes a request takes the GIL to deliver it:
