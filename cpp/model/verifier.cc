@@ -1142,6 +1142,13 @@ void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, cons
     case kConv2DOp:
     case kDepthwiseConv2DOp: {
       bool depthwise = code == kDepthwiseConv2DOp;
+      // The kernels accept a missing bias slot, but LiteRT 2.3.0 crashed
+      // running a 2-input DEPTHWISE_CONV_2D; writers always emit the slot
+      // (-1 when there is no bias).
+      if (inputs.len != 3 || outputs.len != 1) {
+        fail("has " + std::to_string(inputs.len) + " inputs and " +
+             std::to_string(outputs.len) + " outputs, expected 3 and 1");
+      }
       int want = depthwise ? kDepthwiseConv2DOptions : kConv2DOptions;
       if (options_type != want || !options) fail("has no " + std::string(kBuiltinOptionsLayouts[want].name));
       // Both option tables start with padding, stride_w, stride_h; dilations
