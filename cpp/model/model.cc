@@ -167,6 +167,10 @@ void Model::ReadSignatures() {
           "cannot count inputs of signature " + info.key);
     Check(api.LiteRtGetNumSignatureOutputs(sig, &n_out), ErrorKind::kModel,
           "cannot count outputs of signature " + info.key);
+    // Models without SignatureDefs get one placeholder signature over the
+    // main subgraph, 0.
+    auto sg = summary_.signature_subgraphs.find(info.key);
+    const size_t subgraph = sg == summary_.signature_subgraphs.end() ? 0 : sg->second;
     for (litert::ParamIndex i = 0; i < n_in; ++i) {
       const char* name = nullptr;
       litert::Tensor t = nullptr;
@@ -174,8 +178,19 @@ void Model::ReadSignatures() {
             "cannot read input name");
       Check(api.LiteRtGetSignatureInputTensorByIndex(sig, i, &t),
             ErrorKind::kModel, "cannot read input tensor");
-      info.inputs.push_back(DescribeTensor(
-          api, t, name, "input " + std::to_string(i) + " of " + info.key));
+      TensorInfo tensor =
+          DescribeTensor(api, t, name, "input " + std::to_string(i) + " of " + info.key);
+      // LiteRT reports the placeholder shape; the verifier kept the
+      // shape_signature, whose -1 dimensions the caller may resize.
+      uint32_t index = 0;
+      if (api.LiteRtGetTensorIndex != nullptr &&
+          api.LiteRtGetTensorIndex(t, &index) == litert::kOk) {
+        auto dyn = summary_.dynamic_shapes.find({subgraph, index});
+        if (dyn != summary_.dynamic_shapes.end() && dyn->second.size() == tensor.shape.size()) {
+          tensor.shape = dyn->second;
+        }
+      }
+      info.inputs.push_back(std::move(tensor));
     }
     for (litert::ParamIndex i = 0; i < n_out; ++i) {
       const char* name = nullptr;

@@ -460,6 +460,12 @@ ModelSummary Walker::Run() {
   Table model = TableAt(Follow(0, Field("root table")), Field("root table"));
 
   summary_.schema_version = GetU32(model, 0, 0, "version");
+  // The runtime refuses other versions only after it has started reading
+  // them with the version 3 layout, and crashed on corrupted ones.
+  if (summary_.schema_version != 3) {
+    Corrupt("schema version is " + std::to_string(summary_.schema_version) +
+            "; LiteRT runs TFLite schema version 3 models only");
+  }
   bool has_description = false;
   summary_.description = String(model, 3, "description", &has_description);
 
@@ -622,6 +628,10 @@ void Walker::Subgraph(const Table& sg, size_t index) {
     for (size_t d = 0; d < shape.len; ++d) infos[i].shape.push_back(IntAt(shape, d));
     Vec signature = Vector(t, 7, 4, "shape_signature");
     for (size_t d = 0; d < signature.len; ++d) infos[i].dynamic |= IntAt(signature, d) == -1;
+    if (infos[i].dynamic) {
+      auto& dims = summary_.dynamic_shapes[{index, i}];
+      for (size_t d = 0; d < signature.len; ++d) dims.push_back(IntAt(signature, d));
+    }
   }
   // The runtime feeds subgraph inputs from the caller and writes outputs;
   // neither may be a hole.
@@ -1266,6 +1276,7 @@ void Walker::SignatureDefs(const Table& model) {
     }
     summary_.signature_keys.push_back(
         Escape(reinterpret_cast<const uint8_t*>(key.data()), key.size()));
+    summary_.signature_subgraphs[key] = sg;
   }
 }
 

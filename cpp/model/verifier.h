@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edgepipe {
@@ -32,6 +33,12 @@ struct ModelSummary {
   std::map<std::string, size_t> op_counts;
   std::vector<std::string> custom_ops;  // distinct custom codes, sorted
   std::vector<std::string> signature_keys;
+  // Subgraph of each signature key (models without SignatureDefs: none).
+  std::map<std::string, size_t> signature_subgraphs;
+  // shape_signature of every tensor with a dimension known only at run time
+  // (-1), by (subgraph, tensor index). LiteRT reports only the placeholder
+  // shape, so this is how edgepipe knows an input may be resized.
+  std::map<std::pair<size_t, size_t>, std::vector<int32_t>> dynamic_shapes;
   bool has_sparse_tensors = false;
   size_t constant_bytes = 0;  // bytes of constant buffer data (weights)
 };

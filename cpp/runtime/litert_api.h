@@ -225,6 +225,7 @@ static_assert(sizeof(AcceleratorDefHead) == 48, "LiteRtAcceleratorDefV1 head ABI
   X(LiteRtDestroyTensorBuffer, void, (TensorBuffer))
 
 #define EDGEPIPE_LITERT_OPTIONAL(X)                                            \
+  X(LiteRtGetTensorIndex, Status, (Tensor, uint32_t*))                         \
   X(LiteRtCompiledModelIsFullyAccelerated, Status, (CompiledModel, bool*))     \
   X(LiteRtCompiledModelIsNonCpuFullyAccelerated, Status,                       \
     (CompiledModel, bool*))                                                    \
