@@ -244,8 +244,14 @@ def plot(report: dict[str, Any], out: Path) -> None:
 
     models = [n for n, m in report["models"].items() if m.get("throughput")]
     mem_models = [n for n, m in report["models"].items() if m.get("memory")]
-    cols = len(models) + (1 if mem_models else 0)
-    fig, axes = plt.subplots(1, max(cols, 1), figsize=(4.2 * max(cols, 1), 4), squeeze=False)
+    panels = max(1, len(models) + (1 if mem_models else 0))
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    flat_axes = [ax for row in grid for ax in row]
+    for ax in flat_axes[panels:]:
+        ax.set_visible(False)
+    axes = [flat_axes[:panels]]
     labels = {"pool": "edgepipe Pool (N workers)", "interpreter": "Interpreter x N threads",
               "compiled_model": "CompiledModel x N threads"}
     for ax, name in zip(axes[0], models):
@@ -262,7 +268,7 @@ def plot(report: dict[str, Any], out: Path) -> None:
     if models:
         axes[0][0].legend(fontsize=7)
     if mem_models:
-        ax = axes[0][-1]
+        ax = axes[0][panels - 1]
         width = 0.2
         for i, c in enumerate(benchlib.MEMORY_CONTENDERS):
             vals = [report["models"][n]["memory"][c]["extra_instance_mb"]["RssAnon"]
@@ -302,8 +308,9 @@ def markdown(report: dict[str, Any]) -> str:
             cells.append(f"{pool['cpu_cores']:.2f} / {pool.get('other_cores', float('nan')):.2f}")
             cells.append(f"{pool.get('throughput_per_core', float('nan')):.0f}")
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "| model | pool, weight cache | pool, no weight cache | Interpreter "
-              "| CompiledModel | (RssAnon MB per extra instance) |", "|---|---|---|---|---|---|"]
+    lines += ["", "RssAnon MB per extra instance (last column: Pss MB per extra pool worker):", "",
+              "| model | pool, weight cache | pool, no weight cache | Interpreter "
+              "| CompiledModel | pool Pss |", "|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
         mem = m.get("memory")
         if not mem:
@@ -311,7 +318,7 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [name] + [f"{mem[c]['extra_instance_mb']['RssAnon']:.2f}"
                           for c in benchlib.MEMORY_CONTENDERS]
         pss = mem["pool_weight_cache"]["extra_instance_mb"].get("Pss")
-        cells.append(f"pool Pss {pss:.2f}" if pss is not None else "")
+        cells.append(f"{pss:.2f}" if pss is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     ov = report.get("overhead")
     if ov:
