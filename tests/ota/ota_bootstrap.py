@@ -18,6 +18,15 @@ PYTHON_DIR = pathlib.Path(__file__).resolve().parents[2] / "python"
 
 def ensure_importable() -> None:
     """Import edgepipe for real if possible, else register a bare package."""
+    # The installed package comes first: putting the source tree on sys.path
+    # unconditionally would shadow it (it has no compiled _core), in this
+    # process and in every child process that inherits sys.path.
+    try:
+        importlib.import_module("edgepipe")
+        return
+    except ImportError:
+        for name in [m for m in sys.modules if m == "edgepipe" or m.startswith("edgepipe.")]:
+            del sys.modules[name]
     if str(PYTHON_DIR) not in sys.path:
         sys.path.insert(0, str(PYTHON_DIR))
     try:
