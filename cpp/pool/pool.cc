@@ -8,6 +8,33 @@ namespace edgepipe {
 
 namespace {
 
+// How long a thread polls before sleeping on a condition variable. A pool
+// call on a small model takes microseconds; a futex sleep and wake-up on each
+// side costs as much again, and far more when no core is idle. Polling this
+// briefly keeps a busy hand-off off the futex and costs an idle one nothing
+// but this window.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield");
+#endif
+}
+
+template <class Pred>
+bool SpinFor(Pred&& ready) {
+  const auto until = Clock::now() + kSpin;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      CpuRelax();
+    }
+  } while (Clock::now() < until);
+  return ready();
+}
+
 double Micros(Clock::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
 }
@@ -58,6 +85,7 @@ bool Request::TryStart() {
 }
 
 bool Request::Finish(bool ok, ErrorKind kind, std::string error) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (state_.load(std::memory_order_acquire) == kDone) return false;
@@ -65,14 +93,26 @@ bool Request::Finish(bool ok, ErrorKind kind, std::string error) {
     error_kind_ = kind;
     error_ = std::move(error);
     state_.store(kDone, std::memory_order_release);
+    wake = waiting_;
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
   return true;
 }
 
 bool Request::Wait(double timeout_seconds) {
-  std::unique_lock<std::mutex> lock(mutex_);
   auto is_done = [this] { return state_.load(std::memory_order_acquire) == kDone; };
+  if (SpinFor(is_done)) {
+    // Results were written before state_ (release); taking the lock orders
+    // them for this thread the same way the sleeping path does.
+    std::lock_guard<std::mutex> lock(mutex_);
+    return true;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  waiting_ = true;
+  struct Unmark {
+    bool& flag;
+    ~Unmark() { flag = false; }
+  } unmark{waiting_};
   if (timeout_seconds < 0) {
     cv_.wait(lock, is_done);
     return true;
@@ -164,6 +204,7 @@ void Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_
                                        std::to_string(outputs_.size()));
   }
   std::shared_ptr<Request> dropped;
+  bool wake_worker = false;
   {
     std::unique_lock<std::mutex> lock(queue_mutex_);
     if (stopping_) throw Error(ErrorKind::kClosed, "the pool is closed");
@@ -177,16 +218,22 @@ void Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_
         case QueuePolicy::kKeepLatest:
           dropped = std::move(queue_.front());
           queue_.pop_front();
+          queued_.fetch_sub(1, std::memory_order_relaxed);
           break;
         case QueuePolicy::kBlock: {
           auto has_room = [this] {
             return stopping_ || queue_.size() < options_.queue_capacity;
           };
+          ++blocked_submitters_;
+          bool room = true;
           if (block_timeout_seconds < 0) {
             not_full_.wait(lock, has_room);
-          } else if (!not_full_.wait_for(lock,
-                                         std::chrono::duration<double>(block_timeout_seconds),
-                                         has_room)) {
+          } else {
+            room = not_full_.wait_for(
+                lock, std::chrono::duration<double>(block_timeout_seconds), has_room);
+          }
+          --blocked_submitters_;
+          if (!room) {
             rejected_.fetch_add(1, std::memory_order_relaxed);
             throw Error(ErrorKind::kQueueFull,
                         "the pool's queue stayed full for " +
@@ -199,9 +246,11 @@ void Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_
     }
     request->enqueued_ = Clock::now();
     queue_.push_back(request);
+    queued_.fetch_add(1, std::memory_order_release);
     submitted_.fetch_add(1, std::memory_order_relaxed);
+    wake_worker = sleeping_workers_ > 0;
   }
-  not_empty_.notify_one();
+  if (wake_worker) not_empty_.notify_one();
   if (dropped) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     End(*dropped, false, ErrorKind::kDropped,
@@ -225,15 +274,24 @@ void Pool::End(Request& request, bool ok, ErrorKind kind, std::string error) {
 void Pool::WorkerLoop(size_t index) {
   for (;;) {
     std::shared_ptr<Request> request;
+    bool wake_submitter = false;
+    SpinFor([this] {
+      return queued_.load(std::memory_order_acquire) > 0 ||
+             stop_flag_.load(std::memory_order_acquire);
+    });
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
+      ++sleeping_workers_;
       not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --sleeping_workers_;
       if (queue_.empty() || (stopping_ && !drain_)) return;
       request = std::move(queue_.front());
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_relaxed);
       busy_.fetch_add(1, std::memory_order_relaxed);
+      wake_submitter = blocked_submitters_ > 0;
     }
-    not_full_.notify_one();
+    if (wake_submitter) not_full_.notify_one();
     const auto now = Clock::now();
     if (!request->TryStart()) {
       // Abandoned by a caller whose wait timed out; already ended.
@@ -333,10 +391,14 @@ void Pool::Close(bool drain) {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     if (!stopping_) {
       stopping_ = true;
+      stop_flag_.store(true, std::memory_order_release);
       drain_ = drain;
       closed_.store(true);
     }
-    if (!drain) cancelled.swap(queue_);
+    if (!drain) {
+      cancelled.swap(queue_);
+      queued_.store(0, std::memory_order_relaxed);
+    }
   }
   not_empty_.notify_all();
   not_full_.notify_all();

@@ -74,6 +74,7 @@ class Request {
   bool Finish(bool ok, ErrorKind kind, std::string error);  // -> kDone once
 
   std::atomic<int> state_{kQueued};
+  bool waiting_ = false;  // a caller sleeps on cv_ (guarded by mutex_)
   bool ok_ = false;
   ErrorKind error_kind_ = ErrorKind::kInternal;
   std::string error_;
@@ -155,6 +156,12 @@ class Pool {
   std::deque<std::shared_ptr<Request>> queue_;
   std::atomic<bool> closed_{false};
   bool stopping_ = false, drain_ = true;
+  // Lock-free mirrors for the spin phase of a waiting worker, and who sleeps
+  // on the condition variables, so that nobody pays a futex wake-up that no
+  // thread waits for (all guarded by queue_mutex_ except the atomics).
+  std::atomic<size_t> queued_{0};
+  std::atomic<bool> stop_flag_{false};
+  int sleeping_workers_ = 0, blocked_submitters_ = 0;
 
   std::vector<std::thread> threads_;
   std::vector<std::thread::id> thread_ids_;

@@ -41,6 +41,15 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
                 "pass a dict by name or a list by position"
             )
         return [inputs]
+    if type(inputs) is dict and len(inputs) == len(infos):
+        # The hot path of pool.run/session.run: arrays keyed by name, in full.
+        try:
+            arrays = [inputs[t.name] for t in infos]
+        except KeyError:
+            pass
+        else:
+            if all(type(a) is np.ndarray for a in arrays):
+                return arrays
     if isinstance(inputs, Mapping):
         names = [t.name for t in infos]
         out: list[np.ndarray] = []
