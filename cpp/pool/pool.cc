@@ -14,6 +14,8 @@ namespace {
 // briefly keeps a busy hand-off off the futex and costs an idle one nothing
 // but this window.
 constexpr auto kSpin = std::chrono::microseconds(50);
+// Runs longer than this make polling a waste (see Pool::SpinWorthwhile).
+constexpr double kSpinWorthwhileUs = 20.0;
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -99,9 +101,9 @@ bool Request::Finish(bool ok, ErrorKind kind, std::string error) {
   return true;
 }
 
-bool Request::Wait(double timeout_seconds) {
+bool Request::Wait(double timeout_seconds, bool spin) {
   auto is_done = [this] { return state_.load(std::memory_order_acquire) == kDone; };
-  if (SpinFor(is_done)) {
+  if (spin && SpinFor(is_done)) {
     // Results were written before state_ (release); taking the lock orders
     // them for this thread the same way the sleeping path does.
     std::lock_guard<std::mutex> lock(mutex_);
@@ -275,10 +277,12 @@ void Pool::WorkerLoop(size_t index) {
   for (;;) {
     std::shared_ptr<Request> request;
     bool wake_submitter = false;
-    SpinFor([this] {
-      return queued_.load(std::memory_order_acquire) > 0 ||
-             stop_flag_.load(std::memory_order_acquire);
-    });
+    if (SpinWorthwhile()) {
+      SpinFor([this] {
+        return queued_.load(std::memory_order_acquire) > 0 ||
+               stop_flag_.load(std::memory_order_acquire);
+      });
+    }
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
       ++sleeping_workers_;
@@ -374,6 +378,10 @@ void Pool::Execute(size_t index, Request& request) {
     }
     request.run_us_ = Micros(Clock::now() - start);
     run_time_.Record(request.run_us_);
+    // A racy read-modify-write among workers is fine for a heuristic.
+    const double recent = recent_run_us_.load(std::memory_order_relaxed);
+    recent_run_us_.store(recent == 0.0 ? request.run_us_ : 0.9 * recent + 0.1 * request.run_us_,
+                         std::memory_order_relaxed);
     completed_.fetch_add(1, std::memory_order_relaxed);
     End(request, true, ErrorKind::kInternal, "");
   } catch (const Error& e) {
@@ -434,6 +442,10 @@ void Pool::Swap(std::shared_ptr<Model> model) {
   swaps_.fetch_add(1, std::memory_order_relaxed);
   // `fresh` now holds the old instances; those still running a request are
   // kept alive by that worker's reference and freed when it finishes.
+}
+
+bool Pool::SpinWorthwhile() const {
+  return recent_run_us_.load(std::memory_order_relaxed) < kSpinWorthwhileUs;
 }
 
 PoolStats Pool::Stats() const {

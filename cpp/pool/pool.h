@@ -65,7 +65,8 @@ class Request {
   // Waits until done. With a timeout: returns false if the request had not
   // started by then, after making sure it never will (it ends with kTimeout);
   // a request that already started is waited for to the end.
-  bool Wait(double timeout_seconds = -1);
+  // `spin`: poll briefly before sleeping (worth it when runs are short).
+  bool Wait(double timeout_seconds = -1, bool spin = false);
 
  private:
   friend class Pool;
@@ -122,6 +123,10 @@ class Pool {
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
   PoolStats Stats() const;
+  // Whether waiting on this pool should poll before sleeping: only when
+  // recent runs are short enough that the result usually arrives within the
+  // polling window. Polling for a long run would only steal a core.
+  bool SpinWorthwhile() const;
   std::vector<FallbackEvent> Events() const { return events_.Snapshot(); }
   const PoolOptions& options() const { return options_; }
   // True on one of this pool's worker threads (e.g. inside a completion
@@ -160,6 +165,7 @@ class Pool {
   // on the condition variables, so that nobody pays a futex wake-up that no
   // thread waits for (all guarded by queue_mutex_ except the atomics).
   std::atomic<size_t> queued_{0};
+  std::atomic<double> recent_run_us_{0.0};  // moving average of run times
   std::atomic<bool> stop_flag_{false};
   int sleeping_workers_ = 0, blocked_submitters_ = 0;
 

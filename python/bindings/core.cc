@@ -671,7 +671,7 @@ PYBIND11_MODULE(_core, m) {
             bool finished = false;
             WithoutGil([&] {
               pool.Submit(request, timeout);
-              finished = request->Wait(timeout);
+              finished = request->Wait(timeout, pool.SpinWorthwhile());
             });
             if (!finished || !request->ok()) ThrowRequestError(*request);
             return outputs;
