@@ -8,10 +8,10 @@ success, 2 when the input is refused (bad manifest, wrong hash, bad key...).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
+from ._files import hash_file
 from .errors import UpdateError
 from .keys import TrustedKeys, load_private_key, load_public_key, write_keypair
 from .manifest import (
@@ -104,14 +104,6 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -127,7 +119,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
                 return _fail(f"{out} already publishes version {old}; versions only go up "
                              f"(use --force to overwrite)")
         keys = [load_private_key(k) for k in args.key]
-        digest, size = _hash_file(model)
+        digest, size = hash_file(model)
         rollout = make_rollout(args.experiment or args.name, args.rollout, args.variant)
         signed = build_signed(
             name=args.name, version=version, sha256=digest, size=size,
@@ -166,7 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         m = verify_manifest(Path(args.manifest).read_bytes(), trusted)
         if args.name is not None and m.name != args.name:
             return _fail(f"manifest is for {m.name!r}, expected {args.name!r}")
-        digest, size = _hash_file(Path(args.model))
+        digest, size = hash_file(Path(args.model))
     except (UpdateError, OSError) as e:
         return _fail(str(e))
     if size != m.size:

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ._files import unlink_logged
 from .errors import DownloadError, IntegrityError, StoreError
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def download(
     if have < size:
         raise DownloadError(f"download truncated: got {have} of {size} bytes (will resume)")
     if hasher.hexdigest() != sha256:
-        _unlink(partial)
+        unlink_logged(partial)
         raise IntegrityError(
             f"sha256 mismatch: expected {sha256}, got {hasher.hexdigest()} (file discarded)"
         )
@@ -220,7 +221,7 @@ def _hash_prefix(partial: Path, size: int) -> tuple[_Hasher, int]:
         return hasher, 0
     if have > size:
         # Cannot be a prefix of the right file; start over.
-        _unlink(partial)
+        unlink_logged(partial)
         return hasher, 0
     with open(partial, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -245,7 +246,7 @@ def _download_http(
             with c.stream("GET", url, headers=headers, timeout=_timeout(timeout)) as r:
                 if r.status_code == 416 and have:
                     # The server's file is shorter than our prefix: our prefix is stale.
-                    _unlink(partial)
+                    unlink_logged(partial)
                     hasher.reset()
                     have = 0
                     continue
@@ -263,7 +264,7 @@ def _download_http(
                 declared = r.headers.get("content-length")
                 if declared is not None and declared.isdigit() and have + int(declared) > size:
                     if mode == "wb":
-                        _unlink(partial)
+                        unlink_logged(partial)
                     raise IntegrityError(
                         f"server announces {have + int(declared)} bytes, manifest says {size}"
                     )
@@ -340,7 +341,7 @@ def _stream_into(
         return have
     except (IntegrityError, StoreError):
         _close_quietly(out)
-        _unlink(partial)
+        unlink_logged(partial)
         raise
     finally:
         if failed:
@@ -365,24 +366,3 @@ def _close_quietly(out: IO[bytes]) -> None:
         # Already failing; the original error is the one worth reporting.
         log.debug("closing partial file after an error failed too: %s", e)
 
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        log.warning("could not remove %s: %s", path, e)
-
-
-__all__ = [
-    "Opener",
-    "ProgressCallback",
-    "Source",
-    "default_opener",
-    "download",
-    "fetch_bytes",
-    "is_url",
-    "make_client",
-    "resolve",
-]

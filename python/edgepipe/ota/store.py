@@ -35,6 +35,7 @@ import httpx
 
 from ..errors import EdgepipeError
 from . import download as _dl
+from ._files import fsync_dir, hash_file, unlink_logged
 from .errors import (
     IntegrityError,
     ManifestError,
@@ -366,18 +367,18 @@ class ModelStore:
                 _step("manifest_written")
                 os.replace(partial, self.dir / model_rel)
                 _step("model_renamed")
-                _fsync_dir(self.dir / "models")
-                _fsync_dir(self.dir / "manifests")
-                _fsync_dir(self.dir / "downloads")
+                fsync_dir(self.dir / "models")
+                fsync_dir(self.dir / "manifests")
+                fsync_dir(self.dir / "downloads")
                 _step("models_dir_synced")
             except OSError as e:
                 # The disk is failing or full: give back every byte this install took.
                 self._discard_files(model_rel, manifest_rel)
-                _unlink(partial)
+                unlink_logged(partial)
                 raise StoreError(f"installing {manifest.version} failed: {e.strerror or e}") from e
             except StoreError:
                 self._discard_files(model_rel, manifest_rel)
-                _unlink(partial)
+                unlink_logged(partial)
                 raise
 
             entry = {
@@ -506,11 +507,11 @@ class ModelStore:
     def _drop_other_partials(self, keep: Path) -> None:
         for p in (self.dir / "downloads").iterdir():
             if p != keep:
-                _unlink(p)
+                unlink_logged(p)
 
     def _discard_files(self, *rels: str) -> None:
         for rel in rels:
-            _unlink(self.dir / rel)
+            unlink_logged(self.dir / rel)
 
     def _device_id(self) -> str:
         from .rollout import load_or_create_device_id
@@ -547,9 +548,9 @@ class ModelStore:
             if steps:
                 _step("metadata_renamed")
             if sync_dir:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
         except OSError as e:
-            _unlink(tmp)
+            unlink_logged(tmp)
             raise StoreError(f"writing {path.name} failed: {e.strerror or e}") from e
 
     def _write_meta(self, meta: dict[str, Any], *, steps: bool = False) -> None:
@@ -604,7 +605,7 @@ class ModelStore:
                 if p.is_file() and (p.name.endswith(".tmp") or
                                     (sub != "." and rel not in referenced)):
                     log.info("removing leftover %s", p)
-                    _unlink(p)
+                    unlink_logged(p)
 
         for slot in ("current", "previous"):
             entry = meta.get(slot)
@@ -644,7 +645,7 @@ class ModelStore:
             return "manifest does not match the store metadata"
         path = self.dir / entry["file"]
         try:
-            digest, size = _hash_file(path)
+            digest, size = hash_file(path)
         except OSError as e:
             return f"model file: {e.strerror or e}"
         if size != entry["size"] or digest != entry["sha256"]:
@@ -659,7 +660,7 @@ class ModelStore:
         if key in self._verified:
             return self._verified[key]
         try:
-            digest, size = _hash_file(self.bundled)
+            digest, size = hash_file(self.bundled)
         except OSError as e:
             raise StoreError(f"bundled model {self.bundled}: {e.strerror or e}") from e
         if self.bundled_sha256 is not None and digest != self.bundled_sha256:
@@ -724,35 +725,10 @@ def _with_source(m: InstalledModel, source: str) -> InstalledModel:
     return InstalledModel(m.name, m.version, m.path, m.sha256, m.size, source, m.variant)
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    import hashlib
-
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be fsynced elsewhere
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        log.warning("could not remove %s: %s", path, e)
 
 
 def _detect_runtime_version() -> str | None:
