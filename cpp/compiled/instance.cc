@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 
 namespace edgepipe {
 namespace {
@@ -53,14 +52,6 @@ std::string Trimmed(std::string s, size_t max_bytes = 4000) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   if (s.size() > max_bytes) s = "..." + s.substr(s.size() - max_bytes);
   return s;
-}
-
-std::string ShapeText(const std::vector<int32_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
 }
 
 litert::RankedTensorType RankedType(const TensorInfo& info) {

@@ -52,6 +52,14 @@ const char* ElementTypeName(int element_type) {
   }
 }
 
+std::string ShapeText(const std::vector<int32_t>& shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
 bool TensorInfo::is_dynamic() const {
   for (int32_t d : shape) {
     if (d < 0) return true;

@@ -44,6 +44,8 @@ struct SignatureInfo {
 // Bytes of one element, 0 for types without a plain host representation.
 size_t ElementSize(int element_type);
 const char* ElementTypeName(int element_type);
+// "[1, 96, 96, 3]", for messages.
+std::string ShapeText(const std::vector<int32_t>& shape);
 
 class Model {
  public:

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
 
 namespace edgepipe {
 
@@ -39,13 +38,6 @@ bool SpinFor(Pred&& ready) {
 
 double Micros(Clock::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
-}
-
-std::string ShapeText(const std::vector<int32_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  return s.str() + "]";
 }
 
 // Same names, types and shapes, in the same order: what callers already hold

@@ -207,16 +207,13 @@ class Pool:
         try:
             fut = self.submit(inputs, timeout=timeout, block_timeout=0.0)
         except errors.QueueFullError:
-            if self._core_policy_blocks():
+            if self._policy == "block":
                 fut = await loop.run_in_executor(
                     None, lambda: self.submit(inputs, timeout=timeout)
                 )
             else:
                 raise
         return await asyncio.wrap_future(fut, loop=loop)
-
-    def _core_policy_blocks(self) -> bool:
-        return bool(self._policy == "block")
 
     def map(
         self,
