@@ -149,6 +149,11 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
   for (size_t i = 0; i < inputs_.size(); ++i) input_bytes_.push_back(slots_[0].instance->input_bytes(i));
   for (size_t i = 0; i < outputs_.size(); ++i) output_bytes_.push_back(slots_[0].instance->output_bytes(i));
   model_ = std::move(model);
+  if (options_.deliver_locked) {
+    delivery_ = std::make_unique<Delivery>(options_.deliver_locked, [this](const std::string& e) {
+      NoteCallbackError(e);
+    });
+  }
   for (size_t i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this, i] { WorkerLoop(i); });
     thread_ids_.push_back(threads_.back().get_id());
@@ -157,6 +162,9 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
 
 Pool::~Pool() {
   Close(false);
+  // Callbacks still due (a close from a callback skipped the joins) run
+  // before the members they touch go away.
+  if (delivery_) delivery_->Stop();
   // A pool destroyed from its own callback cannot join the thread it runs on.
   for (auto& t : threads_) {
     if (t.joinable()) {
@@ -184,9 +192,16 @@ std::shared_ptr<Model> Pool::model() const {
   return model_;
 }
 
-bool Pool::IsWorkerThread() const {
+bool Pool::IsPoolThread() const {
+  if (delivery_ && delivery_->OnDeliveryThread()) return true;
   const auto me = std::this_thread::get_id();
   return std::find(thread_ids_.begin(), thread_ids_.end(), me) != thread_ids_.end();
+}
+
+void Pool::NoteCallbackError(const std::string& error) {
+  callback_errors_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(callback_error_mutex_);
+  last_callback_error_ = error;
 }
 
 void Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
@@ -255,13 +270,15 @@ void Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_
 void Pool::End(Request& request, bool ok, ErrorKind kind, std::string error) {
   if (!request.Finish(ok, kind, std::move(error))) return;
   if (!request.on_done) return;
+  if (delivery_) {
+    delivery_->Push(request.shared_from_this());
+    return;
+  }
   try {
     request.on_done(request);
   } catch (const std::exception& e) {
     // A broken callback must not kill a worker; it is counted and shown.
-    callback_errors_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(callback_error_mutex_);
-    last_callback_error_ = e.what();
+    NoteCallbackError(e.what());
   }
 }
 
@@ -409,13 +426,15 @@ void Pool::Close(bool drain) {
           "cancelled: the pool was closed with drain=False before this request ran");
     }
   }
-  // From a completion callback (a worker thread) only signal: joining
-  // there could wait on a worker that waits for this one. The destructor,
-  // or a close() from any other thread, joins.
-  if (IsWorkerThread()) return;
+  // From a completion callback only signal: joining there could wait on a
+  // thread that waits for this one. The destructor, or a close() from any
+  // other thread, joins.
+  if (IsPoolThread()) return;
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+  // After the workers: what they ended is delivered before close returns.
+  if (delivery_) delivery_->Stop();
 }
 
 void Pool::Swap(std::shared_ptr<Model> model) {

@@ -20,6 +20,7 @@
 
 #include "accel/fallback.h"
 #include "compiled/instance.h"
+#include "pool/delivery.h"
 #include "pool/histogram.h"
 
 namespace edgepipe {
@@ -37,11 +38,14 @@ struct PoolOptions {
   // A non-CPU accelerator whose runs fail this many times on a worker is
   // replaced by the CPU for that worker.
   int retire_after_failures = 3;
+  // When set, on_done callbacks run on one delivery thread of the pool, in
+  // batches under this lock (see pool/delivery.h), never on a worker.
+  Delivery::LockedRun deliver_locked;
 };
 
 using Clock = std::chrono::steady_clock;
 
-class Request {
+class Request : public std::enable_shared_from_this<Request> {
  public:
   // Caller memory, exactly the contract's byte sizes; must stay valid until
   // the request is done (or abandoned before it started).
@@ -49,8 +53,10 @@ class Request {
   std::vector<void*> outputs;
   // Latest time the request may *start*; a started run always completes.
   Clock::time_point deadline = Clock::time_point::max();
-  // Called exactly once when the request ends, on the thread that ended it
-  // (a worker, the submitter for keep_latest drops, or the closer).
+  // Called exactly once when the request ends: on the pool's delivery thread
+  // when PoolOptions::deliver_locked is set, otherwise on the thread that
+  // ended it (a worker, the submitter for keep_latest drops, or the closer).
+  // Requests with on_done must be owned by a std::shared_ptr.
   std::function<void(Request&)> on_done;
 
   // Results, valid once done().
@@ -129,9 +135,10 @@ class Pool {
   bool SpinWorthwhile() const;
   std::vector<FallbackEvent> Events() const { return events_.Snapshot(); }
   const PoolOptions& options() const { return options_; }
-  // True on one of this pool's worker threads (e.g. inside a completion
-  // callback), where the pool must not be destroyed: it would join itself.
-  bool IsWorkerThread() const;
+  // True on one of this pool's threads (a worker, or the delivery thread
+  // inside a completion callback), where the pool must not be destroyed: it
+  // would join itself.
+  bool IsPoolThread() const;
 
  private:
   struct Slot {
@@ -144,6 +151,7 @@ class Pool {
   void WorkerLoop(size_t index);
   void Execute(size_t index, Request& request);
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
+  void NoteCallbackError(const std::string& error);
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
 
   PoolOptions options_;
@@ -181,6 +189,8 @@ class Pool {
   std::atomic<size_t> busy_{0};
   mutable std::mutex callback_error_mutex_;
   std::string last_callback_error_;
+  // Last, so it is destroyed first: its thread touches the members above.
+  std::unique_ptr<Delivery> delivery_;
 };
 
 }  // namespace edgepipe

@@ -229,6 +229,14 @@ py::dict DelegationDict(const Instance& inst) {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
+bool InterpreterFinalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
 // Runs fn with the GIL released, for calls that can block for long (waiting
 // on a pool), taking the GIL back safely even during interpreter exit.
 template <class F>
@@ -390,15 +398,15 @@ std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const 
 [[noreturn]] void ThrowRequestError(const Request& r) { throw Error(r.error_kind(), r.error()); }
 
 
-// Destroys a pool when Python drops its last reference. ~Pool joins the
-// workers, and a worker that finishes a request takes the GIL to deliver it:
-// destroying with the GIL held deadlocks, so it is released first. When the
-// last reference goes inside a completion callback (a worker thread), the
-// pool cannot join the thread it runs on, and that worker returns into the
-// pool's loop afterwards: the pool is destroyed on a helper thread instead.
+// Destroys a pool when Python drops its last reference. ~Pool joins its
+// delivery thread, which takes the GIL to resolve futures: destroying with
+// the GIL held deadlocks, so it is released first. When the last reference
+// goes inside a completion callback (on the delivery thread), the pool cannot
+// join the thread it runs on, and that thread returns into the pool's loop
+// afterwards: the pool is destroyed on a helper thread instead.
 struct PoolDeleter {
   void operator()(Pool* pool) const {
-    if (pool->IsWorkerThread()) {
+    if (pool->IsPoolThread()) {
       std::thread([pool] { delete pool; }).detach();
       return;
     }
@@ -654,6 +662,20 @@ PYBIND11_MODULE(_core, m) {
              o.compile.weight_cache_path = std::move(weight_cache);
              o.compile.signature = signature;
              o.retire_after_failures = retire_after_failures;
+             // Futures are resolved on the pool's delivery thread, a batch per
+             // GIL acquisition, so no worker ever waits for the GIL.
+             o.deliver_locked = [](const std::function<void()>& deliver) {
+               // Once interpreter shutdown began the GIL cannot be taken; the
+               // atexit hook closes pools before that, so this only skips
+               // callbacks of pools that were never closed.
+               if (!Py_IsInitialized() || InterpreterFinalizing()) return;
+               try {
+                 py::gil_scoped_acquire gil;
+                 deliver();
+               } catch (abi::__forced_unwind&) {
+                 ParkExitingThread();
+               }
+             };
              py::gil_scoped_release release;
              return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)),
                                           PoolDeleter{});
@@ -683,9 +705,8 @@ PYBIND11_MODULE(_core, m) {
              double timeout, double block_timeout) {
             auto request = BuildRequest(pool, inputs, outputs, timeout);
             auto* pending = new PendingCall{inputs, outputs, std::move(callback)};
+            // Runs on the pool's delivery thread with the GIL held.
             request->on_done = [pending](Request& r) {
-              if (!Py_IsInitialized()) return;
-              py::gil_scoped_acquire gil;
               std::unique_ptr<PendingCall> owned(pending);
               try {
                 owned->callback(r.ok(), ErrorKindName(r.error_kind()), r.error(),
