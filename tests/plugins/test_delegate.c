@@ -11,10 +11,14 @@
  * build (crash: abort() in create),
  * fail_after=N lets the first N invokes succeed (to fail on later runs, not
  * on the first one), ops=add,mul chooses what to claim, verbose=1 prints the
- * execution plan. */
+ * execution plan, gate=PATH makes every invoke wait while the file PATH
+ * exists (so a test can hold a pool's worker inside a run, deterministically,
+ * and let it go by deleting the file), for at most 60 s, so that a failed
+ * test that never opens its gate ends instead of hanging the suite. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "accel/tfl_abi.h"  /* edgepipe's own ABI declarations */
 
 #ifndef EP_FAIL_AT
@@ -23,7 +27,7 @@
 
 #define EXPORT __attribute__((visibility("default")))
 enum { FAIL_NONE, FAIL_CREATE, FAIL_PREPARE, FAIL_INVOKE, FAIL_CRASH };
-typedef struct { int fail; long fail_after; int claim_add, claim_mul; int verbose; } state_t;
+typedef struct { int fail; long fail_after; int claim_add, claim_mul; int verbose; char gate[1024]; } state_t;
 
 /* counters readable by the test harness */
 static long g_prepare_calls, g_kernel_init_calls, g_kernel_invoke_calls, g_destroy_calls;
@@ -32,7 +36,7 @@ EXPORT void ep_test_counters(long* prep, long* init, long* inv, long* destroy) {
 }
 
 typedef struct { int op; int in0, in1, out; } kop_t;
-typedef struct { int n; int fail; long fail_after; long invokes; kop_t ops[]; } kernel_t;
+typedef struct { int n; int fail; long fail_after; long invokes; const char* gate; kop_t ops[]; } kernel_t;
 
 static void* k_init(ep_context* ctx, const char* buffer, size_t length) {
   (void)length;
@@ -40,6 +44,7 @@ static void* k_init(ep_context* ctx, const char* buffer, size_t length) {
   const state_t* st = (const state_t*)p->delegate->data_;
   kernel_t* k = calloc(1, sizeof(kernel_t) + p->nodes_to_replace->size * sizeof(kop_t));
   k->n = p->nodes_to_replace->size; k->fail = st->fail == FAIL_INVOKE; k->fail_after = st->fail_after;
+  k->gate = st->gate[0] ? st->gate : NULL;
   for (int i = 0; i < k->n; i++) {
     ep_node* node; ep_registration* reg;
     ctx->GetNodeAndRegistration(ctx, p->nodes_to_replace->data[i], &node, &reg);
@@ -55,6 +60,7 @@ static ep_status k_prepare(ep_context* ctx, ep_node* node) { (void)ctx; (void)no
 static ep_status k_invoke(ep_context* ctx, ep_node* node) {
   kernel_t* k = (kernel_t*)node->user_data;
   __atomic_add_fetch(&g_kernel_invoke_calls, 1, __ATOMIC_RELAXED);
+  for (int waited = 0; k->gate && waited < 300000 && access(k->gate, F_OK) == 0; waited++) usleep(200);
   if (k->fail && k->invokes++ >= k->fail_after) { ctx->ReportError(ctx, "edgepipe-test-delegate: injected invoke failure"); return EP_TFL_ERROR; }
   for (int i = 0; i < k->n; i++) {
     const ep_tensor* a = &ctx->tensors[k->ops[i].in0];
@@ -131,6 +137,7 @@ EXPORT ep_delegate* tflite_plugin_create_delegate(const char* const* keys, const
       st->claim_add = strstr(values[i], "add") != NULL; st->claim_mul = strstr(values[i], "mul") != NULL;
     } else if (!strcmp(keys[i], "fail_after")) st->fail_after = atol(values[i]);
     else if (!strcmp(keys[i], "verbose")) st->verbose = atoi(values[i]);
+    else if (!strcmp(keys[i], "gate")) snprintf(st->gate, sizeof st->gate, "%s", values[i]);
   }
   /* Kills the process the way a broken vendor driver does, to test that
    * edgepipe's crash marks keep it from happening again on the next start. */
