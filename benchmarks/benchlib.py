@@ -398,13 +398,13 @@ MEMORY_CONTENDERS = ("pool_weight_cache", "pool_no_weight_cache", "interpreter",
 
 
 def _run_each_pool_worker_once(pool: Any, inputs: dict[str, np.ndarray], workers: int) -> None:
-    """Make every worker of ``pool`` run once: each completion callback holds its worker
-    for a moment, so the next queued request has to go to a different worker."""
-    futures = [pool.submit(inputs, callback=lambda _f: time.sleep(0.2))
-               for _ in range(workers)]
-    for f in futures:
-        f.result()
-    time.sleep(0.25)  # let the last callbacks return
+    """Make every worker of ``pool`` run at least once (``stats()["worker_runs"]``)."""
+    for _ in range(1000):
+        if min(pool.stats()["worker_runs"]) > 0:
+            return
+        for f in [pool.submit(inputs) for _ in range(4 * workers)]:
+            f.result()
+    raise RuntimeError(f"some of the {workers} workers never ran: {pool.stats()['worker_runs']}")
 
 
 def memory_child(contender: str, model_path: str, k: int) -> dict[str, Any]:

@@ -545,6 +545,7 @@ def test_stats_counts_and_histograms(add_mul: Model) -> None:
             (0, 0, 0, 0)
         assert (s["workers"], s["queue_capacity"]) == (2, 16)
         assert s["worker_accelerators"] == ["cpu", "cpu"]
+        assert s["worker_runs"] == [0, 0]
         assert s["model_sha256"] == add_mul.sha256
         assert s["run_time"]["count"] == 0
 
@@ -559,6 +560,7 @@ def test_stats_counts_and_histograms(add_mul: Model) -> None:
         total = n + 27
         assert (s["submitted"], s["completed"], s["failed"]) == (total, total, 0)
         assert (s["dropped"], s["rejected"], s["expired"], s["cancelled"]) == (0, 0, 0, 0)
+        assert len(s["worker_runs"]) == 2 and sum(s["worker_runs"]) == total
         for hist in ("queue_wait", "run_time"):
             h = s[hist]
             assert h["count"] == total

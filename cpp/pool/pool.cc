@@ -154,6 +154,7 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
       NoteCallbackError(e);
     });
   }
+  worker_runs_ = std::make_unique<std::atomic<uint64_t>[]>(options_.workers);
   for (size_t i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this, i] { WorkerLoop(i); });
     thread_ids_.push_back(threads_.back().get_id());
@@ -317,6 +318,7 @@ void Pool::WorkerLoop(size_t index) {
       request->queue_us_ = Micros(now - request->enqueued_);
       queue_wait_.Record(request->queue_us_);
       Execute(index, *request);
+      worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
     }
     busy_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -484,6 +486,7 @@ PoolStats Pool::Stats() const {
     std::lock_guard<std::mutex> lock(slots_mutex_);
     for (const auto& slot : slots_) s.worker_accelerators.push_back(slot.accelerator);
   }
+  for (size_t i = 0; i < options_.workers; ++i) s.worker_runs.push_back(worker_runs_[i].load());
   {
     std::lock_guard<std::mutex> lock(callback_error_mutex_);
     s.last_callback_error = last_callback_error_;

@@ -99,6 +99,7 @@ struct PoolStats {
   size_t queue_depth = 0, queue_capacity = 0, busy_workers = 0, workers = 0;
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
+  std::vector<uint64_t> worker_runs;  // requests each worker ran (load balance)
   std::string last_callback_error;
 };
 
@@ -187,6 +188,7 @@ class Pool {
       rejected_{0}, expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0},
       callback_errors_{0};
   std::atomic<size_t> busy_{0};
+  std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;
   std::string last_callback_error_;
   // Last, so it is destroyed first: its thread touches the members above.

@@ -762,6 +762,7 @@ PYBIND11_MODULE(_core, m) {
         d["busy_workers"] = s.busy_workers;
         d["workers"] = s.workers;
         d["worker_accelerators"] = s.worker_accelerators;
+        d["worker_runs"] = s.worker_runs;
         d["queue_wait"] = HistogramDict(s.queue_wait);
         d["run_time"] = HistogramDict(s.run_time);
         return d;

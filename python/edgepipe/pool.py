@@ -31,8 +31,8 @@ _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 @atexit.register
 def _close_live_pools() -> None:
-    # Worker threads call back into Python to resolve futures; they must be
-    # stopped before the interpreter tears down, or a late callback could
+    # A pool's delivery thread calls into Python to resolve futures; it must
+    # be stopped before the interpreter tears down, or a late callback could
     # touch a dead interpreter.
     for pool in list(_live_pools):
         pool.close(drain=False)
@@ -172,7 +172,9 @@ class Pool:
 
         The future resolves to the outputs by name, or fails with a typed
         error (dropped, expired, cancelled, inference error). ``callback``
-        is added as a done-callback and runs on a worker thread.
+        is added as a done-callback. Futures are resolved, and callbacks run,
+        on the pool's delivery thread (one per pool, never a worker): a slow
+        callback delays later callbacks, not inference.
 
         Raises (synchronously): QueueFullError, PoolClosedError, InputError.
         """
