@@ -1188,9 +1188,7 @@ void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, cons
   // shape is how some writers say "unknown"; it is left alone.
   auto expect_out = [&](const std::vector<int64_t>& want, const std::string& from) {
     if (!out || out->dynamic || (out->shape.empty() && !want.empty())) return;
-    if (out->shape.size() == want.size() && std::equal(want.begin(), want.end(), out->shape.begin())) {
-      return;
-    }
+    if (std::equal(want.begin(), want.end(), out->shape.begin(), out->shape.end())) return;
     fail("maps " + from + " to declared output " + shape_str(out->shape) + ", expected " +
          shape_str(want));
   };
