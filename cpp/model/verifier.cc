@@ -37,8 +37,25 @@ constexpr int kSqueezeOp = 43;
 constexpr int kPadV2Op = 60;
 constexpr int kExpandDimsOp = 70;
 constexpr int kMirrorPadOp = 100;
+constexpr int kAveragePool2DOp = 1;
+constexpr int kConcatenationOp = 2;
+constexpr int kFullyConnectedOp = 9;
+constexpr int kMaxPool2DOp = 17;
+constexpr int kResizeBilinearOp = 23;
+constexpr int kMeanOp = 40;
+constexpr int kTransposeConvOp = 67;
+constexpr int kSumOp = 74;
+constexpr int kReduceProdOp = 81;
+constexpr int kReduceMaxOp = 82;
+constexpr int kReduceMinOp = 89;
+constexpr int kResizeNearestNeighborOp = 97;
 constexpr int kConv2DOptions = 1;           // BuiltinOptions_Conv2DOptions
 constexpr int kDepthwiseConv2DOptions = 2;  // BuiltinOptions_DepthwiseConv2DOptions
+constexpr int kPool2DOptions = 5;
+constexpr int kFullyConnectedOptions = 8;
+constexpr int kConcatenationOptions = 10;
+constexpr int kReducerOptions = 27;
+constexpr int kTransposeConvOptions = 49;
 constexpr int kTypeInt32 = 2;
 constexpr int kTypeInt64 = 4;
 constexpr int kPlaceholderOp = 127;      // PLACEHOLDER_FOR_GREATER_OP_CODES
@@ -106,6 +123,64 @@ bool OptionalInputAllowed(int code, size_t position) {
     default:
       return false;
   }
+}
+
+// Elementwise binary ops with numpy-style broadcasting.
+bool IsBroadcastBinary(int code) {
+  switch (code) {
+    case 0:   // ADD
+    case 18:  // MUL
+    case 41:  // SUB
+    case 42:  // DIV
+    case 55:  // MAXIMUM
+    case 57:  // MINIMUM
+    case 99:  // SQUARED_DIFFERENCE
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Ops whose output has exactly the shape of input 0.
+bool IsShapePreserving(int code) {
+  switch (code) {
+    case 8:    // FLOOR
+    case 14:   // LOGISTIC
+    case 19:   // RELU
+    case 20:   // RELU_N1_TO_1
+    case 21:   // RELU6
+    case 25:   // SOFTMAX
+    case 28:   // TANH
+    case 47:   // EXP
+    case 50:   // LOG_SOFTMAX
+    case 59:   // NEG
+    case 66:   // SIN
+    case 73:   // LOG
+    case 75:   // SQRT
+    case 76:   // RSQRT
+    case 92:   // SQUARE
+    case 98:   // LEAKY_RELU
+    case 101:  // ABS
+    case 104:  // CEIL
+    case 108:  // COS
+    case 111:  // ELU
+    case 114:  // QUANTIZE
+    case 116:  // ROUND
+    case 117:  // HARD_SWISH
+    case 150:  // GELU
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Output extent of a convolution or pooling window along one axis, as the
+// runtime computes it (padding 0 = SAME, 1 = VALID); 0 when the window does
+// not fit.
+int64_t WindowOutSize(int padding, int64_t size, int64_t k, int64_t stride, int64_t dil) {
+  int64_t eff = (k - 1) * dil + 1;
+  return padding == 0 ? (size + stride - 1) / stride
+                      : (size >= eff ? (size - eff + stride) / stride : 0);
 }
 
 std::string Escape(const uint8_t* p, size_t n) {
@@ -1101,11 +1176,72 @@ void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, cons
   auto fail = [&](const std::string& what) {
     Corrupt(Where() + " (" + op_name + ") " + what);
   };
-  auto shape_str = [](const std::vector<int32_t>& shape) {
+  auto shape_str = [](const auto& shape) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
     return s + "]";
   };
+  // The runtime re-derives these outputs (LiteRT 2.3.0 ran every probed op
+  // with a wrong declared output shape correctly), but edgepipe reports the
+  // declared shapes as the model's contract before compiling, so a declared
+  // shape the op cannot produce is a damaged file all the same. An empty
+  // shape is how some writers say "unknown"; it is left alone.
+  auto expect_out = [&](const std::vector<int64_t>& want, const std::string& from) {
+    if (!out || out->dynamic || (out->shape.empty() && !want.empty())) return;
+    if (std::equal(want.begin(), want.end(), out->shape.begin(), out->shape.end())) return;
+    fail("maps " + from + " to declared output " + shape_str(out->shape) + ", expected " +
+         shape_str(want));
+  };
+  auto widen = [](const std::vector<int32_t>& shape) {
+    return std::vector<int64_t>(shape.begin(), shape.end());
+  };
+  // Values of a dense int32/int64 constant stored inside the flatbuffer
+  // (index vectors: sizes, axes, output shapes); false when they cannot be
+  // read statically.
+  auto const_ints = [&](const TensorInfo* t, std::vector<int64_t>* values) {
+    if (!t || !t->constant || t->buffer->pos == 0) return false;
+    if (t->type != kTypeInt32 && t->type != kTypeInt64) return false;
+    size_t width = t->type == kTypeInt32 ? 4 : 8;
+    uint64_t n = t->Elements();
+    if (n > 64 || t->buffer->bytes != n * width) return false;
+    values->clear();
+    for (size_t i = 0; i < n; ++i) {
+      size_t p = t->buffer->pos + width * i;
+      values->push_back(width == 4 ? I32(p) : static_cast<int64_t>(U64(p)));
+    }
+    return true;
+  };
+  auto all_present = [&]() {
+    for (size_t i = 0; i < inputs.len; ++i) {
+      if (IntAt(inputs, i) < 0) return false;
+    }
+    return out != nullptr;
+  };
+
+  if (IsShapePreserving(code)) {
+    const TensorInfo* x = in(0);
+    if (x && !x->dynamic) expect_out(widen(x->shape), "input " + shape_str(x->shape));
+    return;
+  }
+  if (IsBroadcastBinary(code)) {
+    const TensorInfo* a = in(0);
+    const TensorInfo* b = in(1);
+    if (!a || !b || a->dynamic || b->dynamic) return;
+    // Numpy broadcasting, aligned at the last dimension.
+    size_t rank = std::max(a->shape.size(), b->shape.size());
+    std::vector<int64_t> want(rank);
+    for (size_t i = 0; i < rank; ++i) {
+      int64_t da = i < rank - a->shape.size() ? 1 : a->shape[i - (rank - a->shape.size())];
+      int64_t db = i < rank - b->shape.size() ? 1 : b->shape[i - (rank - b->shape.size())];
+      if (da != db && da != 1 && db != 1) {
+        fail("cannot broadcast input " + shape_str(a->shape) + " with input " +
+             shape_str(b->shape));
+      }
+      want[i] = da == 1 ? db : da;
+    }
+    expect_out(want, "inputs " + shape_str(a->shape) + " and " + shape_str(b->shape));
+    return;
+  }
 
   switch (code) {
     case kReshapeOp:
@@ -1194,13 +1330,8 @@ void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, cons
              " output channels");
       }
       if (x->dynamic || out->dynamic) return;
-      auto out_size = [&](int64_t size, int64_t k, int64_t stride, int64_t dil) -> int64_t {
-        int64_t eff = (k - 1) * dil + 1;
-        return padding == 0 ? (size + stride - 1) / stride
-                            : (size >= eff ? (size - eff + stride) / stride : 0);
-      };
-      int64_t oh = out_size(x->shape[1], w->shape[1], stride_h, dil_h);
-      int64_t ow = out_size(x->shape[2], w->shape[2], stride_w, dil_w);
+      int64_t oh = WindowOutSize(padding, x->shape[1], w->shape[1], stride_h, dil_h);
+      int64_t ow = WindowOutSize(padding, x->shape[2], w->shape[2], stride_w, dil_w);
       if (out->shape[0] != x->shape[0] || out->shape[1] != oh || out->shape[2] != ow ||
           out->shape[3] != out_channels) {
         fail("maps input " + shape_str(x->shape) + " with filter " + shape_str(w->shape) +
@@ -1208,6 +1339,187 @@ void Walker::StaticShapes(int code, const char* op_name, const Vec& inputs, cons
              std::to_string(x->shape[0]) + "," + std::to_string(oh) + "," + std::to_string(ow) +
              "," + std::to_string(out_channels) + "]");
       }
+      return;
+    }
+    case kFullyConnectedOp: {
+      const TensorInfo* x = in(0);
+      const TensorInfo* w = in(1);
+      const TensorInfo* bias = in(2);
+      if (!x || !w || !out || w->dynamic) return;
+      if (w->shape.size() != 2) fail("has weights " + shape_str(w->shape) + ", expected rank 2");
+      int64_t units = w->shape[0];
+      int64_t depth = w->shape[1];
+      if (bias && !bias->dynamic && bias->Elements() != static_cast<uint64_t>(units)) {
+        fail("has bias " + shape_str(bias->shape) + " for " + std::to_string(units) +
+             " output units");
+      }
+      if (x->dynamic || depth == 0 || x->shape.empty()) return;
+      // The input is read as rows of `depth` values. XNNPACK refuses a
+      // remainder but the builtin kernel silently drops it.
+      if (x->Elements() % static_cast<uint64_t>(depth) != 0) {
+        fail("has input " + shape_str(x->shape) + ", whose " + std::to_string(x->Elements()) +
+             " elements are not rows of the weights' " + std::to_string(depth) + " columns");
+      }
+      bool keep_dims = options_type == kFullyConnectedOptions &&
+                       GetU8(options, 2, 0, "keep_num_dims") != 0;
+      std::vector<int64_t> want;
+      if (keep_dims) {
+        if (x->shape.back() != depth) {
+          fail("keeps the dimensions of input " + shape_str(x->shape) + " but the weights " +
+               shape_str(w->shape) + " take rows of " + std::to_string(depth));
+        }
+        want = widen(x->shape);
+        want.back() = units;
+      } else {
+        want = {static_cast<int64_t>(x->Elements()) / depth, units};
+      }
+      expect_out(want, "input " + shape_str(x->shape) + " with weights " + shape_str(w->shape));
+      return;
+    }
+    case kAveragePool2DOp:
+    case kMaxPool2DOp: {
+      if (options_type != kPool2DOptions || !options) fail("has no Pool2DOptions");
+      int padding = GetI8(options, 0, 0, "padding");
+      int32_t stride_w = GetI32(options, 1, 0, "stride_w");
+      int32_t stride_h = GetI32(options, 2, 0, "stride_h");
+      int32_t filter_w = GetI32(options, 3, 0, "filter_width");
+      int32_t filter_h = GetI32(options, 4, 0, "filter_height");
+      if (stride_w < 1 || stride_h < 1 || filter_w < 1 || filter_h < 1 || padding < 0 ||
+          padding > 1) {
+        fail("has stride " + std::to_string(stride_h) + "x" + std::to_string(stride_w) +
+             ", filter " + std::to_string(filter_h) + "x" + std::to_string(filter_w) +
+             " and padding " + std::to_string(padding));
+      }
+      const TensorInfo* x = in(0);
+      if (!x || x->dynamic) return;
+      if (x->shape.size() != 4) fail("needs a rank-4 input, got " + shape_str(x->shape));
+      int64_t oh = WindowOutSize(padding, x->shape[1], filter_h, stride_h, 1);
+      int64_t ow = WindowOutSize(padding, x->shape[2], filter_w, stride_w, 1);
+      // TFLite's formula gives an empty output here where XNNPACK computes
+      // a 1x1 one: the two runtimes disagree, so no answer is right.
+      if (oh == 0 || ow == 0) {
+        fail("pools input " + shape_str(x->shape) + " with a " + std::to_string(filter_h) + "x" +
+             std::to_string(filter_w) + " window that does not fit");
+      }
+      expect_out({x->shape[0], oh, ow, x->shape[3]}, "input " + shape_str(x->shape));
+      return;
+    }
+    case kConcatenationOp: {
+      if (inputs.len == 0 || !all_present()) return;
+      const TensorInfo* first = in(0);
+      for (size_t i = 0; i < inputs.len; ++i) {
+        if (in(i)->dynamic) return;
+      }
+      int64_t rank = static_cast<int64_t>(first->shape.size());
+      int32_t axis = options_type == kConcatenationOptions ? GetI32(options, 0, 0, "axis") : 0;
+      int64_t a = axis < 0 ? int64_t{axis} + rank : int64_t{axis};
+      if (rank == 0) return;
+      if (a < 0 || a >= rank) {
+        fail("concatenates along axis " + std::to_string(axis) + " inputs of rank " +
+             std::to_string(rank));
+      }
+      std::vector<int64_t> want = widen(first->shape);
+      for (size_t i = 1; i < inputs.len; ++i) {
+        const TensorInfo* x = in(i);
+        bool ok = x->shape.size() == first->shape.size();
+        for (int64_t d = 0; ok && d < rank; ++d) ok = d == a || x->shape[d] == first->shape[d];
+        if (!ok) {
+          fail("concatenates along axis " + std::to_string(axis) + " input 0 " +
+               shape_str(first->shape) + " and input " + std::to_string(i) + " " +
+               shape_str(x->shape) + ", which differ in another dimension");
+        }
+        want[a] += x->shape[a];
+      }
+      expect_out(want, std::to_string(inputs.len) + " inputs along axis " + std::to_string(axis));
+      return;
+    }
+    case kTransposeConvOp: {
+      if (options_type != kTransposeConvOptions || !options) fail("has no TransposeConvOptions");
+      int padding = GetI8(options, 0, 0, "padding");
+      int32_t stride_w = GetI32(options, 1, 0, "stride_w");
+      int32_t stride_h = GetI32(options, 2, 0, "stride_h");
+      if (stride_w < 1 || stride_h < 1 || padding < 0 || padding > 1) {
+        fail("has stride " + std::to_string(stride_h) + "x" + std::to_string(stride_w) +
+             " and padding " + std::to_string(padding));
+      }
+      const TensorInfo* w = in(1);
+      const TensorInfo* x = in(2);
+      const TensorInfo* bias = in(3);
+      if (!w || !x || !out) return;
+      if (w->shape.size() != 4 || x->shape.size() != 4) {
+        fail("needs rank-4 filter and input, got " + shape_str(w->shape) + " and " +
+             shape_str(x->shape));
+      }
+      int64_t out_channels = w->shape[0];
+      // XNNPACK packs the bias as out_channels values read from its buffer,
+      // without comparing the two counts: a short bias is read past its end.
+      if (bias && !bias->dynamic && bias->Elements() != static_cast<uint64_t>(out_channels)) {
+        fail("has bias " + shape_str(bias->shape) + " for " + std::to_string(out_channels) +
+             " output channels");
+      }
+      if (x->dynamic) return;
+      if (x->shape[3] != w->shape[3]) {
+        fail("has input " + shape_str(x->shape) + " and filter " + shape_str(w->shape) +
+             ", whose channels disagree");
+      }
+      std::vector<int64_t> v;
+      if (!const_ints(in(0), &v)) return;  // output shape computed at run time
+      if (v.size() != 4) fail("has output_shape " + shape_str(v) + ", expected 4 values");
+      // output_shape must be an output the input could have come from: the
+      // builtin kernel refuses others, XNNPACK silently produces a different
+      // shape (VALID) or ignores the batch.
+      int64_t ih = v[1] > 0 ? WindowOutSize(padding, v[1], w->shape[1], stride_h, 1) : -1;
+      int64_t iw = v[2] > 0 ? WindowOutSize(padding, v[2], w->shape[2], stride_w, 1) : -1;
+      if (v[0] != x->shape[0] || v[3] != out_channels || ih != x->shape[1] ||
+          iw != x->shape[2]) {
+        fail("has output_shape " + shape_str(v) + ", which input " + shape_str(x->shape) +
+             " and filter " + shape_str(w->shape) + " cannot produce");
+      }
+      expect_out(v, "output_shape " + shape_str(v));
+      return;
+    }
+    case kResizeBilinearOp:
+    case kResizeNearestNeighborOp: {
+      const TensorInfo* x = in(0);
+      if (!x || !in(1) || x->dynamic) return;
+      if (x->shape.size() != 4) fail("needs a rank-4 input, got " + shape_str(x->shape));
+      std::vector<int64_t> size;
+      if (!const_ints(in(1), &size)) return;
+      // A damaged size constant makes the runtime allocate the output it
+      // describes: the builtin kernel crashed on 30000x30000.
+      if (size.size() != 2 || size[0] < 1 || size[1] < 1) {
+        fail("has size " + shape_str(size) + ", expected 2 positive values");
+      }
+      expect_out({x->shape[0], size[0], size[1], x->shape[3]},
+                 "input " + shape_str(x->shape) + " with size " + shape_str(size));
+      return;
+    }
+    case kMeanOp:
+    case kSumOp:
+    case kReduceProdOp:
+    case kReduceMaxOp:
+    case kReduceMinOp: {
+      const TensorInfo* x = in(0);
+      std::vector<int64_t> axes;
+      if (!x || x->dynamic || !const_ints(in(1), &axes)) return;
+      int64_t rank = static_cast<int64_t>(x->shape.size());
+      std::vector<bool> reduced(rank, false);
+      for (int64_t a : axes) {
+        if (a < -rank || a >= rank) {
+          fail("reduces axis " + std::to_string(a) + " of input " + shape_str(x->shape));
+        }
+        reduced[a < 0 ? a + rank : a] = true;  // repeated axes count once
+      }
+      bool keep_dims = options_type == kReducerOptions && GetU8(options, 0, 0, "keep_dims") != 0;
+      std::vector<int64_t> want;
+      for (int64_t d = 0; d < rank; ++d) {
+        if (!reduced[d]) {
+          want.push_back(x->shape[d]);
+        } else if (keep_dims) {
+          want.push_back(1);
+        }
+      }
+      expect_out(want, "input " + shape_str(x->shape) + " reduced over axes " + shape_str(axes));
       return;
     }
     default:

@@ -34,6 +34,7 @@ __all__ = [
     "build_dynamic_add",
     "build_multi_dtype",
     "build_quantized",
+    "build_single_op",
     "build_weight_heavy",
     "default_model_path",
     "main",
@@ -412,6 +413,49 @@ def build_multi_dtype() -> bytes:
     y = g.tensor("y", [1, 4], np.float32)
     g.op(_OP.ADD, [ids_f, x], [y], _OPTS.AddOptions, _add_opts())
     return g.finish({"ids": ids, "x": x}, {"ids_plus_one": ids1, "y": y})
+
+
+def build_single_op(
+    code: int,
+    inputs: Sequence[Sequence[int] | np.ndarray | None],
+    outputs: Sequence[Sequence[int]],
+    options_type: int = _OPTS.NONE,
+    options: object | None = None,
+    *,
+    dtype: np.dtype | type = np.float32,
+    version: int = 1,
+    shape_signatures: Mapping[str, Sequence[int]] | None = None,
+) -> bytes:
+    """Build a model of one builtin operator, exactly as declared, for verifier tests.
+
+    Each entry of ``inputs`` is a shape (a runtime input ``x<i>`` of ``dtype``), an
+    array (a constant ``c<i>`` of the array's shape and dtype) or ``None`` (the
+    optional-input hole -1). Outputs are ``y<j>`` of ``dtype`` with the given shapes.
+    ``shape_signatures`` maps tensor names to shape signatures (-1 = dynamic).
+
+    Nothing is checked: shapes that contradict the operator's semantics are written
+    as given, which is the point (they model damaged or hostile files).
+    """
+    sigs = dict(shape_signatures or {})
+    g = _GraphBuilder(f"edgepipe generated single_op code={code}")
+    op_inputs: list[int] = []
+    graph_inputs: dict[str, int] = {}
+    for i, spec in enumerate(inputs):
+        if spec is None:
+            op_inputs.append(-1)
+        elif isinstance(spec, np.ndarray):
+            op_inputs.append(g.tensor(f"c{i}", spec.shape, spec.dtype, spec))
+        else:
+            name = f"x{i}"
+            idx = g.tensor(name, spec, dtype, shape_signature=sigs.get(name))
+            graph_inputs[name] = idx
+            op_inputs.append(idx)
+    graph_outputs = {
+        f"y{j}": g.tensor(f"y{j}", shape, dtype, shape_signature=sigs.get(f"y{j}"))
+        for j, shape in enumerate(outputs)
+    }
+    g.op(code, op_inputs, list(graph_outputs.values()), options_type, options, version=version)
+    return g.finish(graph_inputs, graph_outputs)
 
 
 # Stable file stems used by write_all / the CLI / the test fixtures.
