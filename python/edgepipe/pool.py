@@ -249,7 +249,10 @@ class Pool:
             ModelError: the contract differs. CompileError: it does not compile.
         """
         new = model if isinstance(model, Model) else Model.load(model)
-        self._core.swap(new._core)
+        # The core compiles the new model with the pool's cache path, which
+        # must then lead to the new model's cache: another model's cache
+        # would silently give the old model's outputs.
+        self._weight_cache.swap_to(new, lambda: self._core.swap(new._core))
         self._model = new
 
     def stats(self) -> dict[str, Any]:
