@@ -90,10 +90,11 @@ def test_first_use_builds_a_checked_cache_that_later_instances_map(cache_dir, he
     model = edgepipe.Model.load(heavy[0])
     x = _inputs(model)
     want = _uncached(model, x)
+    path = _cache_file(model)
     with edgepipe.Pool(model, workers=2) as pool:
         _assert_same(pool.run(x), want)
         assert _cache_events(pool.events()) == []
-    path = _cache_file(model)
+        assert _mapped(path)
     _assert_checked_cache(path, model)
     inode = path.stat().st_ino
     with edgepipe.Session(model, weight_cache=True) as s:
@@ -269,6 +270,11 @@ def test_an_unusable_cache_dir_means_no_cache_correct_outputs_and_a_reason(
     assert len(events) == 1 and "Not a directory" in events[0]["error"]
 
 
+def _mapped(path: pathlib.Path) -> bool:
+    """Whether this process maps ``path`` (Linux)."""
+    return str(path) in pathlib.Path("/proc/self/maps").read_text()
+
+
 def test_swap_uses_the_new_models_cache(cache_dir, heavy):
     # The core compiles swapped-in models with the pool's cache path; the old
     # model's cache loads for a model of the same layout and gives its outputs.
@@ -278,11 +284,20 @@ def test_swap_uses_the_new_models_cache(cache_dir, heavy):
     assert not np.array_equal(next(iter(want_a.values())), next(iter(want_b.values())))
     with edgepipe.Pool(a, workers=2) as pool:
         _assert_same(pool.run(x), want_a)
+        assert _mapped(_cache_file(a))
+        # b has no cache yet; a swap does not build one (it would delay the
+        # swap by a child process) but runs b without, and says so.
         pool.swap(b)
         _assert_same(pool.run(x), want_b)
+        events = _cache_events(pool.events())
+        assert len(events) == 1 and "builds it" in events[0]["error"]
+        edgepipe.Session(b, weight_cache=True).close()  # builds b's cache
         pool.swap(a)
         _assert_same(pool.run(x), want_a)
-        assert _cache_events(pool.events()) == []
+        pool.swap(b)
+        _assert_same(pool.run(x), want_b)
+        assert _mapped(_cache_file(b))
+        assert len(_cache_events(pool.events())) == 1
     _assert_checked_cache(_cache_file(b), b)
 
 

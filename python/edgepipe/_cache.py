@@ -273,8 +273,11 @@ def _lock(path: Path) -> int:
             time.sleep(0.05)
 
 
-def open_weight_cache(model: Model, path: Path, runtime: str) -> int:
+def open_weight_cache(model: Model, path: Path, runtime: str, *, build: bool = True) -> int:
     """An fd of a checked weight cache of ``model`` at ``path``, built if needed.
+
+    Args:
+        build: build the cache when there is no good one (else give up).
 
     Raises:
         CacheUnavailable: no usable cache could be had; the message says why.
@@ -282,6 +285,8 @@ def open_weight_cache(model: Model, path: Path, runtime: str) -> int:
     fd, why = _open_checked(path, model.sha256, runtime)
     if fd is not None:
         return fd
+    if not build:
+        raise CacheUnavailable(f"{why}; the next Pool or Session of the model builds it")
     try:
         lock = _lock(path)
     except OSError as exc:
@@ -361,13 +366,13 @@ class WeightCache:
 
         return weight_cache_path(model.sha256, runtime_version())
 
-    def _open(self, model: Model) -> int | None:
+    def _open(self, model: Model, build: bool = True) -> int | None:
         from ._runtime import runtime_version
 
         try:
             path = self._path_for(model)
             path.parent.mkdir(parents=True, exist_ok=True)
-            return open_weight_cache(model, path, runtime_version())
+            return open_weight_cache(model, path, runtime_version(), build=build)
         except CacheUnavailable as exc:
             self._record(f"no XNNPACK weight cache for {model.sha256[:12]}…: {exc}")
         except OSError as exc:
@@ -383,14 +388,19 @@ class WeightCache:
     def swap_to(self, model: Model, swap: Callable[[], None]) -> None:
         """Call ``swap()`` with the core's cache path pointing at ``model``'s cache.
 
-        If ``swap`` raises, the path points back at the previous cache.
+        A missing or bad cache is not built here: a build takes a child
+        process (about a second), which would delay the swap and let a
+        health watch that started counting before the swap judge the old
+        model's traffic. The new instances then run without a cache (an
+        event says so). If ``swap`` raises, the path points back at the
+        previous cache.
         """
         if self._fd is None:
             swap()
             return
         previous = os.dup(self._fd)
         try:
-            fd = self._open(model)
+            fd = self._open(model, build=False)
             if fd is None:
                 # A directory: LiteRT can neither load nor build a cache there.
                 fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
