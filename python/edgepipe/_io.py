@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._cache import weight_cache_path
-from ._runtime import runtime_version
+from ._cache import WeightCache
 from .errors import InputError
 from .model import Model, TensorInfo
 
@@ -75,13 +73,15 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
     )
 
 
-def resolve_weight_cache(model: Model, weight_cache: bool | str | os.PathLike[str]) -> str:
-    """The weight-cache file to pass to the core ('' for none)."""
-    if weight_cache is False or weight_cache is None:
-        return ""
-    if weight_cache is True:
-        return str(weight_cache_path(model.sha256, runtime_version()))
-    return str(Path(weight_cache))
+def resolve_weight_cache(
+    model: Model, weight_cache: bool | str | os.PathLike[str] | None
+) -> WeightCache:
+    """The weight cache to compile with: checked (built if needed), or none.
+
+    Never raises for a cache that cannot be had: the returned object then
+    has an empty ``core_path`` and the reason in its ``events``.
+    """
+    return WeightCache(model, False if weight_cache is None else weight_cache)
 
 
 def accelerator_list(accelerator: str | Sequence[str]) -> list[str]:

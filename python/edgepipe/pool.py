@@ -100,6 +100,7 @@ class Pool:
         names, self._policy_events, accel_kwargs = guard.prepare(
             self._model, accelerator_list(accelerator), plugin_options=plugin_options
         )
+        self._weight_cache = resolve_weight_cache(self._model, weight_cache)
         self._core = _core.Pool(
             self._model._core,
             workers=workers,
@@ -107,7 +108,7 @@ class Pool:
             policy=policy,
             accelerators=names,
             threads=threads_per_worker,
-            weight_cache=resolve_weight_cache(self._model, weight_cache),
+            weight_cache=self._weight_cache.core_path,
             signature=self._model._signature_index(signature),
             retire_after_failures=retire_after_failures,
             **accel_kwargs,
@@ -250,7 +251,10 @@ class Pool:
             ModelError: the contract differs. CompileError: it does not compile.
         """
         new = model if isinstance(model, Model) else Model.load(model)
-        self._core.swap(new._core)
+        # The core compiles the new model with the pool's cache path, which
+        # must then lead to the new model's cache: another model's cache
+        # would silently give the old model's outputs.
+        self._weight_cache.swap_to(new, lambda: self._core.swap(new._core))
         self._model = new
 
     def stats(self) -> dict[str, Any]:
@@ -261,8 +265,12 @@ class Pool:
         return s
 
     def events(self) -> list[dict[str, Any]]:
-        """Accelerator fallback events: ``{"from", "to", "stage", "error", "time"}``."""
-        return self._policy_events + list(self._core.events())
+        """Fallback events: ``{"from", "to", "stage", "error", "time"}``.
+
+        A weight cache that could not be used is a ``"weight_cache"`` stage
+        event (the workers run without it).
+        """
+        return self._policy_events + self._weight_cache.events + list(self._core.events())
 
     def close(self, drain: bool = True) -> None:
         """Stop taking requests.

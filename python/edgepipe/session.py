@@ -56,11 +56,12 @@ class Session:
             self._model, accelerator_list(accelerator),
             allow_cpu_fallback=allow_cpu_fallback, plugin_options=plugin_options,
         )
+        self._weight_cache = resolve_weight_cache(self._model, weight_cache)
         self._core: _core.Session | None = _core.Session(
             self._model._core,
             names,
             threads or 0,
-            resolve_weight_cache(self._model, weight_cache),
+            self._weight_cache.core_path,
             self._model._signature_index(signature),
             allow_cpu_fallback,
             **accel_kwargs,
@@ -102,8 +103,12 @@ class Session:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Fallback events: ``{"from", "to", "stage", "error", "time"}``."""
-        return self._policy_events + list(self._session().events)
+        """Fallback events: ``{"from", "to", "stage", "error", "time"}``.
+
+        A weight cache that could not be used is a ``"weight_cache"`` stage
+        event (the session runs without it).
+        """
+        return self._policy_events + self._weight_cache.events + list(self._session().events)
 
     @property
     def delegation(self) -> dict[str, Any]:
@@ -189,6 +194,7 @@ class Session:
     def close(self) -> None:
         """Release the compiled instance (the model stays usable)."""
         self._core = None
+        self._weight_cache.close()
 
     def __enter__(self) -> Session:
         return self
