@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -73,3 +74,12 @@ def plugins(tmp_path_factory) -> dict[str, str]:
         )
         paths[name] = str(path)
     return paths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory) -> Iterator[None]:
+    """Weight caches, crash marks and decisions in a temp dir, never the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEPIPE_CACHE_DIR", str(tmp_path_factory.mktemp("edgepipe-cache")))
+    yield
+    mp.undo()

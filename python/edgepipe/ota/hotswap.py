@@ -211,11 +211,13 @@ class HotSwapper:
             except HealthCheckError as e:
                 return self._refuse(f"health check failed: {e}", version, prev_version, start)
 
-            before = self._counts()
             try:
                 self.pool.swap(model)
             except EdgepipeError as e:
                 return self._refuse(f"swap failed: {e}", version, prev_version, start)
+            # Counted from here, not from before the swap: requests the old model
+            # answered while the new one compiled say nothing about the new one.
+            before = self._counts()
             self._record("swapped", version, f"from {prev_version}")
 
             observed, failed = self._watch(before)
