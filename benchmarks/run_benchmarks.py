@@ -329,7 +329,11 @@ def plot(report: dict[str, Any], out: Path) -> None:
             xs = sorted(int(k) for k in tp[key])
             ax.plot(xs, [tp[key][str(x)]["throughput_per_s"] for x in xs], style,
                     label=labels[key])
-        ax.set_title(name)
+        role = report["models"][name].get("role", "")
+        ax.set_title(f"{name} ({role})", fontsize=9)
+        values = [v["throughput_per_s"] for k in tp for v in tp[k].values()]
+        if values and min(values) > 0 and max(values) / min(values) > 8:
+            ax.set_yscale("log")  # the bare loop of a tiny model dwarfs the rest
         ax.set_xlabel("workers / threads")
         ax.set_ylabel("inferences / s")
         ax.set_xticks(xs)
