@@ -362,8 +362,12 @@ void Pool::Execute(size_t index, Request& request) {
         fallback = slot.cpu_fallback;
       }
       if (!fallback || fallback->model() != instance->model()) {
-        fallback = CompileWithFallback(instance->model(), {"cpu"}, options_.compile, &events_)
-                       .instance;
+        CompileOptions compile = options_.compile;
+        // The weight-cache path leads to the current model's cache; a
+        // request still running on a model swapped out meanwhile must not
+        // load another model's packed weights.
+        if (instance->model() != model()) compile.weight_cache_path.clear();
+        fallback = CompileWithFallback(instance->model(), {"cpu"}, compile, &events_).instance;
       }
       events_.Add({accelerator, "cpu", "run", e.what(), UnixNow()});
       fallback_runs_.fetch_add(1, std::memory_order_relaxed);
