@@ -77,6 +77,9 @@ TARGET_CLASSES = ("tiny", "mid", "large")
 FULL_MODELS = ("add_mul", "convnet", "face_detection_short_range", "face_detection_full_range",
                "face_landmark", "weight_heavy")
 QUICK_MODELS = ("add_mul", "face_detection_short_range", "weight_heavy")
+#: ``--targets``: the real models, plus the models of the overhead and memory targets.
+TARGET_MODELS = ("add_mul", "face_detection_short_range", "face_detection_full_range",
+                 "face_landmark", "weight_heavy")
 #: The model of the per-call overhead target.
 OVERHEAD_MODEL = "add_mul"
 #: The model of the 0.75x memory target.
