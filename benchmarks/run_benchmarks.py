@@ -489,7 +489,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="also write the JSON document here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (needs matplotlib)")
     p.add_argument("--markdown", type=Path, metavar="REPORT_JSON",
-                   help="print markdown tables of an earlier report and exit")
+                   help="print markdown tables of an earlier report (targets scored again "
+                        "from its raw rounds) and exit")
     p.add_argument("--child-memory", nargs=3, metavar=("CONTENDER", "MODEL", "K"),
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -499,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the JSON report."""
     args = parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())))
+        report = json.loads(args.markdown.read_text())
+        # Scored again from the raw rounds: tables always follow today's rules.
+        report["targets"] = compute_targets(report)
+        print(markdown(report))
         return 0
     if args.child_memory:
         contender, model_path, k = args.child_memory
