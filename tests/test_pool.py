@@ -720,3 +720,23 @@ def test_a_blocked_callback_never_stalls_inference(add_mul: Model) -> None:
     # One delivery thread, not the caller's.
     assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
     assert len(threads) == 11
+
+
+def test_close_from_a_callback_while_another_thread_closes(add_mul: Model) -> None:
+    # The main thread's close() joins the delivery thread while a callback on that
+    # thread calls close() too: the callback's close must not wait for the first.
+    in_callback, main_closing = threading.Event(), threading.Event()
+
+    def close_too(_: Future[dict[str, np.ndarray]]) -> None:
+        in_callback.set()
+        main_closing.wait(10)
+        time.sleep(0.1)  # main is inside close(), joining this thread, by now
+        pool.close(drain=True)
+
+    pool = Pool(add_mul, workers=1)
+    futs = [pool.submit(pair(0), callback=close_too)] + [pool.submit(pair(i)) for i in range(1, 9)]
+    assert in_callback.wait(10)
+    main_closing.set()
+    pool.close(drain=True)
+    for i, f in enumerate(futs):
+        check(f.result(10), pair(i))

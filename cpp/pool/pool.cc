@@ -408,7 +408,12 @@ void Pool::Execute(size_t index, Request& request) {
 }
 
 void Pool::Close(bool drain) {
-  std::lock_guard<std::mutex> close_lock(close_mutex_);
+  // A close from a callback (on the delivery thread) only signals, and must
+  // not wait for close_mutex_: a close on another thread may hold it while it
+  // joins the very thread this callback runs on.
+  const bool on_pool_thread = IsPoolThread();
+  std::unique_lock<std::mutex> close_lock(close_mutex_, std::defer_lock);
+  if (!on_pool_thread) close_lock.lock();
   std::deque<std::shared_ptr<Request>> cancelled;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
@@ -435,7 +440,7 @@ void Pool::Close(bool drain) {
   // From a completion callback only signal: joining there could wait on a
   // thread that waits for this one. The destructor, or a close() from any
   // other thread, joins.
-  if (IsPoolThread()) return;
+  if (on_pool_thread) return;
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
