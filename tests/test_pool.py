@@ -8,6 +8,7 @@ are computed from the inputs with numpy.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import itertools
 import os
@@ -740,3 +741,57 @@ def test_close_from_a_callback_while_another_thread_closes(add_mul: Model) -> No
     pool.close(drain=True)
     for i, f in enumerate(futs):
         check(f.result(10), pair(i))
+
+
+def _fc_plus_input(seed: int) -> Model:
+    """y = FC(x; weights from ``seed``) + x, on [1, 64]: the FC's packed weights go to
+    the weight cache, the ADD is what the test delegate claims (and can fail)."""
+    rng = np.random.default_rng(seed)
+    g = generator._GraphBuilder(f"edgepipe test fc_plus_input seed={seed}")
+    x = g.tensor("x", [1, 64], np.float32)
+    w = g.tensor("w", [64, 64], np.float32, rng.standard_normal((64, 64)).astype(np.float32))
+    h = g.tensor("h", [1, 64], np.float32)
+    y = g.tensor("y", [1, 64], np.float32)
+    g.op(generator._OP.FULLY_CONNECTED, [x, w, -1], [h], generator._OPTS.FullyConnectedOptions,
+         generator._fc_opts())
+    g.op(generator._OP.ADD, [h, x], [y], generator._OPTS.AddOptions, generator._add_opts())
+    return Model.from_bytes(g.finish({"x": x}, {"y": y}))
+
+
+def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
+        plugins: dict[str, str], tmp_path: pathlib.Path) -> None:
+    # A request still running on model A while the pool swaps to B fails on its
+    # accelerator and is answered by a CPU instance of A compiled on the spot. The
+    # pool's weight-cache path leads to B's cache by then; A must not load it.
+    a, b = _fc_plus_input(1), _fc_plus_input(2)
+    x = {"x": np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)}
+    want_a = a.compile("cpu").run(x)["y"]
+    assert not np.allclose(want_a, b.compile("cpu").run(x)["y"])
+    b.compile("cpu", weight_cache=True).close()  # B's cache is ready for the swap
+    invokes = ctypes.c_long()
+    counters = ctypes.CDLL(plugins["good"]).ep_test_counters  # the loaded plugin's own
+
+    def invoke_calls() -> int:
+        unused = ctypes.c_long()
+        counters(ctypes.byref(unused), ctypes.byref(unused), ctypes.byref(invokes),
+                 ctypes.byref(unused))
+        return invokes.value
+
+    gate = Gate(tmp_path / "gate")
+    # fail_after=1: the trial run at compile passes, the next run of each instance fails.
+    with Pool(a, workers=1, accelerator=plugins["good"], weight_cache=True,
+              plugin_options={"gate": str(gate.path), "fail_at": "invoke",
+                              "fail_after": "1"}) as pool:
+        assert pool.stats()["worker_accelerators"] == ["plugin:" + plugins["good"]]
+        base = invoke_calls()
+        gate.close()
+        held = pool.submit(x)
+        wait_for(lambda: invoke_calls() == base + 1)  # A's run waits at the gate
+        swapper = threading.Thread(target=pool.swap, args=(b,))
+        swapper.start()
+        wait_for(lambda: invoke_calls() == base + 2)  # so does B's trial run
+        gate.set()
+        np.testing.assert_allclose(held.result(10)["y"], want_a, rtol=1e-5, atol=1e-5)
+        swapper.join(10)
+        assert not swapper.is_alive()
+        assert any(e["stage"] == "run" for e in pool.events())

@@ -363,10 +363,11 @@ void Pool::Execute(size_t index, Request& request) {
       }
       if (!fallback || fallback->model() != instance->model()) {
         CompileOptions compile = options_.compile;
-        // The weight-cache path leads to the current model's cache; a
-        // request still running on a model swapped out meanwhile must not
-        // load another model's packed weights.
-        if (instance->model() != model()) compile.weight_cache_path.clear();
+        // No weight cache for this rare instance: the pool's cache path may
+        // lead to another model's cache by now (during or after a swap the
+        // binding points it at the new model's), and loading that would
+        // answer with the other model's packed weights.
+        compile.weight_cache_path.clear();
         fallback = CompileWithFallback(instance->model(), {"cpu"}, compile, &events_).instance;
       }
       events_.Add({accelerator, "cpu", "run", e.what(), UnixNow()});
