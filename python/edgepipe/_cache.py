@@ -23,7 +23,6 @@ write to a shared cache file:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
+
+from ._files import fsync_dir, hash_fd, unlink_logged
 
 if TYPE_CHECKING:
     from .model import Model
@@ -88,15 +89,6 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _hash_fd(fd: int) -> str:
-    h = hashlib.sha256()
-    offset = 0
-    while block := os.pread(fd, 1 << 20, offset):
-        h.update(block)
-        offset += len(block)
-    return h.hexdigest()
-
-
 def _header_problem(fd: int, size: int) -> str | None:
     """What is wrong with an XNNPACK cache header (None: looks complete)."""
     head = os.pread(fd, _HEADER.size, 0)
@@ -133,7 +125,7 @@ def _check_open(fd: int, path: Path, model_sha256: str, runtime: str) -> str | N
     with _checked_lock:
         digest = _checked.get(key)
     if digest is None:
-        digest = _hash_fd(fd)
+        digest, _ = hash_fd(fd)
         with _checked_lock:
             _checked[key] = digest
     if digest != meta.get("sha256"):
@@ -157,21 +149,6 @@ def _open_checked(path: Path, model_sha256: str, runtime: str) -> tuple[int | No
         return fd, ""
     os.close(fd)
     return None, why
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _build_in_child(model: Model, out: Path) -> None:
@@ -217,11 +194,11 @@ def _build(model: Model, path: Path, runtime: str) -> None:
     """
     folder = path.parent
     for leftover in folder.glob(path.name + ".*.tmp"):
-        _unlink(leftover)
+        unlink_logged(leftover)
     # A bad file takes disk space the build may need; processes that map it
     # keep their mapping.
-    _unlink(path)
-    _unlink(_sibling(path, _META_SUFFIX))
+    unlink_logged(path)
+    unlink_logged(_sibling(path, _META_SUFFIX))
     token = f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
     tmp = path.with_name(path.name + token)
     tmp_meta = path.with_name(path.name + _META_SUFFIX + token)
@@ -237,7 +214,7 @@ def _build(model: Model, path: Path, runtime: str) -> None:
             if problem:
                 raise CacheUnavailable(f"the runtime wrote an incomplete cache: {problem}")
             os.fsync(fd)
-            digest = _hash_fd(fd)
+            digest, _ = hash_fd(fd)
         finally:
             os.close(fd)
         meta = {"format": _META_FORMAT, "model_sha256": model.sha256, "runtime": runtime,
@@ -250,12 +227,12 @@ def _build(model: Model, path: Path, runtime: str) -> None:
         # not match, which means a rebuild, never a wrong cache.
         os.replace(tmp, path)
         os.replace(tmp_meta, _sibling(path, _META_SUFFIX))
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         raise CacheUnavailable(f"cannot write in {folder}: {exc}") from exc
     finally:
-        _unlink(tmp)
-        _unlink(tmp_meta)
+        unlink_logged(tmp)
+        unlink_logged(tmp_meta)
 
 
 def _lock(path: Path) -> int:

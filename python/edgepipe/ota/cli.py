@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._files import hash_file
+from .._files import hash_file
 from .errors import UpdateError
 from .keys import TrustedKeys, load_private_key, load_public_key, write_keypair
 from .manifest import (

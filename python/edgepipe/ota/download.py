@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ._files import unlink_logged
+from .._files import unlink_logged
 from .errors import DownloadError, IntegrityError, StoreError
 
 log = logging.getLogger(__name__)

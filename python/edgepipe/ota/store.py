@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
+from .._files import fsync_dir, hash_file, unlink_logged
 from ..errors import EdgepipeError
 from . import download as _dl
-from ._files import fsync_dir, hash_file, unlink_logged
 from .errors import (
     IntegrityError,
     ManifestError,

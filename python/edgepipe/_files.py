@@ -1,4 +1,4 @@
-"""File helpers shared by the OTA store, downloader and CLI."""
+"""File helpers for durable writes: the OTA store, downloader and CLI, the weight cache."""
 
 from __future__ import annotations
 
@@ -7,18 +7,29 @@ import logging
 import os
 from pathlib import Path
 
-log = logging.getLogger("edgepipe.ota")
+log = logging.getLogger(__name__)
+
+
+def hash_fd(fd: int) -> tuple[str, int]:
+    """Hex SHA-256 and size of an open file, read with ``pread`` in 1 MiB blocks.
+
+    ``pread`` leaves the file offset alone, so the fd can be handed on as is.
+    """
+    h = hashlib.sha256()
+    size = 0
+    while block := os.pread(fd, 1 << 20, size):
+        h.update(block)
+        size += len(block)
+    return h.hexdigest(), size
 
 
 def hash_file(path: Path) -> tuple[str, int]:
-    """Hex SHA-256 and size of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
+    """Hex SHA-256 and size of a file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return hash_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
