@@ -16,13 +16,8 @@ Delivery::Delivery(LockedRun locked_run, std::function<void(const std::string&)>
 
 Delivery::~Delivery() {
   Stop();
-  if (thread_.joinable()) {
-    if (OnDeliveryThread()) {
-      thread_.detach();
-    } else {
-      thread_.join();
-    }
-  }
+  // Still joinable only when destroyed on its own thread (from a callback).
+  if (thread_.joinable()) thread_.detach();
 }
 
 void Delivery::Push(std::shared_ptr<Request> request) {

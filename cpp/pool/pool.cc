@@ -163,9 +163,6 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
 
 Pool::~Pool() {
   Close(false);
-  // Callbacks still due (a close from a callback skipped the joins) run
-  // before the members they touch go away.
-  if (delivery_) delivery_->Stop();
   // A pool destroyed from its own callback cannot join the thread it runs on.
   for (auto& t : threads_) {
     if (t.joinable()) {
