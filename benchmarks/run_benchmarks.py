@@ -204,10 +204,13 @@ def _target(value: float | None, threshold: float, higher_is_better: bool,
             "comparison": ">=" if higher_is_better else "<=", "met": met, **detail}
 
 
-def _paired_median(num: list[float], den: list[float]) -> float | None:
-    """Median over rounds of num[r] / den[r] (points measured in the same round)."""
-    ratios = [a / b for a, b in zip(num, den) if b > 0]
-    return _finite(float(statistics.median(ratios))) if ratios else None
+def _paired_ratios(num: list[float], den: list[float]) -> list[float]:
+    """num[r] / den[r] for every round r (points measured in the same round)."""
+    return [a / b for a, b in zip(num, den) if b > 0]
+
+
+def _median(values: list[float]) -> float | None:
+    return _finite(float(statistics.median(values))) if values else None
 
 
 def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +231,8 @@ def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
                 return list(tp[c][n]["throughput_rounds_per_s"])
 
             p1, p2 = rounds_of("pool", "1"), rounds_of("pool", "2")
+            scaling = _paired_ratios(p2, p1)
+            pool_ratio = _median(scaling)
             detail: dict[str, Any] = {
                 "model_class": m.get("role"),
                 "pool_1w_per_s": tp["pool"]["1"]["throughput_per_s"],
@@ -240,26 +245,26 @@ def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
             if "bare_loop" in tp and "2" in tp["bare_loop"]:
                 # Not the target: what two bare C++ loops on two threads reach over one,
                 # measured in the same rounds: the machine's own ceiling for the ratio.
-                ceiling = _paired_median(rounds_of("bare_loop", "2"), rounds_of("bare_loop", "1"))
+                ceiling = _median(_paired_ratios(rounds_of("bare_loop", "2"),
+                                                 rounds_of("bare_loop", "1")))
                 detail["machine_ceiling_2_vs_1"] = ceiling
-                pool_ratio = _paired_median(p2, p1)
                 if ceiling and pool_ratio:
                     detail["pool_scaling_vs_ceiling"] = _finite(pool_ratio / ceiling)
             out[f"scaling_2_workers/{name}"] = _target(
-                _paired_median(p2, p1), TARGETS["scaling_2_workers"], True,
-                **detail, ratio_rounds=[a / b for a, b in zip(p2, p1) if b > 0])
+                pool_ratio, TARGETS["scaling_2_workers"], True,
+                **detail, ratio_rounds=scaling)
             # The best peer is the one with the higher median; its rounds are then
             # paired with the pool's. (A per-round max of the two peers would pick
             # whichever was lucky in each round: biased upwards by the noise.)
             peers = {k: tp[k]["1"]["throughput_per_s"] for k in PEERS}
             best_name = max(peers, key=lambda k: peers[k])
-            best_rounds = rounds_of(best_name, "1")
+            vs_peer = _paired_ratios(p2, rounds_of(best_name, "1"))
             out[f"vs_best_peer_1_thread/{name}"] = _target(
-                _paired_median(p2, best_rounds), TARGETS["vs_best_peer_1_thread"], True,
+                _median(vs_peer), TARGETS["vs_best_peer_1_thread"], True,
                 model_class=m.get("role"), pool_2w_per_s=detail["pool_2w_per_s"],
                 best_peer=best_name, best_peer_1t_per_s=peers[best_name],
                 peer_2t_per_s={k: tp[k]["2"]["throughput_per_s"] for k in PEERS},
-                ratio_rounds=[a / b for a, b in zip(p2, best_rounds) if b > 0])
+                ratio_rounds=vs_peer)
         mem = m.get("memory")
         if mem:
             w = mem["pool_weight_cache"]["extra_instance_mb"]["RssAnon"]
