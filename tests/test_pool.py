@@ -795,3 +795,18 @@ def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
         swapper.join(10)
         assert not swapper.is_alive()
         assert any(e["stage"] == "run" for e in pool.events())
+
+
+def test_a_raising_callback_does_not_stop_deliveries(add_mul: Model,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def boom(_: Future[dict[str, np.ndarray]]) -> None:
+        raise ZeroDivisionError("callback bug")
+
+    with Pool(add_mul, workers=1) as pool:
+        bad = pool.submit(pair(0), callback=boom)
+        rest = [pool.submit(pair(i)) for i in range(1, 21)]
+        check(bad.result(10), pair(0))
+        for i, f in enumerate(rest, start=1):
+            check(f.result(10), pair(i))
+    # concurrent.futures reports the callback's exception; the delivery thread goes on.
+    assert "callback bug" in caplog.text
