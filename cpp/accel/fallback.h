@@ -15,8 +15,8 @@ namespace edgepipe {
 
 // One step down the preference list, visible in stats and bench output.
 struct FallbackEvent {
-  std::string from;   // accelerator left
-  std::string to;     // accelerator taken instead ("" when none was left)
+  std::string from;  // accelerator left
+  std::string to;    // accelerator taken instead ("" when none was left)
   // "policy" (denied before any attempt, from Python), "library_load",
   // "accelerator_init", "compile", "first_run", "run", "retired"
   std::string stage;

@@ -5,8 +5,7 @@ namespace edgepipe {
 const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
 #define EDGEPIPE_ERROR_NAME(e, name, cls) \
-  case ErrorKind::e:                      \
-    return name;
+  case ErrorKind::e: return name;
     EDGEPIPE_ERROR_KINDS(EDGEPIPE_ERROR_NAME)
 #undef EDGEPIPE_ERROR_NAME
   }
@@ -17,8 +16,7 @@ const char* ErrorKindName(ErrorKind kind) {
 const char* ErrorClassName(ErrorKind kind) {
   switch (kind) {
 #define EDGEPIPE_ERROR_CLASS(e, name, cls) \
-  case ErrorKind::e:                       \
-    return cls;
+  case ErrorKind::e: return cls;
     EDGEPIPE_ERROR_KINDS(EDGEPIPE_ERROR_CLASS)
 #undef EDGEPIPE_ERROR_CLASS
   }

@@ -14,6 +14,7 @@
 
 namespace edgepipe {
 
+// clang-format off
 // X(enumerator, stable lower_snake_case name, edgepipe.errors class name)
 #define EDGEPIPE_ERROR_KINDS(X)                                                               \
   X(kRuntime, "runtime", "RuntimeLoadError")      /* runtime library/symbol/environment */   \
@@ -28,6 +29,7 @@ namespace edgepipe {
   X(kCancelled, "cancelled", "CancelledError")    /* cancelled before it started */          \
   X(kAccelerator, "accelerator", "AcceleratorError") /* an accelerator could not be used */  \
   X(kInternal, "internal", "EdgepipeError")       /* a bug in edgepipe */
+// clang-format on
 
 enum class ErrorKind {
 #define EDGEPIPE_ERROR_ENUM(e, name, cls) e,

@@ -37,7 +37,7 @@ StderrCapture::StderrCapture(bool enabled) {
   }
 }
 
-std::string StderrCapture::Finish() {
+std::string StderrCapture::Finish(Echo echo) {
   if (saved_fd_ >= 0) {
     std::fflush(stderr);
     dup2(saved_fd_, 2);
@@ -48,8 +48,21 @@ std::string StderrCapture::Finish() {
       text_.resize(static_cast<size_t>(size));
       ssize_t got = pread(file_fd_, &text_[0], text_.size(), 0);
       text_.resize(got > 0 ? static_cast<size_t>(got) : 0);
-      // Re-emitted so other threads' lines written meanwhile are not lost.
-      if (write(2, text_.data(), text_.size()) < 0) {
+      // Re-emitted (as asked) so other threads' lines written meanwhile are
+      // not lost.
+      std::string out;
+      if (echo == Echo::kAll) {
+        out = text_;
+      } else if (echo == Echo::kAllButInfo) {
+        size_t start = 0;
+        while (start < text_.size()) {
+          size_t end = text_.find('\n', start);
+          end = end == std::string::npos ? text_.size() : end + 1;
+          if (text_.compare(start, 6, "INFO: ") != 0) out.append(text_, start, end - start);
+          start = end;
+        }
+      }
+      if (!out.empty() && write(2, out.data(), out.size()) < 0) {
         // stderr is gone; the text is still returned to the caller
       }
     }
@@ -60,6 +73,6 @@ std::string StderrCapture::Finish() {
   return text_;
 }
 
-StderrCapture::~StderrCapture() { Finish(); }
+StderrCapture::~StderrCapture() { Finish(Echo::kAll); }
 
 }  // namespace edgepipe

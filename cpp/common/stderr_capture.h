@@ -9,16 +9,22 @@
 namespace edgepipe {
 
 // Redirects fd 2 into a temporary file while alive, then restores it and
-// writes what was captured back to the real stderr (so nothing is lost, only
-// delayed). One at a time process-wide, because fd 2 is process-global: the
-// runtime's GPU/NPU errors ("No adapters found") exist only as log lines, and
-// this is the one way to put them into a fallback event.
+// writes back to the real stderr what the caller's Echo asks for. One at a
+// time process-wide, because fd 2 is process-global: the runtime's GPU/NPU
+// errors ("No adapters found") exist only as log lines, and this is the one
+// way to put them into a fallback event; the TFLite logger (not exported by
+// libLiteRt.so, so its level cannot be set) prints an INFO line on the first
+// CPU compile, which is how it is kept off a user's terminal.
 class StderrCapture {
  public:
   explicit StderrCapture(bool enabled);
   ~StderrCapture();
+  // What Finish writes back to the real stderr: everything (nothing lost,
+  // only delayed), nothing (the caller keeps the text, e.g. in an event), or
+  // every line except the TFLite logger's "INFO: " lines.
+  enum class Echo { kAll, kNone, kAllButInfo };
   // Stops capturing (idempotent) and returns the captured text.
-  std::string Finish();
+  std::string Finish(Echo echo = Echo::kAll);
   StderrCapture(const StderrCapture&) = delete;
   StderrCapture& operator=(const StderrCapture&) = delete;
 

@@ -1,5 +1,6 @@
 #include "compiled/instance.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -156,10 +157,26 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
     } else {
       env = runtime.cpu_environment();
     }
-    StderrCapture capture(accelerated && CaptureAcceleratorLogDefault());
+    // Until one CPU compile succeeded, the TFLite logger may still print its
+    // one-time INFO line ("Created TensorFlow Lite XNNPACK delegate for
+    // CPU."): captured and dropped unless the runtime's level is info or
+    // lower. A failed accelerator's text goes into its error (the fallback
+    // event), and reaches stderr only at the runtime's info level or lower.
+    static std::atomic<bool> cpu_compiled_once{false};
+    const bool capture_cpu = !accelerated && !cpu_compiled_once.load(std::memory_order_acquire);
+    StderrCapture capture(capture_cpu || (accelerated && CaptureAcceleratorLogDefault()));
     const litert::Status st =
         api_->LiteRtCreateCompiledModel(env, model_->handle(), compile_options_, &compiled_);
-    const std::string log = capture.Finish();
+    StderrCapture::Echo echo = StderrCapture::Echo::kAllButInfo;
+    if (runtime.log_severity() <= litert::kLogInfo) {
+      echo = StderrCapture::Echo::kAll;
+    } else if (accelerated && st != litert::kOk) {
+      echo = StderrCapture::Echo::kNone;  // the text is in the error
+    }
+    const std::string log = capture.Finish(echo);
+    if (!accelerated && st == litert::kOk) {
+      cpu_compiled_once.store(true, std::memory_order_release);
+    }
     if (st != litert::kOk) {
       std::string msg = "the runtime could not compile " + model_->description() + " for " +
                         AcceleratorText(options_) + ": LiteRT status " + std::to_string(st) +

@@ -9,9 +9,9 @@ Runtime::AcceleratorEnvironment Build(Runtime& runtime, const std::string& dir) 
   const LiteRtApi& api = runtime.api();
   auto* cpu_def = static_cast<const litert::AcceleratorDefHead* const*>(
       runtime.Symbol("LiteRtStaticLinkedAcceleratorCpuDef"));
-  const bool ordered = cpu_def != nullptr && *cpu_def != nullptr &&
-                       api.LiteRtCreateAccelerator != nullptr &&
-                       api.LiteRtSetDelegateFunction != nullptr && api.LiteRtWrapDelegate != nullptr;
+  const bool ordered =
+      cpu_def != nullptr && *cpu_def != nullptr && api.LiteRtCreateAccelerator != nullptr &&
+      api.LiteRtSetDelegateFunction != nullptr && api.LiteRtWrapDelegate != nullptr;
   const std::string dispatch_dir = runtime.dispatch_library_dir();
   std::vector<litert::EnvOption> extra;
   litert::EnvOption o{};

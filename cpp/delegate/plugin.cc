@@ -176,7 +176,8 @@ litert::Status DispatcherCreate(void*, litert::Environment, litert::Accelerator,
   relay->base.Prepare = RelayPrepare;
   // An observe-only relay must not stop a graph with dynamic tensors from
   // being delegated; a plugin's own flags are what TFLite should judge.
-  relay->base.flags = inner ? inner->flags : static_cast<int64_t>(EP_DELEGATE_FLAG_ALLOW_DYNAMIC_TENSORS);
+  relay->base.flags =
+      inner ? inner->flags : static_cast<int64_t>(EP_DELEGATE_FLAG_ALLOW_DYNAMIC_TENSORS);
   relay->inner = inner;
   relay->plugin = session->plugin;
   relay->session = session;
@@ -209,10 +210,10 @@ std::shared_ptr<PluginLibrary> PluginLibrary::Load(const std::string& path) {
   lib->destroy_ = reinterpret_cast<DestroyFn>(dlsym(handle, "tflite_plugin_destroy_delegate"));
   if (lib->create_ == nullptr || lib->destroy_ == nullptr) {
     // Kept loaded: unloading a library whose constructors ran is not safe.
-    throw AcceleratorError("library_load",
-                           path + " is not a TFLite external-delegate plugin: it lacks " +
-                               (lib->create_ ? "tflite_plugin_destroy_delegate"
-                                             : "tflite_plugin_create_delegate"));
+    throw AcceleratorError(
+        "library_load",
+        path + " is not a TFLite external-delegate plugin: it lacks " +
+            (lib->create_ ? "tflite_plugin_destroy_delegate" : "tflite_plugin_create_delegate"));
   }
   (*loaded)[path] = lib;
   return lib;
@@ -249,8 +250,8 @@ void AttachDelegateSession(const LiteRtApi& api, litert::Options options,
                            const std::shared_ptr<DelegateSession>& session) {
   auto* payload = new std::shared_ptr<DelegateSession>(session);
   litert::OpaqueOptions opaque = nullptr;
-  litert::Status st = api.LiteRtCreateOpaqueOptions(kDelegateSessionOption, payload,
-                                                    DeleteSessionPayload, &opaque);
+  litert::Status st =
+      api.LiteRtCreateOpaqueOptions(kDelegateSessionOption, payload, DeleteSessionPayload, &opaque);
   if (st != litert::kOk) {
     delete payload;
     ThrowStatus(ErrorKind::kCompile, st, "cannot create the delegate option");

@@ -66,10 +66,10 @@ class PluginLibrary {
 
 // What one compile saw, filled in by the dispatcher and the relay.
 struct DelegationReport {
-  bool observed = false;            // the relay's Prepare ran
-  std::vector<int> plugin_ops;      // builtin codes the plugin took
+  bool observed = false;                         // the relay's Prepare ran
+  std::vector<int> plugin_ops;                   // builtin codes the plugin took
   std::vector<std::string> accelerator_kernels;  // kernels of earlier accelerators (GPU/NPU)
-  std::vector<int> cpu_ops;         // builtin codes left for the CPU accelerator
+  std::vector<int> cpu_ops;                      // builtin codes left for the CPU accelerator
   std::vector<std::string> cpu_custom_ops;       // custom op names left for the CPU
 };
 
@@ -77,7 +77,7 @@ struct DelegationReport {
 struct DelegateSession {
   std::shared_ptr<PluginLibrary> plugin;  // null: observe only
   PluginOptions options;
-  std::string errors;    // text captured from the plugin during create/prepare
+  std::string errors;     // text captured from the plugin during create/prepare
   std::string failed_at;  // "create" or "prepare" when the plugin refused
   DelegationReport report;
 };

@@ -12,7 +12,7 @@ namespace edgepipe {
 struct Delivery::State {
   LockedRun locked_run;
   std::mutex mutex;
-  std::condition_variable cv;       // work arrived, or stop
+  std::condition_variable cv;        // work arrived, or stop
   std::condition_variable ended_cv;  // the loop returned
   std::vector<std::shared_ptr<Request>> pending;
   bool stop = false, sleeping = false, ended = false;

@@ -15,29 +15,26 @@ constexpr double kSpinWorthwhileUs = 20.0;
 // yet awake, it re-checks this often.
 constexpr auto kAboutToStartRecheck = std::chrono::milliseconds(1);
 
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Same names, types and shapes, in the same order: what callers already hold
 // buffers for must stay valid across a swap.
 void CheckSameContract(const std::vector<TensorInfo>& old_list,
-                       const std::vector<TensorInfo>& new_list,
-                       const std::string& what) {
+                       const std::vector<TensorInfo>& new_list, const std::string& what) {
   if (old_list.size() != new_list.size()) {
-    throw Error(ErrorKind::kModel, "the new model has " + std::to_string(new_list.size()) +
-                                       " " + what + "s, the serving one " +
+    throw Error(ErrorKind::kModel, "the new model has " + std::to_string(new_list.size()) + " " +
+                                       what + "s, the serving one " +
                                        std::to_string(old_list.size()));
   }
   for (size_t i = 0; i < old_list.size(); ++i) {
     const auto& a = old_list[i];
     const auto& b = new_list[i];
     if (a.name != b.name || a.element_type != b.element_type || a.shape != b.shape) {
-      throw Error(ErrorKind::kModel,
-                  "the new model's " + what + " " + std::to_string(i) + " is '" + b.name +
-                      "' " + ElementTypeName(b.element_type) + ShapeText(b.shape) +
-                      " but the serving model's is '" + a.name + "' " +
-                      ElementTypeName(a.element_type) + ShapeText(a.shape));
+      throw Error(ErrorKind::kModel, "the new model's " + what + " " + std::to_string(i) + " is '" +
+                                         b.name + "' " + ElementTypeName(b.element_type) +
+                                         ShapeText(b.shape) + " but the serving model's is '" +
+                                         a.name + "' " + ElementTypeName(a.element_type) +
+                                         ShapeText(a.shape));
     }
   }
 }
@@ -47,9 +44,13 @@ void CheckSameContract(const std::vector<TensorInfo>& old_list,
 namespace {
 PoolOptions Checked(PoolOptions options) {
   if (options.workers == 0 || options.workers > kMaxWorkers) {
-    throw Error(ErrorKind::kInput, "workers must be between 1 and " +
-                                       std::to_string(kMaxWorkers) + ", got " +
-                                       std::to_string(options.workers));
+    throw Error(ErrorKind::kInput, "workers must be between 1 and " + std::to_string(kMaxWorkers) +
+                                       ", got " + std::to_string(options.workers));
+  }
+  if (options.compile.num_threads < 0 || options.compile.num_threads > kMaxThreadsPerInstance) {
+    throw Error(ErrorKind::kInput, "threads must be between 1 and " +
+                                       std::to_string(kMaxThreadsPerInstance) + ", got " +
+                                       std::to_string(options.compile.num_threads));
   }
   const size_t threads = options.compile.num_threads > 0 ? options.compile.num_threads : 1;
   if (options.workers * threads > kMaxPoolThreads) {
@@ -57,8 +58,7 @@ PoolOptions Checked(PoolOptions options) {
                 "workers x threads per worker must be at most " + std::to_string(kMaxPoolThreads) +
                     ", got " + std::to_string(options.workers) + " x " + std::to_string(threads));
   }
-  if (SecondsToDuration(options.callback_wait_seconds, "callback_wait") ==
-      Clock::duration::max()) {
+  if (SecondsToDuration(options.callback_wait_seconds, "callback_wait") == Clock::duration::max()) {
     options.callback_wait_seconds = -1;  // inf, huge or negative: wait forever
   }
   return options;
@@ -66,13 +66,12 @@ PoolOptions Checked(PoolOptions options) {
 }  // namespace
 
 Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
-    : options_(Checked(std::move(options))),
-      queue_(options_.queue_capacity, options_.policy) {
+    : options_(Checked(std::move(options))), queue_(options_.queue_capacity, options_.policy) {
   preferences_ = PreferenceList(options_.accelerators);
   const auto& signatures = model->signatures();
   if (options_.compile.signature >= signatures.size()) {
-    throw Error(ErrorKind::kInput, "signature index " + std::to_string(options_.compile.signature) +
-                                       " out of range");
+    throw Error(ErrorKind::kInput,
+                "signature index " + std::to_string(options_.compile.signature) + " out of range");
   }
   const auto& sig = signatures[options_.compile.signature];
   for (const auto* list : {&sig.inputs, &sig.outputs}) {
@@ -95,9 +94,8 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
   }
   model_ = std::move(model);
   if (options_.deliver_locked) {
-    delivery_ = std::make_unique<Delivery>(options_.deliver_locked, [this](const std::string& e) {
-      NoteCallbackError(e);
-    });
+    delivery_ = std::make_unique<Delivery>(options_.deliver_locked,
+                                           [this](const std::string& e) { NoteCallbackError(e); });
   }
   worker_runs_ = std::make_unique<std::atomic<uint64_t>[]>(options_.workers);
   try {
@@ -110,10 +108,9 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
     queue_.Close(false);
     JoinWorkers();
     if (delivery_) delivery_->Stop();
-    throw Error(ErrorKind::kRuntime, "cannot start worker thread " +
-                                         std::to_string(threads_.size() + 1) + " of " +
-                                         std::to_string(options_.workers) + ": " + e.what() +
-                                         "; use fewer workers");
+    throw Error(ErrorKind::kRuntime,
+                "cannot start worker thread " + std::to_string(threads_.size() + 1) + " of " +
+                    std::to_string(options_.workers) + ": " + e.what() + "; use fewer workers");
   }
 }
 
@@ -237,16 +234,23 @@ void Pool::End(Request& request, bool ok, ErrorKind kind, std::string error) {
 }
 
 void Pool::WorkerLoop(size_t index) {
+  // When this worker last became free: a request enqueued after that (with
+  // any time limit, 0 included) found a free worker and starts.
+  Clock::time_point free_since = Clock::now();
+  queue_.WorkerFree();
   for (;;) {
-    const auto available_since = Clock::now();
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
-    switch (request->ClaimFor(available_since)) {
-      case Request::Claim::kAbandoned:
-        break;  // already ended by someone else
+    switch (request->ClaimFor(free_since)) {
+      case Request::Claim::kAbandoned:  // already ended by someone else
+        free_since = Clock::now();
+        queue_.WorkerFree();
+        break;
       case Request::Claim::kExpired:
         expired_.fetch_add(1, std::memory_order_relaxed);
+        free_since = Clock::now();
+        queue_.WorkerFree();
         End(*request, false, ErrorKind::kTimeout,
             "request expired: its deadline passed before a worker was free for it");
         break;
@@ -254,7 +258,7 @@ void Pool::WorkerLoop(size_t index) {
         const double queue_us = Micros(Clock::now() - request->enqueued());
         queue_wait_.Record(queue_us);
         request->RecordTimes(queue_us, 0, "");
-        Execute(index, *request);
+        Execute(index, *request, &free_since);
         worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
         break;
       }
@@ -263,7 +267,7 @@ void Pool::WorkerLoop(size_t index) {
   }
 }
 
-void Pool::Execute(size_t index, Request& request) {
+void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since) {
   std::shared_ptr<Instance> instance;
   std::string accelerator;
   {
@@ -340,10 +344,14 @@ void Pool::Execute(size_t index, Request& request) {
     recent_run_us_.store(recent == 0.0 ? request.run_us_ : 0.9 * recent + 0.1 * request.run_us_,
                          std::memory_order_relaxed);
     completed_.fetch_add(1, std::memory_order_relaxed);
+    *free_since = Clock::now();
+    queue_.WorkerFree();
     End(request, true, ErrorKind::kInternal, "");
   } catch (const Error& e) {
     request.run_us_ = Micros(Clock::now() - start);
     failed_.fetch_add(1, std::memory_order_relaxed);
+    *free_since = Clock::now();
+    queue_.WorkerFree();
     End(request, false, e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun,
         e.what());
   }
@@ -379,7 +387,8 @@ void Pool::Swap(std::shared_ptr<Model> model) {
   std::lock_guard<std::mutex> swap_lock(swap_mutex_);
   if (queue_.closed()) throw Error(ErrorKind::kClosed, "the pool is closed");
   const auto& sig = model->signatures().at(options_.compile.signature);
-  CheckSameContract(model_->signatures().at(options_.compile.signature).inputs, sig.inputs, "input");
+  CheckSameContract(model_->signatures().at(options_.compile.signature).inputs, sig.inputs,
+                    "input");
   CheckSameContract(model_->signatures().at(options_.compile.signature).outputs, sig.outputs,
                     "output");
   auto fresh = CompileSlots(model);  // on the side: the old slots keep serving

@@ -38,7 +38,7 @@ struct PoolOptions {
   size_t queue_capacity = 64;
   QueuePolicy policy = QueuePolicy::kBlock;
   std::vector<std::string> accelerators = {"cpu"};  // preference order
-  CompileOptions compile;  // threads per worker, weight cache
+  CompileOptions compile;                           // threads per worker, weight cache
   // A non-CPU accelerator whose runs fail this many times on a worker is
   // replaced by the CPU for that worker.
   int retire_after_failures = 3;
@@ -52,9 +52,8 @@ struct PoolOptions {
 };
 
 struct PoolStats {
-  uint64_t submitted = 0, completed = 0, failed = 0, dropped = 0, rejected = 0,
-           expired = 0, cancelled = 0, fallback_runs = 0, swaps = 0,
-           callback_errors = 0;
+  uint64_t submitted = 0, completed = 0, failed = 0, dropped = 0, rejected = 0, expired = 0,
+           cancelled = 0, fallback_runs = 0, swaps = 0, callback_errors = 0;
   size_t queue_depth = 0, queue_capacity = 0, busy_workers = 0, workers = 0;
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
@@ -119,7 +118,9 @@ class Pool {
   };
 
   void WorkerLoop(size_t index);
-  void Execute(size_t index, Request& request);
+  // Runs `request` on worker `index`; sets *free_since to when the worker
+  // became free again (before the request is ended).
+  void Execute(size_t index, Request& request, Clock::time_point* free_since);
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
   void NoteCallbackError(const std::string& error);
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
@@ -146,9 +147,8 @@ class Pool {
 
   EventLog events_;
   Histogram queue_wait_, run_time_;
-  std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0},
-      rejected_{0}, expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0},
-      callback_errors_{0};
+  std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0}, rejected_{0},
+      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0};
   std::atomic<size_t> busy_{0};
   std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;

@@ -78,8 +78,7 @@ Request::Claim Request::ClaimFor(Clock::time_point available_since) {
   // worker that was already idle when it arrived counts as free at enqueue.
   const Clock::time_point free_at = available_since > enqueued_ ? available_since : enqueued_;
   if (free_at > deadline_) {
-    return state_.load(std::memory_order_acquire) == kQueued ? Claim::kExpired
-                                                             : Claim::kAbandoned;
+    return state_.load(std::memory_order_acquire) == kQueued ? Claim::kExpired : Claim::kAbandoned;
   }
   if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) {
     return Claim::kAbandoned;

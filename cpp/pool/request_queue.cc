@@ -8,8 +8,8 @@ QueuePolicy ParseQueuePolicy(const std::string& name) {
   if (name == "block") return QueuePolicy::kBlock;
   if (name == "reject") return QueuePolicy::kReject;
   if (name == "keep_latest") return QueuePolicy::kKeepLatest;
-  throw Error(ErrorKind::kInput, "unknown queue policy '" + name +
-                                     "'; expected block, reject or keep_latest");
+  throw Error(ErrorKind::kInput,
+              "unknown queue policy '" + name + "'; expected block, reject or keep_latest");
 }
 
 RequestQueue::RequestQueue(size_t capacity, QueuePolicy policy)
@@ -74,7 +74,6 @@ std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& requ
 }
 
 std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
-  idle_.fetch_add(1, std::memory_order_acq_rel);
   if (spin) {
     SpinFor([this] {
       return queued_.load(std::memory_order_acquire) > 0 || closed_.load(std::memory_order_acquire);
@@ -87,10 +86,10 @@ std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
     ++sleeping_workers_;
     not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     --sleeping_workers_;
-    // Leaving either way; under the lock, so ExpireIfWaiting never counts a
-    // worker that already took another request.
-    idle_.fetch_sub(1, std::memory_order_acq_rel);
     if (queue_.empty() || (stopping_ && !drain_)) return nullptr;
+    // Under the lock, so ExpireIfWaiting never counts a worker that already
+    // took another request.
+    if (free_.load(std::memory_order_acquire) > 0) free_.fetch_sub(1, std::memory_order_acq_rel);
     request = std::move(queue_.front());
     queue_.pop_front();
     queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -125,7 +124,7 @@ RequestQueue::Expiry RequestQueue::ExpireIfWaiting(uint64_t id) {
     auto it = queue_.begin();
     for (; it != queue_.end() && (*it)->id_ != id; ++it) ++position;
     if (it == queue_.end()) return Expiry::kNotQueued;
-    if (position < idle_.load(std::memory_order_acquire) && !stopping_) {
+    if (position < free_.load(std::memory_order_acquire) && !stopping_) {
       return Expiry::kAboutToStart;
     }
     queue_.erase(it);

@@ -48,8 +48,8 @@ class RequestQueue {
   std::shared_ptr<Request> Remove(uint64_t id);
 
   // For a waiter whose deadline passed: removes the request unless a worker
-  // that is free right now will take it (it is within the first `idle`
-  // entries). kNotQueued: a worker has it (or it ended).
+  // that is free right now will take it (it is within the first
+  // free_workers() entries). kNotQueued: a worker has it (or it ended).
   enum class Expiry { kRemoved, kAboutToStart, kNotQueued };
   Expiry ExpireIfWaiting(uint64_t id);
 
@@ -61,8 +61,12 @@ class RequestQueue {
   size_t size() const;
   size_t capacity() const { return capacity_; }
   QueuePolicy policy() const { return policy_; }
-  // Workers inside Pop (waiting for work).
-  size_t idle() const { return idle_.load(std::memory_order_acquire); }
+  // Worker side: this worker holds no request any more (it started, or
+  // finished its last one). Called before the request it finished is ended,
+  // so a caller woken by that end finds it free.
+  void WorkerFree() { free_.fetch_add(1, std::memory_order_acq_rel); }
+  // Workers not holding a request: they will take the queue's first entries.
+  size_t free_workers() const { return free_.load(std::memory_order_acquire); }
 
  private:
   const size_t capacity_;
@@ -75,7 +79,7 @@ class RequestQueue {
   std::atomic<bool> closed_{false};
   // Lock-free mirror of the size for the spin phase of a waiting worker.
   std::atomic<size_t> queued_{0};
-  std::atomic<size_t> idle_{0};
+  std::atomic<size_t> free_{0};
   int sleeping_workers_ = 0, blocked_pushers_ = 0;  // guarded by mutex_
 };
 

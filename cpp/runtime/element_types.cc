@@ -5,8 +5,7 @@ namespace edgepipe {
 size_t ElementSize(int element_type) {
   switch (element_type) {
 #define EDGEPIPE_ELEMENT_SIZE(e, name, size) \
-  case litert::e:                            \
-    return size;
+  case litert::e: return size;
     EDGEPIPE_ELEMENT_TYPES(EDGEPIPE_ELEMENT_SIZE)
 #undef EDGEPIPE_ELEMENT_SIZE
   }
@@ -16,8 +15,7 @@ size_t ElementSize(int element_type) {
 const char* ElementTypeName(int element_type) {
   switch (element_type) {
 #define EDGEPIPE_ELEMENT_NAME(e, name, size) \
-  case litert::e:                            \
-    return name;
+  case litert::e: return name;
     EDGEPIPE_ELEMENT_TYPES(EDGEPIPE_ELEMENT_NAME)
 #undef EDGEPIPE_ELEMENT_NAME
   }

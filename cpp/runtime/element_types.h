@@ -10,6 +10,7 @@
 
 namespace edgepipe {
 
+// clang-format off
 // X(litert enumerator, name, bytes per element; 0 = no plain host form)
 #define EDGEPIPE_ELEMENT_TYPES(X)        \
   X(kElementNone, "none", 0)             \
@@ -34,6 +35,7 @@ namespace edgepipe {
   X(kElementBFloat16, "bfloat16", 0)     \
   X(kElementInt2, "int2", 0)             \
   X(kElementUInt4, "uint4", 0)
+// clang-format on
 
 // Bytes of one element, 0 for types without a plain host representation.
 size_t ElementSize(int element_type);

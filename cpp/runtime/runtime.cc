@@ -36,11 +36,9 @@ const char* StatusName(Status status) {
 }
 }  // namespace litert
 
-void ThrowStatus(ErrorKind kind, litert::Status status,
-                 const std::string& what) {
+void ThrowStatus(ErrorKind kind, litert::Status status, const std::string& what) {
   std::ostringstream msg;
-  msg << what << ": LiteRT status " << status << " ("
-      << litert::StatusName(status) << ")";
+  msg << what << ": LiteRT status " << status << " (" << litert::StatusName(status) << ")";
   throw Error(kind, msg.str(), status);
 }
 
@@ -111,23 +109,22 @@ std::shared_ptr<Runtime> Runtime::Load(const RuntimeConfig& config) {
     rt->handle_ = handle;
     rt->log_severity_ = config.log_severity;
     std::vector<std::string> missing;
-#define EDGEPIPE_RESOLVE_REQUIRED(name, ret, params)                        \
+#define EDGEPIPE_RESOLVE_REQUIRED(name, ret, params)                               \
   rt->api_.name = reinterpret_cast<decltype(rt->api_.name)>(dlsym(handle, #name)); \
   if (rt->api_.name == nullptr) missing.push_back(#name);
     EDGEPIPE_LITERT_REQUIRED(EDGEPIPE_RESOLVE_REQUIRED)
 #undef EDGEPIPE_RESOLVE_REQUIRED
-#define EDGEPIPE_RESOLVE_OPTIONAL(name, ret, params)                        \
+#define EDGEPIPE_RESOLVE_OPTIONAL(name, ret, params)                               \
   rt->api_.name = reinterpret_cast<decltype(rt->api_.name)>(dlsym(handle, #name)); \
   if (rt->api_.name == nullptr) rt->missing_optional_.push_back(#name);
     EDGEPIPE_LITERT_OPTIONAL(EDGEPIPE_RESOLVE_OPTIONAL)
 #undef EDGEPIPE_RESOLVE_OPTIONAL
-    rt->library_path_ = LoadedPath(
-        handle, reinterpret_cast<void*>(rt->api_.LiteRtCreateEnvironment),
-        candidate);
+    rt->library_path_ =
+        LoadedPath(handle, reinterpret_cast<void*>(rt->api_.LiteRtCreateEnvironment), candidate);
     if (!missing.empty()) {
       std::ostringstream msg;
-      msg << "the LiteRT library " << rt->library_path_
-          << " lacks symbol" << (missing.size() > 1 ? "s" : "") << " ";
+      msg << "the LiteRT library " << rt->library_path_ << " lacks symbol"
+          << (missing.size() > 1 ? "s" : "") << " ";
       for (size_t i = 0; i < missing.size(); ++i) {
         msg << (i ? ", " : "") << missing[i];
       }
@@ -142,18 +139,17 @@ std::shared_ptr<Runtime> Runtime::Load(const RuntimeConfig& config) {
     return rt;
   }
   std::ostringstream msg;
-  msg << "could not load the LiteRT runtime library (" << kLibraryName
-      << "); tried:" << tried.str() << "\n"
-      << (explicit_choice
-              ? "Fix the path in EDGEPIPE_LITERT_LIBRARY (or the library "
-                "argument), or unset it to use the installed ai-edge-litert."
-              : "Install it with: pip install ai-edge-litert (or set "
-                "EDGEPIPE_LITERT_LIBRARY to the path of libLiteRt.so).");
+  msg << "could not load the LiteRT runtime library (" << kLibraryName << "); tried:" << tried.str()
+      << "\n"
+      << (explicit_choice ? "Fix the path in EDGEPIPE_LITERT_LIBRARY (or the library "
+                            "argument), or unset it to use the installed ai-edge-litert."
+                          : "Install it with: pip install ai-edge-litert (or set "
+                            "EDGEPIPE_LITERT_LIBRARY to the path of libLiteRt.so).");
   throw Error(ErrorKind::kRuntime, msg.str());
 }
 
-litert::Environment Runtime::CreateEnvironment(
-    const std::string& accelerator_dir, const std::vector<litert::EnvOption>& extra) {
+litert::Environment Runtime::CreateEnvironment(const std::string& accelerator_dir,
+                                               const std::vector<litert::EnvOption>& extra) {
   std::vector<litert::EnvOption> options(extra);
   litert::EnvOption severity{};
   severity.tag = litert::kEnvMinLoggerSeverity;
@@ -168,10 +164,8 @@ litert::Environment Runtime::CreateEnvironment(
     options.push_back(dir);
   }
   litert::Environment env = nullptr;
-  Check(api_.LiteRtCreateEnvironment(static_cast<int>(options.size()),
-                                     options.data(), &env),
-        ErrorKind::kRuntime,
-        "LiteRtCreateEnvironment failed for " + library_path_);
+  Check(api_.LiteRtCreateEnvironment(static_cast<int>(options.size()), options.data(), &env),
+        ErrorKind::kRuntime, "LiteRtCreateEnvironment failed for " + library_path_);
   return env;
 }
 
@@ -187,25 +181,22 @@ std::string Runtime::dispatch_library_dir() const {
 }
 
 Runtime::AcceleratorEnvironment Runtime::accelerator_environment(const std::string& dir,
-                                                                EnvironmentBuilder build) {
+                                                                 EnvironmentBuilder build) {
   std::lock_guard<std::mutex> lock(env_mutex_);
   const std::string wanted = dir.empty() ? library_dir_ : dir;
   if (accel_env_.env == nullptr) {
     accel_env_ = build(*this, wanted);
     accel_env_.dir = wanted;
   } else if (wanted != accel_env_.dir) {
-    throw Error(ErrorKind::kAccelerator,
-                "an accelerator environment for " + accel_env_.dir +
-                    " already exists; one accelerator folder per process");
+    throw Error(ErrorKind::kAccelerator, "an accelerator environment for " + accel_env_.dir +
+                                             " already exists; one accelerator folder per process");
   }
   return accel_env_;
 }
 
 void* Runtime::Symbol(const char* name) const { return dlsym(handle_, name); }
 
-std::vector<std::string> Runtime::missing_optional_symbols() const {
-  return missing_optional_;
-}
+std::vector<std::string> Runtime::missing_optional_symbols() const { return missing_optional_; }
 
 // Environments are never destroyed: compiled models made from them may
 // still be alive in other owners at process exit, and LiteRT does not

@@ -101,11 +101,9 @@ class Runtime {
 };
 
 // Throws Error(kind) for a failed runtime call, with the status name.
-[[noreturn]] void ThrowStatus(ErrorKind kind, litert::Status status,
-                              const std::string& what);
+[[noreturn]] void ThrowStatus(ErrorKind kind, litert::Status status, const std::string& what);
 
-inline void Check(litert::Status status, ErrorKind kind,
-                  const std::string& what) {
+inline void Check(litert::Status status, ErrorKind kind, const std::string& what) {
   if (status != litert::kOk) ThrowStatus(kind, status, what);
 }
 

@@ -6,9 +6,9 @@
 namespace edgepipe {
 
 Session::Session(std::shared_ptr<Model> model, SessionOptions options) {
-  auto choice = CompileWithFallback(
-      model, PreferenceList(options.accelerators, options.allow_cpu_fallback), options.compile,
-      &events_);
+  auto choice =
+      CompileWithFallback(model, PreferenceList(options.accelerators, options.allow_cpu_fallback),
+                          options.compile, &events_);
   instance_ = std::move(choice.instance);
   accelerator_ = std::move(choice.accelerator);
 }

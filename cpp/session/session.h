@@ -49,8 +49,7 @@ class Session {
   // input_bytes(i) contiguous bytes; nullptr (or the instance's own buffer)
   // skips that copy. `outputs`: empty, or one pointer per output to
   // output_bytes(i) bytes; nullptr skips that output (a subset).
-  void Run(Guard& guard, const std::vector<const void*>& inputs,
-           const std::vector<void*>& outputs);
+  void Run(Guard& guard, const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
   // The same, taking the guard itself.
   void Run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
 

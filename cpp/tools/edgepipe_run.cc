@@ -159,17 +159,16 @@ int Main(const Args& args) {
   for (int r = 0; r < args.runs; ++r) {
     auto start = std::chrono::steady_clock::now();
     session.Run(guard, {}, {});
-    total_ms += std::chrono::duration<double, std::milli>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+    total_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
 
   // sum and sum(|x|), plus a position-weighted sum that also changes when
   // values move between elements (a softmax always sums to 1).
   for (size_t i = 0; i < instance.outputs().size(); ++i) {
     const TensorInfo& t = instance.outputs()[i];
-    std::printf("output %zu %s %s %s", i, t.name.c_str(),
-                edgepipe::ElementTypeName(t.element_type), Shape(t).c_str());
+    std::printf("output %zu %s %s %s", i, t.name.c_str(), edgepipe::ElementTypeName(t.element_type),
+                Shape(t).c_str());
     double sum = 0, abs_sum = 0, weighted = 0, v = 0;
     const size_t n = instance.output_bytes(i) / t.element_size();
     bool plain = true;
@@ -197,8 +196,8 @@ int main(int argc, char** argv) {
     return Main(args);
   } catch (const edgepipe::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    const bool caller_fault = e.kind() == edgepipe::ErrorKind::kModel ||
-                              e.kind() == edgepipe::ErrorKind::kInput;
+    const bool caller_fault =
+        e.kind() == edgepipe::ErrorKind::kModel || e.kind() == edgepipe::ErrorKind::kInput;
     return caller_fault ? 2 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

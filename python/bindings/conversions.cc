@@ -12,8 +12,7 @@ namespace {
 
 py::dtype MakeDtype(int element_type) {
   if (ElementSize(element_type) == 0) {
-    throw Error(ErrorKind::kModel, std::string("element type ") +
-                                       ElementTypeName(element_type) +
+    throw Error(ErrorKind::kModel, std::string("element type ") + ElementTypeName(element_type) +
                                        " has no numpy equivalent");
   }
   // Every element type with a host size has a numpy dtype of the same name
@@ -71,11 +70,8 @@ py::dict TensorDict(const TensorInfo& t) {
       q["zero_points"] = t.quantization.zero_points;
       q["quantized_dimension"] = t.quantization.quantized_dimension;
       break;
-    case litert::kQuantizationBlockWise:
-      q["kind"] = "block_wise";
-      break;
-    default:
-      q["kind"] = "none";
+    case litert::kQuantizationBlockWise: q["kind"] = "block_wise"; break;
+    default: q["kind"] = "none";
   }
   d["quantization"] = q;
   return d;
@@ -138,10 +134,10 @@ InputRef CheckedInput(const py::handle& obj, const TensorInfo& t, size_t index) 
   auto arr = py::reinterpret_borrow<py::array>(obj);
   py::dtype want = DtypeOf(t.element_type);
   if (!arr.dtype().is(want) && !arr.dtype().equal(want)) {
-    throw Error(ErrorKind::kInput,
-                "input '" + t.name + "' must be " + std::string(py::str(want)) + ", got " +
-                    std::string(py::str(arr.dtype())) + "; convert it with .astype(" +
-                    std::string(py::str(want)) + ") if that is what you mean");
+    throw Error(ErrorKind::kInput, "input '" + t.name + "' must be " + std::string(py::str(want)) +
+                                       ", got " + std::string(py::str(arr.dtype())) +
+                                       "; convert it with .astype(" + std::string(py::str(want)) +
+                                       ") if that is what you mean");
   }
   bool same = static_cast<size_t>(arr.ndim()) == t.shape.size();
   for (size_t d = 0; same && d < t.shape.size(); ++d) {
@@ -182,8 +178,8 @@ void* CheckedOutput(const py::handle& obj, const TensorInfo& t) {
   }
   auto arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().equal(DtypeOf(t.element_type)) ||
-      static_cast<size_t>(arr.nbytes()) != t.byte_size() ||
-      !(arr.flags() & py::array::c_style) || !arr.writeable()) {
+      static_cast<size_t>(arr.nbytes()) != t.byte_size() || !(arr.flags() & py::array::c_style) ||
+      !arr.writeable()) {
     throw Error(ErrorKind::kInput, "out['" + t.name + "'] must be a writable C-contiguous " +
                                        std::string(py::str(DtypeOf(t.element_type))) +
                                        " array of " + std::to_string(t.byte_size()) + " bytes");
@@ -191,7 +187,9 @@ void* CheckedOutput(const py::handle& obj, const TensorInfo& t) {
   return arr.mutable_data();
 }
 
-py::array NewOutput(const TensorInfo& t) { return py::array(DtypeOf(t.element_type), Dims(t.shape)); }
+py::array NewOutput(const TensorInfo& t) {
+  return py::array(DtypeOf(t.element_type), Dims(t.shape));
+}
 
 std::vector<size_t> OutputSelection(const py::object& indices, size_t num_outputs) {
   std::vector<size_t> out;

@@ -22,13 +22,12 @@ struct ModelBytes {
 }  // namespace
 
 void RegisterModel(py::module_& m) {
-  py::class_<ModelBytes>(m, "ModelBytes", py::buffer_protocol())
-      .def_buffer([](ModelBytes& b) {
-        return py::buffer_info(const_cast<uint8_t*>(b.source->data()), 1,
-                               py::format_descriptor<uint8_t>::format(), 1,
-                               {static_cast<py::ssize_t>(b.source->size())}, {1},
-                               /*readonly=*/true);
-      });
+  py::class_<ModelBytes>(m, "ModelBytes", py::buffer_protocol()).def_buffer([](ModelBytes& b) {
+    return py::buffer_info(const_cast<uint8_t*>(b.source->data()), 1,
+                           py::format_descriptor<uint8_t>::format(), 1,
+                           {static_cast<py::ssize_t>(b.source->size())}, {1},
+                           /*readonly=*/true);
+  });
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def_static(

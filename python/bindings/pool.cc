@@ -110,8 +110,7 @@ void RegisterPool(py::module_& m) {
                }
              };
              py::gil_scoped_release release;
-             return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)),
-                                          PoolDeleter{});
+             return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)), PoolDeleter{});
            }),
            py::arg("model"), py::arg("workers") = 1, py::arg("queue_size") = 64,
            py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},

@@ -87,23 +87,21 @@ void RegisterSession(py::module_& m) {
              py::gil_scoped_release release;
              s.Resize(index, shape);
            })
-      .def(
-          "input_view",
-          [](py::object self, size_t i) {
-            Session& s = self.cast<Session&>();
-            const TensorInfo t = s.inputs().at(i);
-            // The view's base is the session, which owns the buffer.
-            return py::array(DtypeOf(t.element_type), Dims(t.shape),
-                             s.instance()->input_data(i), self);
-          })
+      .def("input_view",
+           [](py::object self, size_t i) {
+             Session& s = self.cast<Session&>();
+             const TensorInfo t = s.inputs().at(i);
+             // The view's base is the session, which owns the buffer.
+             return py::array(DtypeOf(t.element_type), Dims(t.shape), s.instance()->input_data(i),
+                              self);
+           })
       .def_property_readonly("inputs", [](Session& s) { return TensorList(s.inputs()); })
       .def_property_readonly("outputs", [](Session& s) { return TensorList(s.outputs()); })
       .def_property_readonly("accelerator", &Session::accelerator)
       .def_property_readonly("fully_accelerated",
                              [](Session& s) { return s.instance()->fully_accelerated(); })
       .def_property_readonly("events", [](Session& s) { return EventList(s.events()); })
-      .def_property_readonly("delegation",
-                             [](Session& s) { return DelegationDict(*s.instance()); })
+      .def_property_readonly("delegation", [](Session& s) { return DelegationDict(*s.instance()); })
       .def_property_readonly("model", [](Session& s) { return s.instance()->model(); });
 }
 

