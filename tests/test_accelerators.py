@@ -18,8 +18,10 @@ import edgepipe
 import numpy as np
 import pytest
 from edgepipe import accelerators as acc
-from edgepipe.accel import crash
-from edgepipe.accel.policy import Policy
+from edgepipe.accelerators import crash
+from edgepipe.accelerators.policy import Policy
+from edgepipe.bench import bench_fields
+from edgepipe.cli import accelerators as cli_accelerators
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +50,7 @@ def _cpu(model, inputs):
 
 
 def test_accelerators_table_is_honest_here(plugins):
-    rows = {r.name: r for r in edgepipe.accelerators(plugins=[plugins["good"], "/nonexistent.so"])}
+    rows = {r.name: r for r in acc.detect(plugins=[plugins["good"], "/nonexistent.so"])}
     assert rows["cpu"].usable
     assert not rows["gpu"].usable and rows["gpu"].reason  # no GPU adapter on this machine
     assert not rows["npu"].usable and "dispatch" in rows["npu"].reason
@@ -63,7 +65,7 @@ def test_accelerators_table_is_honest_here(plugins):
 def test_cli_accelerators_json(capsys):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    acc.add_accelerators_parser(sub)
+    cli_accelerators.register(sub)
     args = parser.parse_args(["accelerators", "--json"])
     assert args.func(args) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -83,7 +85,7 @@ def test_gpu_falls_back_to_cpu_at_compile(model):
     assert "LiteRT status" in event["error"]
     for k, v in _cpu(model, inputs).items():
         np.testing.assert_array_equal(session.run(inputs)[k], v)
-    fields = acc.bench_fields(session)
+    fields = bench_fields(session)
     assert fields["accelerator"] == "cpu" and fields["fallbacks"][0]["from"] == "gpu"
 
 
@@ -219,7 +221,7 @@ def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins)
     (event,) = session.events
     assert event["stage"] == "policy" and "denied after a crash" in event["error"]
     assert not list(crash.marks_dir().glob("*.mark"))
-    row = {r.name: r for r in edgepipe.accelerators(plugins=[plugins["good"]])}
+    row = {r.name: r for r in edgepipe.accelerators.detect(plugins=[plugins["good"]])}
     assert not row["plugin:" + plugins["good"]].usable
     assert acc.clear_denylist() == 1
     assert edgepipe.Session(model, accelerator=plugins["good"]).accelerator != "cpu"
@@ -266,7 +268,7 @@ def test_policy_rules_match_device_runtime_and_model(model, tmp_path, monkeypatc
     assert session.accelerator == "plugin:" + plugins["good"]
     (event,) = session.events
     assert event["stage"] == "policy" and "fleet says no" in event["error"]
-    rows = {r.name: r for r in edgepipe.accelerators()}
+    rows = {r.name: r for r in edgepipe.accelerators.detect()}
     assert "denied by policy" in rows["gpu"].reason
 
 

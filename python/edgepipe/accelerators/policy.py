@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._runtime import runtime_version
 from ..errors import InputError
+from ..model import Model
 from . import names
 from .device import device_facts
 
@@ -132,14 +134,11 @@ def active_policy() -> Policy:
     return Policy.load(path) if path else Policy()
 
 
-def facts_for(model: Any | None = None) -> dict[str, str]:
+def facts_for(model: Model | None = None) -> dict[str, str]:
     """Device facts plus the runtime version and (optionally) the model's identity."""
-    from .._runtime import runtime_version
-
     facts = dict(device_facts())
     facts["runtime"] = runtime_version()
     if model is not None:
         facts["model_sha256"] = model.sha256
-        path = getattr(model, "path", None) or getattr(model, "_path", None)
-        facts["model_name"] = os.path.basename(str(path)) if path else ""
+        facts["model_name"] = model.path.name if model.path else ""
     return facts
