@@ -135,14 +135,8 @@ def resolve_models(names: Sequence[str]) -> dict[str, pathlib.Path]:
 # -- inputs -----------------------------------------------------------------
 
 def random_array(shape: Sequence[int], dtype: Any, rng: np.random.Generator) -> np.ndarray:
-    """An array of ``shape``/``dtype``: floats in [0, 1), small integers, random bools."""
-    dt = np.dtype(dtype)
-    shape = tuple(max(1, int(d)) for d in shape)
-    if dt.kind == "f":
-        return rng.random(shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(0, 100, size=shape).astype(dt)
+    """The project's one random-input rule (``edgepipe.tensors.random_array``), for every peer."""
+    return import_edgepipe().tensors.random_array(shape, dtype, rng)
 
 
 def edgepipe_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:

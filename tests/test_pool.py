@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import inspect
 import itertools
 import os
 import pathlib
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+import edgepipe
 import numpy as np
 import pytest
 from edgepipe import (
@@ -34,6 +36,7 @@ from edgepipe import (
     PoolClosedError,
     QueueFullError,
     RequestTimeoutError,
+    _core,
 )
 from edgepipe.models import generator
 
@@ -811,3 +814,139 @@ def test_a_raising_callback_does_not_stop_deliveries(add_mul: Model,
             check(f.result(10), pair(i))
     # concurrent.futures reports the callback's exception; the delivery thread goes on.
     assert "callback bug" in caplog.text
+
+
+# -- the API as users expect it (#9.5) ------------------------------------------
+def test_map_skips_and_counts_what_keep_latest_drops(gated: Gated) -> None:
+    with gated(workers=1, queue_size=1, policy="keep_latest") as pool:
+        gate, held = gated.occupy(pool)
+        opener = threading.Timer(0.5, gate.set)  # after every item was submitted
+        opener.start()
+        try:
+            it = pool.map((pair(i) for i in range(6)), window=10)
+            outs = list(it)  # no DroppedError ends the iteration
+        finally:
+            opener.join()
+        # Each newer item took the single queue slot of the one before it.
+        assert it.dropped == 5 and it.dropped_indices == [0, 1, 2, 3, 4]
+        assert len(outs) == 1
+        check(outs[0], pair(5))
+        check(held.result(10), pair(-1))
+        assert pool.stats()["dropped"] == 5
+
+
+def test_map_skips_and_counts_what_reject_refuses(gated: Gated) -> None:
+    with gated(workers=1, queue_size=1, policy="reject") as pool:
+        gate, _ = gated.occupy(pool)
+        opener = threading.Timer(0.5, gate.set)
+        opener.start()
+        try:
+            it = pool.map((pair(i) for i in range(4)), window=10)
+            outs = list(it)
+        finally:
+            opener.join()
+        assert it.dropped == 3 and it.dropped_indices == [1, 2, 3]
+        assert len(outs) == 1
+        check(outs[0], pair(0))
+
+
+def test_outputs_selects_named_outputs_on_every_path(add_mul: Model) -> None:
+    x = pair(3)
+    with Pool(add_mul, workers=1) as pool:
+        out = pool.run(x, outputs=["product"])
+        assert list(out) == ["product"]
+        np.testing.assert_array_equal(out["product"], x["a"] * x["b"])
+        out = pool.submit(x, outputs=["sum"]).result(10)
+        assert list(out) == ["sum"]
+        np.testing.assert_array_equal(out["sum"], x["a"] + x["b"])
+        assert [list(o) for o in pool.map([x, x], outputs=["product", "sum"])] == [
+            ["product", "sum"]] * 2
+        assert list(asyncio.run(pool.run_async(x, outputs=["sum"]))) == ["sum"]
+        with pytest.raises(InputError, match=r"unknown output name\(s\) \['nope'\]") as err:
+            pool.run(x, outputs=["nope"])
+        assert "['sum', 'product']" in str(err.value)  # lists the valid ones, not 'nope'
+        with pytest.raises(InputError, match="list of output names"):
+            pool.run(x, outputs="sum")  # type: ignore[arg-type]
+
+
+def test_non_contiguous_inputs_match_contiguous_copies_in_a_pool(add_mul: Model) -> None:
+    wide = np.arange(16, dtype=np.float32).reshape(2, 8)
+    a, b = wide[:1, ::2], wide[1:, ::-2]
+    assert not a.flags.c_contiguous and not b.flags.c_contiguous
+    with Pool(add_mul, workers=1) as pool:
+        got = pool.submit({"a": a, "b": b}).result(10)
+        want = pool.run({"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_submit_copies_inputs_unless_told_not_to(gated: Gated) -> None:
+    with gated(workers=1) as pool:
+        gate, _ = gated.occupy(pool)
+        x = pair(2)
+        original = {k: v.copy() for k, v in x.items()}
+        fut = pool.submit(x)
+        x["a"][...] = 100.0  # the caller reuses its buffer while the request waits
+        gate.set()
+        check(fut.result(10), original)
+
+
+def test_cancel_before_start_withdraws_the_request(gated: Gated) -> None:
+    if not hasattr(_core.Pool, "cancel"):
+        pytest.skip("needs the core's Pool.cancel (cppcore, #9.5)")
+    with gated(workers=1, queue_size=4) as pool:
+        gate, held = gated.occupy(pool)
+        ran: list[int] = []
+        fut = pool.submit(pair(1), callback=lambda f: ran.append(1))
+        keep = pool.submit(pair(2))
+        assert fut.cancel() is True
+        assert fut.cancelled() and ran == [1]  # done-callbacks run, as for any Future
+        assert held.cancel() is False  # started: runs to the end
+        gate.set()
+        check(keep.result(10), pair(2))
+        check(held.result(10), pair(-1))
+        wait_for(lambda: idle(pool))
+        assert pool.stats()["completed"] == 2  # the withdrawn request never ran
+
+
+def test_cancel_of_a_started_request_returns_false(gated: Gated) -> None:
+    with gated(workers=1) as pool:
+        gate, held = gated.occupy(pool)
+        assert held.cancel() is False and not held.cancelled()
+        gate.set()
+        check(held.result(10), pair(-1))
+
+
+def test_session_and_pool_use_one_name_per_idea(add_mul: Model) -> None:
+    session = add_mul.compile("cpu", threads=2)
+    with Pool(add_mul, workers=2, threads=2, queue_size=5) as pool:
+        assert pool.threads == 2 and pool.queue_size == 5
+        s = pool.stats()
+        assert s["queue_size"] == 5 and s["threads"] == 2
+        # events: a property on both, a list; calling it (the old Pool API) still works.
+        assert session.events == [] and pool.events == [] and pool.events() == []
+    with pytest.warns(DeprecationWarning, match="threads="), \
+            Pool(add_mul, threads_per_worker=3) as pool:
+        assert pool.threads == 3
+
+
+def test_weight_cache_defaults_to_none_for_session_and_pool() -> None:
+    defaults = {cls: inspect.signature(cls).parameters["weight_cache"].default
+                for cls in (edgepipe.Session, Pool)}
+    assert defaults == {edgepipe.Session: False, Pool: False}
+    assert inspect.signature(Model.compile).parameters["weight_cache"].default is False
+
+
+def test_stats_percentiles_are_microseconds_with_their_resolution(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1) as pool:
+        for i in range(20):
+            pool.run(pair(i))
+        s = pool.stats()
+    for key in ("queue_wait", "run_time"):
+        h = s[key]
+        assert h["resolution"] == pytest.approx(2 ** (1 / 8) - 1)
+        assert set(h) >= {"count", "mean_us", "p50_us", "p90_us", "p99_us", "max_us", "buckets"}
+        assert h["p50_us"] <= h["p90_us"] <= h["p99_us"] <= h["max_us"]
+        # A percentile is its bucket's upper bound: within the resolution of a real bound.
+        uppers = [upper for upper, _ in h["buckets"]]
+        assert any(h["p50_us"] == pytest.approx(u) for u in [*uppers, h["max_us"]])

@@ -169,7 +169,9 @@ def test_unknown_input_name(add_mul: Session) -> None:
 
 def test_missing_input(add_mul: Session) -> None:
     a, _ = add_mul_inputs(0)
-    with pytest.raises(InputError, match=r"missing input 'b'; the model takes \['a', 'b'\]"):
+    with pytest.raises(
+        InputError, match=r"missing input 'b': got \['a'\], the model takes \['a', 'b'\]"
+    ):
         add_mul.run({"a": a})
 
 

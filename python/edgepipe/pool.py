@@ -267,6 +267,7 @@ class Pool:
         callback: Callable[[Future[dict[str, np.ndarray]]], object] | None = None,
         block_timeout: float | None = None,
         outputs: Sequence[str] | None = None,
+        copy: bool = True,
     ) -> Future[dict[str, np.ndarray]]:
         """Queue a request and return a :class:`concurrent.futures.Future`.
 
@@ -280,6 +281,11 @@ class Pool:
         False. ``block_timeout`` (None: the pool's) bounds the wait for room
         in a full ``"block"`` queue.
 
+        The inputs are read when the request runs, so by default they are
+        copied here and the caller may reuse its arrays at once; with
+        ``copy=False`` they are used in place (no copy) and must not change
+        until the future is done.
+
         Raises (synchronously): QueueFullError, PoolClosedError, InputError.
         """
         seconds = _args.timeout("timeout", timeout)
@@ -287,7 +293,10 @@ class Pool:
             "block_timeout", block_timeout)
         if callback is not None and not callable(callback):
             raise InputError(f"callback must be callable, not {type(callback).__name__}")
+        _args.boolean("copy", copy)
         arrays = order_inputs(self._inputs, inputs)
+        if copy:
+            arrays = [a.copy() for a in arrays]
         names = self._out_names
         select_outputs(names, [np.empty(0)] * len(names), outputs)  # check the names now
         buffers = [np.empty(shape, dtype) for dtype, shape in self._out_specs]

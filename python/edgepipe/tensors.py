@@ -170,7 +170,11 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
         for i, info in enumerate(infos):
             key = info.name if info.name in inputs else f"arg{i}"
             if key not in inputs:
-                raise InputError(f"missing input {info.name!r}; the model takes {names}")
+                given = list(inputs)
+                raise InputError(
+                    f"missing input {info.name!r}: got {given}, the model takes {names} "
+                    f"(name each array by input name, or arg0, arg1... by position)"
+                )
             used.add(key)
             out.append(_as_array(inputs[key], info))
         extra = [k for k in inputs if k not in used]

@@ -12,6 +12,7 @@ input (a bad model, bad arrays, bad arguments), 1 any other failure.
 
 from __future__ import annotations
 
-from .main import COMMANDS, UsageError, build_parser, main
+from .common import UsageError
+from .main import COMMANDS, build_parser, main
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
