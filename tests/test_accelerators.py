@@ -314,3 +314,52 @@ def test_resolve_accelerator_shapes(model, plugins):
     assert edgepipe.Session(model, **choice.kwargs()).delegation["cpu_ops"] == [18]
     with pytest.raises(edgepipe.InputError):
         acc.resolve_accelerator(model, "tpu")
+
+
+# -- specs: one parser, ONNX Runtime style; auto from Python ---------------------------
+
+
+def test_compile_auto_and_pool_auto_work_from_python(model):
+    session = model.compile("auto")
+    assert session.accelerator == "cpu"  # no GPU here: the trial picks the CPU
+    assert session.auto_decision is not None and session.auto_decision["choice"] == "cpu"
+    with edgepipe.Pool(model, accelerator="auto", workers=1) as pool:
+        assert pool.auto_decision is not None and pool.auto_decision["cached"]
+        inputs = _inputs()
+        np.testing.assert_array_equal(pool.run(inputs)["sum"], inputs["a"] + inputs["b"])
+
+
+def test_spec_forms_normalise_to_one_list(plugins):
+    lib = plugins["good"]
+    same = [
+        acc.parse(["npu", "gpu"]),
+        acc.parse("npu, gpu"),
+        acc.parse("NPU,GPU"),
+        acc.parse(("npu", "gpu")),
+    ]
+    assert {p.names for p in same} == {("npu", "gpu")}
+    parsed = acc.parse(["npu", (lib, {"ops": "add"}), "cpu"])
+    assert parsed.names == ("npu", "plugin:" + lib, "cpu")
+    assert parsed.options == {"plugin:" + lib: {"ops": "add"}}
+    assert acc.parse((lib, {"ops": "add"})).names == ("plugin:" + lib,)
+    # Options in the spec win over plugin_options=; flat plugin_options reach every plugin.
+    assert acc.parse([(lib, {"ops": "add"})], {"ops": "mul"}).options["plugin:" + lib] == {
+        "ops": "add"}
+    assert acc.parse(lib, {"ops": "mul"}).options["plugin:" + lib] == {"ops": "mul"}
+    assert acc.parse("auto").auto and acc.parse(" Auto ").auto
+
+
+def test_plan_adds_the_cpu_tail_once(model):
+    assert acc.plan(model, "gpu").accelerator == ["gpu", "cpu"]
+    assert acc.plan(model, ["cpu", "gpu"]).accelerator == ["cpu", "gpu"]
+    assert acc.plan(model, "gpu", allow_cpu_fallback=False).accelerator == ["gpu"]
+    assert acc.plan(model, "gpu,gpu,cpu").accelerator == ["gpu", "cpu"]
+
+
+def test_name_options_pairs_reach_the_plugin(model, plugins):
+    # The test delegate takes only the ops named in its `ops` option; MUL stays on the CPU.
+    session = edgepipe.Session(model, accelerator=[(plugins["good"], {"ops": "add"}), "cpu"])
+    assert session.accelerator == "plugin:" + plugins["good"]
+    assert session.delegation["cpu_ops"] == [18]
+    inputs = _inputs()
+    np.testing.assert_array_equal(session.run(inputs)["product"], inputs["a"] * inputs["b"])

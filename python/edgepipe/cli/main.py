@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
 from .._runtime import log_level_name
@@ -34,9 +34,17 @@ _PY_LEVELS = {"debug": logging.DEBUG, "verbose": logging.DEBUG, "info": logging.
               "silent": logging.CRITICAL + 1}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one ``error: ...`` line of every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edgepipe`` command."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="edgepipe",
         description="Fast, safe TensorFlow Lite / LiteRT inference.",
     )
