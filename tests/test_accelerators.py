@@ -38,8 +38,10 @@ def model(generated_models) -> edgepipe.Model:
 
 def _inputs(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"a": rng.standard_normal((1, 4)).astype(np.float32),
-            "b": rng.standard_normal((1, 4)).astype(np.float32)}
+    return {
+        "a": rng.standard_normal((1, 4)).astype(np.float32),
+        "b": rng.standard_normal((1, 4)).astype(np.float32),
+    }
 
 
 def _cpu(model, inputs):
@@ -117,19 +119,23 @@ def test_good_plugin_executes_and_equals_cpu(model, plugins):
 
 
 def test_partial_delegation_names_the_ops_left_on_cpu(model, plugins):
-    report = acc.delegation_report(model, "plugin:" + plugins["good"],
-                                   plugin_options={"ops": "add"})
+    report = acc.delegation_report(
+        model, "plugin:" + plugins["good"], plugin_options={"ops": "add"}
+    )
     assert report["plugin_ops"] == ["ADD"]
     assert report["cpu_ops"] == ["MUL"]
     assert not report["non_cpu_fully_accelerated"]
     assert "left on the CPU: MUL" in acc.format_delegation(report)
 
 
-@pytest.mark.parametrize(("variant", "stage", "text"), [
-    ("fail_create", "compile", "injected create failure"),
-    ("fail_prepare", "compile", "injected prepare failure"),
-    ("fail_invoke", "first_run", "injected invoke failure"),
-])
+@pytest.mark.parametrize(
+    ("variant", "stage", "text"),
+    [
+        ("fail_create", "compile", "injected create failure"),
+        ("fail_prepare", "compile", "injected prepare failure"),
+        ("fail_invoke", "first_run", "injected invoke failure"),
+    ],
+)
 def test_failing_plugin_falls_back_with_its_error_text(model, plugins, variant, stage, text):
     inputs = _inputs(2)
     session = edgepipe.Session(model, accelerator=plugins[variant])
@@ -141,15 +147,18 @@ def test_failing_plugin_falls_back_with_its_error_text(model, plugins, variant, 
         np.testing.assert_array_equal(session.run(inputs)[k], v)
 
 
-@pytest.mark.parametrize(("variant", "options", "stages"), [
-    ("fail_create", None, {"compile"}),
-    ("fail_prepare", None, {"compile"}),
-    ("fail_invoke", None, {"first_run"}),
-    # The first invoke (the first-run check) succeeds, later ones fail: runs
-    # are retried on the CPU and the plugin is retired after 3 failures.
-    ("fail_invoke", {"fail_after": "1"}, {"run", "retired"}),
-    ("good", None, set()),
-])
+@pytest.mark.parametrize(
+    ("variant", "options", "stages"),
+    [
+        ("fail_create", None, {"compile"}),
+        ("fail_prepare", None, {"compile"}),
+        ("fail_invoke", None, {"first_run"}),
+        # The first invoke (the first-run check) succeeds, later ones fail: runs
+        # are retried on the CPU and the plugin is retired after 3 failures.
+        ("fail_invoke", {"fail_after": "1"}, {"run", "retired"}),
+        ("good", None, set()),
+    ],
+)
 def test_pool_under_load_loses_no_request(model, plugins, variant, options, stages):
     n_threads, per_thread = 4, 60
     expected = {}
@@ -158,11 +167,14 @@ def test_pool_under_load_loses_no_request(model, plugins, variant, options, stag
         expected[i] = cpu.run(_inputs(i))
     results: dict[int, dict[str, np.ndarray]] = {}
     errors: list[BaseException] = []
-    with edgepipe.Pool(model, workers=3, accelerator=plugins[variant],
-                       plugin_options=options) as pool:
+    with edgepipe.Pool(
+        model, workers=3, accelerator=plugins[variant], plugin_options=options
+    ) as pool:
+
         def client(t: int) -> None:
-            futures = [(i, pool.submit(_inputs(i)))
-                       for i in range(t * per_thread, (t + 1) * per_thread)]
+            futures = [
+                (i, pool.submit(_inputs(i))) for i in range(t * per_thread, (t + 1) * per_thread)
+            ]
             for i, f in futures:
                 try:
                     results[i] = f.result(timeout=60)
@@ -205,8 +217,14 @@ def _crash_child(model_path: str, plugin: str) -> subprocess.CompletedProcess[st
         " plugin_options={'fail_at': 'crash'})\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins):
@@ -229,7 +247,8 @@ def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins)
 
 def test_live_process_marks_are_not_stale(model, plugins):
     (crash.marks_dir() / "plugin_x.1.0.mark").write_text(
-        json.dumps({"accelerator": "plugin:/x.so", "pid": os.getpid(), "model": "m"}))
+        json.dumps({"accelerator": "plugin:/x.so", "pid": os.getpid(), "model": "m"})
+    )
     assert crash.sweep(force=True) == []
     assert crash.denied() == {}
 
@@ -251,8 +270,11 @@ def test_policy_rules_match_device_runtime_and_model(model, tmp_path, monkeypatc
         "preference": ["gpu", "cpu"],
         "rules": [
             {"allow": plugins["good"], "when": {"model": model.sha256[:8] + "*"}},
-            {"deny": "*", "when": {"runtime": edgepipe.runtime_version()},
-             "reason": "fleet says no"},
+            {
+                "deny": "*",
+                "when": {"runtime": edgepipe.runtime_version()},
+                "reason": "fleet says no",
+            },
         ],
     }
     policy = Policy.from_dict(doc)
@@ -308,7 +330,9 @@ def test_auto_trial_includes_plugins_and_checks_outputs(model, plugins):
 def test_resolve_accelerator_shapes(model, plugins):
     assert acc.resolve_accelerator(model, "gpu").accelerator == ["gpu", "cpu"]
     assert acc.resolve_accelerator(model, "cpu").kwargs() == {
-        "accelerator": ["cpu"], "plugin_options": {}}
+        "accelerator": ["cpu"],
+        "plugin_options": {},
+    }
     choice = acc.resolve_accelerator(model, plugins["good"], plugin_options={"ops": "add"})
     assert choice.accelerator == ["plugin:" + plugins["good"], "cpu"]
     assert edgepipe.Session(model, **choice.kwargs()).delegation["cpu_ops"] == [18]
@@ -344,7 +368,8 @@ def test_spec_forms_normalise_to_one_list(plugins):
     assert acc.parse((lib, {"ops": "add"})).names == ("plugin:" + lib,)
     # Options in the spec win over plugin_options=; flat plugin_options reach every plugin.
     assert acc.parse([(lib, {"ops": "add"})], {"ops": "mul"}).options["plugin:" + lib] == {
-        "ops": "add"}
+        "ops": "add"
+    }
     assert acc.parse(lib, {"ops": "mul"}).options["plugin:" + lib] == {"ops": "mul"}
     assert acc.parse("auto").auto and acc.parse(" Auto ").auto
 

@@ -88,9 +88,11 @@ def test_model_argument(model: Any) -> None:
 
 def test_request_arguments(add_mul: Model) -> None:
     with Pool(add_mul) as pool:
-        for bad, message in ((math.nan, "timeout must be a number of seconds or None, not NaN"),
-                             (-0.5, "timeout must be >= 0"),
-                             ("1", "timeout must be a number of seconds")):
+        for bad, message in (
+            (math.nan, "timeout must be a number of seconds or None, not NaN"),
+            (-0.5, "timeout must be >= 0"),
+            ("1", "timeout must be a number of seconds"),
+        ):
             with pytest.raises(InputError, match=message):
                 pool.run(pair(), timeout=bad)
             with pytest.raises(InputError, match=message):
@@ -128,12 +130,18 @@ def test_huge_and_infinite_timeouts_wait_forever(add_mul: Model, forever: float 
         assert pool.stats()["expired"] == 0
 
 
-def test_infinite_block_timeout_waits_for_room(add_mul: Model, plugins: dict[str, str],
-                                               tmp_path: pathlib.Path) -> None:
+def test_infinite_block_timeout_waits_for_room(
+    add_mul: Model, plugins: dict[str, str], tmp_path: pathlib.Path
+) -> None:
     gate = tmp_path / "gate"
     gate.touch()  # the test delegate holds every run while this file exists
-    pool = Pool(add_mul, accelerator=plugins["good"], plugin_options={"gate": str(gate)},
-                queue_size=1, policy="block")
+    pool = Pool(
+        add_mul,
+        accelerator=plugins["good"],
+        plugin_options={"gate": str(gate)},
+        queue_size=1,
+        policy="block",
+    )
     try:
         held = pool.submit(pair())
         queued = pool.submit(pair())

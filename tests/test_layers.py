@@ -73,8 +73,11 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
                 continue  # annotations only: no import at run time
             nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             if isinstance(child, ast.Import):
-                found.extend((a.name, child.lineno, in_function) for a in child.names
-                             if a.name.split(".")[0] == "edgepipe")
+                found.extend(
+                    (a.name, child.lineno, in_function)
+                    for a in child.names
+                    if a.name.split(".")[0] == "edgepipe"
+                )
             elif isinstance(child, ast.ImportFrom):
                 if child.level:
                     base = package.split(".")
@@ -86,8 +89,9 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
                     continue
                 if child.module is None or target == "edgepipe":
                     # `from . import x`: each name is a module of that package.
-                    found.extend((f"{target}.{a.name}", child.lineno, in_function)
-                                 for a in child.names)
+                    found.extend(
+                        (f"{target}.{a.name}", child.lineno, in_function) for a in child.names
+                    )
                 else:
                     found.append((target, child.lineno, in_function))
             visit(child, nested)
@@ -97,22 +101,30 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
 
 
 def _own_modules() -> list[Path]:
-    return [p for p in sorted(PACKAGE.rglob("*.py"))
-            if not any(part in OTHER_AREAS for part in p.relative_to(PACKAGE).parts)]
+    return [
+        p
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if not any(part in OTHER_AREAS for part in p.relative_to(PACKAGE).parts)
+    ]
 
 
 def test_every_module_has_a_layer():
     layers = _layers()
-    missing = [_module_name(p) for p in _own_modules()
-               if _module_name(p) != "edgepipe" and _layer_of(_module_name(p), layers) is None
-               and _module_name(p) != "edgepipe.__main__"]
+    missing = [
+        _module_name(p)
+        for p in _own_modules()
+        if _module_name(p) != "edgepipe"
+        and _layer_of(_module_name(p), layers) is None
+        and _module_name(p) != "edgepipe.__main__"
+    ]
     assert missing == []
 
 
 def test_imports_only_go_down():
     layers = _layers()
-    allowed = {tuple(s.replace(" ", "").split("->")) for s in _contract()["ignore_imports"]
-               if "*" not in s}
+    allowed = {
+        tuple(s.replace(" ", "").split("->")) for s in _contract()["ignore_imports"] if "*" not in s
+    }
     upward = []
     for path in sorted(PACKAGE.rglob("*.py")):
         importer = _module_name(path)
@@ -135,9 +147,13 @@ def test_only_features_import_the_package_root():
     layers = _layers()
     features = _layer_of("edgepipe.bench", layers)
     assert features is not None
-    bad = [f"{p.relative_to(PACKAGE.parent)}:{line}" for p in sorted(PACKAGE.rglob("*.py"))
-           if (_layer_of(_module_name(p), layers) or 0) > features
-           for target, line, _ in _imports(p) if target == "edgepipe"]
+    bad = [
+        f"{p.relative_to(PACKAGE.parent)}:{line}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (_layer_of(_module_name(p), layers) or 0) > features
+        for target, line, _ in _imports(p)
+        if target == "edgepipe"
+    ]
     assert bad == []
 
 
@@ -145,16 +161,20 @@ def test_no_imports_of_edgepipe_inside_functions():
     # Imports inside functions hid the old cycles; the one left is the
     # documented Model.compile -> Session convenience.
     allowed = {tuple(s.replace(" ", "").split("->")) for s in _contract()["ignore_imports"]}
-    hidden = [f"{p.relative_to(PACKAGE.parent)}:{line} -> {target}"
-              for p in _own_modules() for target, line, inner in _imports(p)
-              if inner and (_module_name(p), target) not in allowed]
+    hidden = [
+        f"{p.relative_to(PACKAGE.parent)}:{line} -> {target}"
+        for p in _own_modules()
+        for target, line, inner in _imports(p)
+        if inner and (_module_name(p), target) not in allowed
+    ]
     assert hidden == []
 
 
 @pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed")
 def test_import_linter_contract_holds():
-    proc = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        ["lint-imports"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "edgepipe layers KEPT" in proc.stdout
 

@@ -96,8 +96,12 @@ class Gated:
         self.model, self.plugin, self.gate = model, plugin, gate
 
     def __call__(self, **kwargs: Any) -> Pool:
-        pool = Pool(self.model, accelerator=self.plugin,
-                    plugin_options={"gate": str(self.gate.path)}, **kwargs)
+        pool = Pool(
+            self.model,
+            accelerator=self.plugin,
+            plugin_options={"gate": str(self.gate.path)},
+            **kwargs,
+        )
         assert set(pool.stats()["worker_accelerators"]) == {"plugin:" + self.plugin}
         return pool
 
@@ -159,6 +163,7 @@ def test_submit_resolves_futures_and_runs_callbacks_once(add_mul: Model) -> None
             assert f.done()
             with lock:
                 calls.append((i, f))
+
         return done
 
     with Pool(add_mul, workers=2, queue_size=256) as pool:
@@ -253,8 +258,9 @@ def test_constructor_validates_options(add_mul: Model) -> None:
         Pool(add_mul, workers=0)
     with pytest.raises(InputError, match="queue_size must be from 1 to"):
         Pool(add_mul, queue_size=0)
-    with pytest.raises(InputError, match="policy must be one of block, reject, keep_latest; "
-                                         "got 'newest'"):
+    with pytest.raises(
+        InputError, match="policy must be one of block, reject, keep_latest; got 'newest'"
+    ):
         Pool(add_mul, policy="newest")
 
 
@@ -546,8 +552,7 @@ def test_context_manager_drains_and_closes(add_mul: Model) -> None:
 def test_stats_counts_and_histograms(add_mul: Model) -> None:
     with Pool(add_mul, workers=2, queue_size=16) as pool:
         s = pool.stats()
-        assert (s["submitted"], s["completed"], s["queue_depth"], s["busy_workers"]) == \
-            (0, 0, 0, 0)
+        assert (s["submitted"], s["completed"], s["queue_depth"], s["busy_workers"]) == (0, 0, 0, 0)
         assert (s["workers"], s["queue_capacity"]) == (2, 16)
         assert s["worker_accelerators"] == ["cpu", "cpu"]
         assert s["worker_runs"] == [0, 0]
@@ -639,9 +644,9 @@ def test_swap_keeps_serving(add_mul: Model, add_both: Model) -> None:
     pool.close()
 
 
-def test_swap_with_a_different_contract_raises(add_mul: Model,
-                                               generated_models: dict[str, pathlib.Path],
-                                               tmp_path: pathlib.Path) -> None:
+def test_swap_with_a_different_contract_raises(
+    add_mul: Model, generated_models: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
     wider = tmp_path / "add_mul8.tflite"
     wider.write_bytes(generator.build_add_mul(8))
     with Pool(add_mul) as pool:
@@ -684,15 +689,20 @@ _EXIT_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["queued", "threads", "gated"])
-def test_interpreter_exit_with_a_busy_pool(generated_models: dict[str, pathlib.Path],
-                                           tmp_path: pathlib.Path, mode: str) -> None:
+def test_interpreter_exit_with_a_busy_pool(
+    generated_models: dict[str, pathlib.Path], tmp_path: pathlib.Path, mode: str
+) -> None:
     script = tmp_path / "exit_busy.py"
     script.write_text(_EXIT_SCRIPT)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     proc = subprocess.run(
         [sys.executable, str(script), str(generated_models["add_mul"]), mode],
-        capture_output=True, text=True, timeout=30, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "started" in proc.stdout
@@ -714,8 +724,10 @@ def test_a_blocked_callback_never_stalls_inference(add_mul: Model) -> None:
         wait_for(lambda: bool(threads))
         for i in range(1, 50):
             check(pool.run(pair(i)), pair(i))
-        later = [pool.submit(pair(i), callback=lambda f: threads.append(threading.get_ident()))
-                 for i in range(50, 60)]
+        later = [
+            pool.submit(pair(i), callback=lambda f: threads.append(threading.get_ident()))
+            for i in range(50, 60)
+        ]
         wait_for(lambda: pool.stats()["completed"] == 60)
         assert not any(f.done() for f in later)  # their delivery waits behind the callback
         release.set()
@@ -756,14 +768,20 @@ def _fc_plus_input(seed: int) -> Model:
     w = g.tensor("w", [64, 64], np.float32, rng.standard_normal((64, 64)).astype(np.float32))
     h = g.tensor("h", [1, 64], np.float32)
     y = g.tensor("y", [1, 64], np.float32)
-    g.op(generator._OP.FULLY_CONNECTED, [x, w, -1], [h], generator._OPTS.FullyConnectedOptions,
-         generator._fc_opts())
+    g.op(
+        generator._OP.FULLY_CONNECTED,
+        [x, w, -1],
+        [h],
+        generator._OPTS.FullyConnectedOptions,
+        generator._fc_opts(),
+    )
     g.op(generator._OP.ADD, [h, x], [y], generator._OPTS.AddOptions, generator._add_opts())
     return Model.from_bytes(g.finish({"x": x}, {"y": y}))
 
 
 def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
-        plugins: dict[str, str], tmp_path: pathlib.Path) -> None:
+    plugins: dict[str, str], tmp_path: pathlib.Path
+) -> None:
     # A request still running on model A while the pool swaps to B fails on its
     # accelerator and is answered by a CPU instance of A compiled on the spot. The
     # pool's weight-cache path leads to B's cache by then; A must not load it.
@@ -777,15 +795,20 @@ def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
 
     def invoke_calls() -> int:
         unused = ctypes.c_long()
-        counters(ctypes.byref(unused), ctypes.byref(unused), ctypes.byref(invokes),
-                 ctypes.byref(unused))
+        counters(
+            ctypes.byref(unused), ctypes.byref(unused), ctypes.byref(invokes), ctypes.byref(unused)
+        )
         return invokes.value
 
     gate = Gate(tmp_path / "gate")
     # fail_after=1: the trial run at compile passes, the next run of each instance fails.
-    with Pool(a, workers=1, accelerator=plugins["good"], weight_cache=True,
-              plugin_options={"gate": str(gate.path), "fail_at": "invoke",
-                              "fail_after": "1"}) as pool:
+    with Pool(
+        a,
+        workers=1,
+        accelerator=plugins["good"],
+        weight_cache=True,
+        plugin_options={"gate": str(gate.path), "fail_at": "invoke", "fail_after": "1"},
+    ) as pool:
         assert pool.stats()["worker_accelerators"] == ["plugin:" + plugins["good"]]
         base = invoke_calls()
         gate.close()
@@ -801,8 +824,9 @@ def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
         assert any(e["stage"] == "run" for e in pool.events())
 
 
-def test_a_raising_callback_does_not_stop_deliveries(add_mul: Model,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_raising_callback_does_not_stop_deliveries(
+    add_mul: Model, caplog: pytest.LogCaptureFixture
+) -> None:
     def boom(_: Future[dict[str, np.ndarray]]) -> None:
         raise ZeroDivisionError("callback bug")
 
@@ -860,7 +884,8 @@ def test_outputs_selects_named_outputs_on_every_path(add_mul: Model) -> None:
         assert list(out) == ["sum"]
         np.testing.assert_array_equal(out["sum"], x["a"] + x["b"])
         assert [list(o) for o in pool.map([x, x], outputs=["product", "sum"])] == [
-            ["product", "sum"]] * 2
+            ["product", "sum"]
+        ] * 2
         assert list(asyncio.run(pool.run_async(x, outputs=["sum"]))) == ["sum"]
         with pytest.raises(InputError, match=r"unknown output name\(s\) \['nope'\]") as err:
             pool.run(x, outputs=["nope"])
@@ -925,14 +950,18 @@ def test_session_and_pool_use_one_name_per_idea(add_mul: Model) -> None:
         assert s["queue_size"] == 5 and s["threads"] == 2
         # events: a property on both, a list; calling it (the old Pool API) still works.
         assert session.events == [] and pool.events == [] and pool.events() == []
-    with pytest.warns(DeprecationWarning, match="threads="), \
-            Pool(add_mul, threads_per_worker=3) as pool:
+    with (
+        pytest.warns(DeprecationWarning, match="threads="),
+        Pool(add_mul, threads_per_worker=3) as pool,
+    ):
         assert pool.threads == 3
 
 
 def test_weight_cache_defaults_to_none_for_session_and_pool() -> None:
-    defaults = {cls: inspect.signature(cls).parameters["weight_cache"].default
-                for cls in (edgepipe.Session, Pool)}
+    defaults = {
+        cls: inspect.signature(cls).parameters["weight_cache"].default
+        for cls in (edgepipe.Session, Pool)
+    }
     assert defaults == {edgepipe.Session: False, Pool: False}
     assert inspect.signature(Model.compile).parameters["weight_cache"].default is False
 

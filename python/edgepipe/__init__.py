@@ -3,11 +3,12 @@
 Quick start::
 
     import edgepipe
-    model = edgepipe.Model.load("model.tflite")      # mapped, verified
-    session = model.compile("cpu")                   # or "gpu", ["npu", "gpu"], "auto"
-    outputs = session.run({"input": x})              # dict of numpy arrays
 
-    with edgepipe.Pool(model, workers=2) as pool:    # GIL-free parallel runs
+    model = edgepipe.Model.load("model.tflite")  # mapped, verified
+    session = model.compile("cpu")  # or "gpu", ["npu", "gpu"], "auto"
+    outputs = session.run({"input": x})  # dict of numpy arrays
+
+    with edgepipe.Pool(model, workers=2) as pool:  # GIL-free parallel runs
         outputs = pool.run({"input": x})
 
 Layers, each importing only those below it (checked by tests/test_layers.py

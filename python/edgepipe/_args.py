@@ -67,8 +67,9 @@ def timeout(name: str, value: Any) -> float:
     if value is None:
         return -1.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be a number of seconds or None, "
-                         f"not {type(value).__name__} {value!r}")
+        raise InputError(
+            f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}"
+        )
     seconds = float(value)
     if math.isnan(seconds):
         raise InputError(f"{name} must be a number of seconds or None, not NaN")

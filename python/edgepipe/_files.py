@@ -43,7 +43,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
         try:
             view = memoryview(blob)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

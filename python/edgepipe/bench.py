@@ -39,8 +39,11 @@ def bench_fields(runner: Session | Pool) -> dict[str, Any]:
     if isinstance(runner, Pool):
         per_worker = list(runner.stats()["worker_accelerators"])
         acc = max(set(per_worker), key=per_worker.count) if per_worker else "cpu"
-        return {"accelerator": acc, "worker_accelerators": per_worker,
-                "fallbacks": list(runner.events)}
+        return {
+            "accelerator": acc,
+            "worker_accelerators": per_worker,
+            "fallbacks": list(runner.events),
+        }
     return {"accelerator": runner.accelerator, "fallbacks": list(runner.events)}
 
 
@@ -87,8 +90,9 @@ def bench_session(
     t0 = time.perf_counter()
     model = Model.load(path)
     t_load = time.perf_counter()
-    session = Session(model, accelerator=accelerator, threads=threads,
-                      plugin_options=plugin_options)
+    session = Session(
+        model, accelerator=accelerator, threads=threads, plugin_options=plugin_options
+    )
     t_init = time.perf_counter()
     inputs = random_inputs(session.inputs)
     t = time.perf_counter()
@@ -147,15 +151,23 @@ def bench_pool(
     workers = _args.integer("workers", workers, low=1, high=_args.MAX_WORKERS)
     runs = _args.integer("runs", runs, low=1)
     warmup = _args.integer("warmup", warmup, low=0)
-    clients = _args.integer("clients", 2 * workers if clients is None else clients,
-                            low=1, high=1024)
+    clients = _args.integer(
+        "clients", 2 * workers if clients is None else clients, low=1, high=1024
+    )
     path = Path(model_path) if model_path else default_model_path()
     model = Model.load(path)
     anon_before = rss_anon_mb()
     t0 = time.perf_counter()
     # The shared weight cache, as a serving pool would use it (rss_per_worker_mb).
-    pool = Pool(model, workers=workers, threads=threads, accelerator=accelerator, weight_cache=True,
-                plugin_options=plugin_options, queue_size=max(64, 4 * clients))
+    pool = Pool(
+        model,
+        workers=workers,
+        threads=threads,
+        accelerator=accelerator,
+        weight_cache=True,
+        plugin_options=plugin_options,
+        queue_size=max(64, 4 * clients),
+    )
     init_ms = (time.perf_counter() - t0) * 1e3
     try:
         inputs = random_inputs(pool.inputs)

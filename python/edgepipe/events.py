@@ -43,5 +43,4 @@ def log_fallbacks(events: list[dict[str, Any]]) -> None:
             continue
         seen.add(key)
         first = error.strip().splitlines()[0] if error.strip() else "no reason given"
-        log.warning("accelerator %s unavailable (%s), using %s: %s", key[0], key[2], key[1],
-                    first)
+        log.warning("accelerator %s unavailable (%s), using %s: %s", key[0], key[2], key[1], first)

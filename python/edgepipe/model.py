@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Model", "Quantization", "Signature", "TensorInfo", "as_model"]
 
+
 def as_model(value: Model | str | os.PathLike[str], argument: str = "model") -> Model:
     """``value`` if it is a :class:`Model`, else the model loaded from that path.
 
@@ -201,8 +202,12 @@ class Model:
         from .session import Session
 
         return Session(
-            self, accelerator=accelerator, threads=threads, weight_cache=weight_cache,
-            signature=signature, **options,
+            self,
+            accelerator=accelerator,
+            threads=threads,
+            weight_cache=weight_cache,
+            signature=signature,
+            **options,
         )
 
     def signature_index(self, key: str | None) -> int:

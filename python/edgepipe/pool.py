@@ -151,18 +151,21 @@ class Pool:
         threads_per_worker: int | None = None,
     ) -> None:
         if threads_per_worker is not None:
-            warnings.warn("Pool(threads_per_worker=) is now Pool(threads=), as for Session",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "Pool(threads_per_worker=) is now Pool(threads=), as for Session",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             if threads is not None and threads != threads_per_worker:
                 raise InputError("pass threads= or threads_per_worker=, not both")
             threads = threads_per_worker
         workers = _args.integer("workers", workers, low=1, high=_args.MAX_WORKERS)
-        threads = _args.integer("threads", 1 if threads is None else threads,
-                                low=1, high=_args.MAX_THREADS)
+        threads = _args.integer(
+            "threads", 1 if threads is None else threads, low=1, high=_args.MAX_THREADS
+        )
         queue_size = _args.integer("queue_size", queue_size, low=1, high=_args.MAX_QUEUE_SIZE)
         policy = _args.choice("policy", policy, POLICIES)
-        retire_after_failures = _args.integer("retire_after_failures", retire_after_failures,
-                                              low=1)
+        retire_after_failures = _args.integer("retire_after_failures", retire_after_failures, low=1)
         weight_cache = _args.weight_cache("weight_cache", weight_cache)
         signature = _args.optional_str("signature", signature)
         self._block_timeout = _args.timeout("block_timeout", block_timeout)
@@ -289,8 +292,11 @@ class Pool:
         Raises (synchronously): QueueFullError, PoolClosedError, InputError.
         """
         seconds = _args.timeout("timeout", timeout)
-        bt = self._block_timeout if block_timeout is None else _args.timeout(
-            "block_timeout", block_timeout)
+        bt = (
+            self._block_timeout
+            if block_timeout is None
+            else _args.timeout("block_timeout", block_timeout)
+        )
         if callback is not None and not callable(callback):
             raise InputError(f"callback must be callable, not {type(callback).__name__}")
         _args.boolean("copy", copy)
@@ -433,8 +439,7 @@ class Pool:
         event (the workers run without it). Also callable, ``pool.events()``,
         as when this was a method.
         """
-        return Events(self._policy_events + self._weight_cache.events
-                      + list(self._core.events()))
+        return Events(self._policy_events + self._weight_cache.events + list(self._core.events()))
 
     def close(self, drain: bool = True) -> None:
         """Stop taking requests.

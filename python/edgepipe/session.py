@@ -66,8 +66,12 @@ class Session:
         _args.boolean("allow_cpu_fallback", allow_cpu_fallback)
         self._model = as_model(model)
         sig_index = self._model.signature_index(signature)
-        chosen = plan(self._model, accelerator, plugin_options=plugin_options,
-                      allow_cpu_fallback=allow_cpu_fallback)
+        chosen = plan(
+            self._model,
+            accelerator,
+            plugin_options=plugin_options,
+            allow_cpu_fallback=allow_cpu_fallback,
+        )
         self._policy_events = chosen.events
         self._decision = chosen.decision
         self._weight_cache = resolve_weight_cache(self._model, weight_cache)
@@ -193,8 +197,10 @@ class Session:
     def resize(self, name_or_index: str | int, shape: Sequence[int]) -> None:
         """Set the shape of a dynamic input (dimensions declared as -1)."""
         core = self._session()
-        if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or not all(
-            isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape
+        if (
+            isinstance(shape, (str, bytes))
+            or not isinstance(shape, Sequence)
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
         ):
             raise InputError(f"shape must be a sequence of integers, got {shape!r}")
         core.resize(self._index(name_or_index), [int(d) for d in shape])

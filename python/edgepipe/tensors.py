@@ -26,8 +26,20 @@ Inputs: TypeAlias = Mapping[str, Any] | Sequence[Any] | np.ndarray
 DTYPES: dict[str, np.dtype[Any]] = {
     name: np.dtype(name)
     for name in (
-        "float32", "float16", "float64", "int8", "uint8", "int16", "uint16",
-        "int32", "uint32", "int64", "uint64", "bool", "complex64", "complex128",
+        "float32",
+        "float16",
+        "float64",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "bool",
+        "complex64",
+        "complex128",
     )
 }
 
@@ -185,9 +197,7 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
         if len(inputs) != len(infos):
             raise InputError(f"the model takes {len(infos)} inputs, got {len(inputs)}")
         return [_as_array(v, info) for v, info in zip(inputs, infos)]
-    raise InputError(
-        f"inputs must be a dict, a list or a numpy array, not {type(inputs).__name__}"
-    )
+    raise InputError(f"inputs must be a dict, a list or a numpy array, not {type(inputs).__name__}")
 
 
 def select_outputs(

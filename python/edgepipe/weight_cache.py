@@ -149,9 +149,7 @@ def _build_in_child(model: Model, out: Path) -> None:
     """
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["EDGEPIPE_LITERT_LIBRARY"] = model._core.runtime.library_path
     child = (
         "import sys; from edgepipe.weight_cache import _build_main; sys.exit(_build_main(sys.argv))"
@@ -159,16 +157,23 @@ def _build_in_child(model: Model, out: Path) -> None:
     cmd = [sys.executable, "-c", child, str(out)]
     try:
         proc = subprocess.run(
-            cmd, input=bytes(model._core.bytes), capture_output=True,
-            timeout=_BUILD_TIMEOUT, env=env, check=False,
+            cmd,
+            input=bytes(model._core.bytes),
+            capture_output=True,
+            timeout=_BUILD_TIMEOUT,
+            env=env,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise CacheUnavailable(f"building it took over {_BUILD_TIMEOUT:.0f} s") from exc
     except OSError as exc:
         raise CacheUnavailable(f"the build process could not start: {exc}") from exc
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines()
-                 if ln.strip() and "Created TensorFlow Lite" not in ln]
+        lines = [
+            ln
+            for ln in proc.stderr.decode(errors="replace").splitlines()
+            if ln.strip() and "Created TensorFlow Lite" not in ln
+        ]
         if proc.returncode < 0:
             try:
                 how = f"was killed by {signal.Signals(-proc.returncode).name}"
@@ -208,8 +213,13 @@ def _build(model: Model, path: Path, runtime: str) -> None:
             digest, _ = hash_fd(fd)
         finally:
             os.close(fd)
-        meta = {"format": _META_FORMAT, "model_sha256": model.sha256, "runtime": runtime,
-                "size": size, "sha256": digest}
+        meta = {
+            "format": _META_FORMAT,
+            "model_sha256": model.sha256,
+            "runtime": runtime,
+            "size": size,
+            "sha256": digest,
+        }
         # The cache first: a crash between the two leaves no sidecar (or an
         # old one that does not match), which means a rebuild, never a wrong
         # cache. atomic_write fsyncs the folder, making both renames durable.
@@ -326,8 +336,9 @@ class WeightCache:
         core_path = _fd_path(fd)
         if core_path is None:
             os.close(fd)
-            self._record("this platform has no /proc/self/fd or /dev/fd to hand over "
-                         "a checked cache file")
+            self._record(
+                "this platform has no /proc/self/fd or /dev/fd to hand over a checked cache file"
+            )
             return
         self._fd = fd
         self.core_path = core_path
@@ -346,14 +357,23 @@ class WeightCache:
         except CacheUnavailable as exc:
             self._record(f"no XNNPACK weight cache for {model.sha256[:12]}…: {exc}")
         except OSError as exc:
-            self._record(f"no XNNPACK weight cache for {model.sha256[:12]}…: "
-                         f"cannot use the cache folder: {exc}")
+            self._record(
+                f"no XNNPACK weight cache for {model.sha256[:12]}…: "
+                f"cannot use the cache folder: {exc}"
+            )
         return None
 
     def _record(self, why: str) -> None:
         log.warning("%s; running without it", why)
-        self.events.append({"from": "weight_cache", "to": None, "stage": "weight_cache",
-                            "error": why, "time": time.time()})
+        self.events.append(
+            {
+                "from": "weight_cache",
+                "to": None,
+                "stage": "weight_cache",
+                "error": why,
+                "time": time.time(),
+            }
+        )
 
     def swap_to(self, model: Model, swap: Callable[[], None]) -> None:
         """Call ``swap()`` with the core's cache path pointing at ``model``'s cache.
@@ -397,4 +417,3 @@ def _build_main(argv: list[str]) -> int:
     model = Model.from_bytes(sys.stdin.buffer.read())
     _core.Session(model._core, ["cpu"], 1, argv[-1], 0, False)
     return 0
-

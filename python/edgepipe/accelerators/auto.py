@@ -32,8 +32,10 @@ def _cache_path(model: Model) -> Path:
     folder = crash.accel_dir() / "auto"
     folder.mkdir(parents=True, exist_ok=True)
     facts = device_facts()
-    return folder / (f"{model.sha256[:32]}-litert{slug(runtime_version())}-"
-                     f"{slug(facts['device'])}-{slug(facts['machine'])}.json")
+    return folder / (
+        f"{model.sha256[:32]}-litert{slug(runtime_version())}-"
+        f"{slug(facts['device'])}-{slug(facts['machine'])}.json"
+    )
 
 
 def compile_exact(
@@ -48,8 +50,9 @@ def compile_exact(
         opts["crash_mark_dir"] = str(crash.marks_dir())
         if plugin_options and accelerator.startswith(names.PLUGIN_PREFIX):
             opts["plugin_options"] = {
-                names.plugin_path(accelerator): [(str(k), str(v))
-                                                 for k, v in plugin_options.items()]
+                names.plugin_path(accelerator): [
+                    (str(k), str(v)) for k, v in plugin_options.items()
+                ]
             }
     return _core.Session(model._core, [accelerator], 0, "", 0, False, **opts)
 
@@ -125,17 +128,33 @@ def auto_select(
             continue
         try:
             out = _run(session, inputs)
-            worst = max(
-                (float(np.max(np.abs(out[k].astype(np.float64) - reference[k].astype(np.float64))))
-                 if out[k].size else 0.0) for k in reference
-            ) if reference else 0.0
+            worst = (
+                max(
+                    (
+                        float(
+                            np.max(
+                                np.abs(out[k].astype(np.float64) - reference[k].astype(np.float64))
+                            )
+                        )
+                        if out[k].size
+                        else 0.0
+                    )
+                    for k in reference
+                )
+                if reference
+                else 0.0
+            )
             match = all(np.allclose(out[k], reference[k], rtol=rtol, atol=atol) for k in reference)
             median_ms = _measure(session, runs, budget)
         except EdgepipeError as exc:
             figures[cand] = {"ok": False, "stage": "run", "error": str(exc)}
             continue
-        figures[cand] = {"ok": match, "median_ms": median_ms, "max_abs_diff": worst,
-                         "events": list(session.events)}
+        figures[cand] = {
+            "ok": match,
+            "median_ms": median_ms,
+            "max_abs_diff": worst,
+            "events": list(session.events),
+        }
         if not match:
             figures[cand]["error"] = f"outputs differ from the CPU (max |diff| {worst:g})"
     good = [(f["median_ms"], c) for c, f in figures.items() if f.get("ok")]

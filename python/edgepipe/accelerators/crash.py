@@ -93,8 +93,7 @@ def deny(accelerator: str, reason: str) -> None:
     }
     with _lock:
         entries = [
-            e for e in _read_denylist()
-            if not (e["accelerator"] == accelerator and _applies(e))
+            e for e in _read_denylist() if not (e["accelerator"] == accelerator and _applies(e))
         ]
         entries.append(entry)
         _write_denylist(entries)

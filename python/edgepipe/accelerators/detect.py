@@ -27,7 +27,8 @@ CLASSIC_DELEGATES: dict[str, tuple[str, ...]] = {
     "nnapi": ("libedgepipe_nnapi_delegate.so", "libnnapi_delegate_plugin.so"),
     "hexagon": ("libedgepipe_hexagon_delegate.so", "libhexagon_delegate_plugin.so"),
     "gpu-delegate": (
-        "libtensorflowlite_gpu_delegate_plugin.so", "libtensorflowlite_gpu_delegate.so",
+        "libtensorflowlite_gpu_delegate_plugin.so",
+        "libtensorflowlite_gpu_delegate.so",
     ),
 }
 _CLASSIC_NOTES = {
@@ -83,9 +84,7 @@ def _plugin_row(spec: str, kind: str = "plugin", label: str | None = None) -> Ac
     )
 
 
-def detect(
-    plugins: Sequence[str] = (), *, policy: Policy | None = None
-) -> list[AcceleratorInfo]:
+def detect(plugins: Sequence[str] = (), *, policy: Policy | None = None) -> list[AcceleratorInfo]:
     """Every accelerator this runtime knows, whether it is usable here, and why not.
 
     Args:
@@ -100,32 +99,57 @@ def detect(
     rows = [AcceleratorInfo("cpu", "builtin", True, "", ", ".join(by_bit[1]) or "XNNPACK", "cpu")]
 
     if not by_bit[2]:
-        rows.append(AcceleratorInfo(
-            "gpu", "builtin", False,
-            f"no GPU accelerator library could be loaded from {rt.library_dir}", "", "gpu"))
+        rows.append(
+            AcceleratorInfo(
+                "gpu",
+                "builtin",
+                False,
+                f"no GPU accelerator library could be loaded from {rt.library_dir}",
+                "",
+                "gpu",
+            )
+        )
     else:
         stage, error = _probe("gpu")
         reason = ""
         if error:
             reason = "no GPU adapter" if "No adapters found" in error else f"GPU {stage} failed"
             reason += f": {_short(error)}"
-        rows.append(AcceleratorInfo("gpu", "builtin", not error, reason,
-                                    ", ".join(by_bit[2]), "gpu"))
+        rows.append(
+            AcceleratorInfo("gpu", "builtin", not error, reason, ", ".join(by_bit[2]), "gpu")
+        )
 
     dispatch_dir = Path(rt.dispatch_library_dir)
     dispatch_libs = sorted(p.name for p in dispatch_dir.glob("libLiteRtDispatch_*.so"))
     if not by_bit[4]:
-        rows.append(AcceleratorInfo("npu", "builtin", False,
-                                    "no NPU accelerator registered by the runtime", "", "npu"))
+        rows.append(
+            AcceleratorInfo(
+                "npu", "builtin", False, "no NPU accelerator registered by the runtime", "", "npu"
+            )
+        )
     elif not dispatch_libs:
-        rows.append(AcceleratorInfo(
-            "npu", "builtin", False,
-            f"no vendor dispatch library (libLiteRtDispatch_*.so) in {dispatch_dir}",
-            ", ".join(by_bit[4]), "npu"))
+        rows.append(
+            AcceleratorInfo(
+                "npu",
+                "builtin",
+                False,
+                f"no vendor dispatch library (libLiteRtDispatch_*.so) in {dispatch_dir}",
+                ", ".join(by_bit[4]),
+                "npu",
+            )
+        )
     else:
-        rows.append(AcceleratorInfo(
-            "npu", "builtin", True, "", f"{', '.join(by_bit[4])} with {', '.join(dispatch_libs)}; "
-            "runs only models compiled for the NPU (DISPATCH_OP)", "npu"))
+        rows.append(
+            AcceleratorInfo(
+                "npu",
+                "builtin",
+                True,
+                "",
+                f"{', '.join(by_bit[4])} with {', '.join(dispatch_libs)}; "
+                "runs only models compiled for the NPU (DISPATCH_OP)",
+                "npu",
+            )
+        )
 
     supported = bool(rt.delegate_plugins_supported())
     for label, libs in CLASSIC_DELEGATES.items():
@@ -137,18 +161,33 @@ def detect(
                 found = lib
                 break
         if found:
-            rows.append(AcceleratorInfo(label, "classic", supported,
-                                        "" if supported else "runtime cannot host plugins",
-                                        f"{_CLASSIC_NOTES[label]}: {found}",
-                                        names.PLUGIN_PREFIX + found))
+            rows.append(
+                AcceleratorInfo(
+                    label,
+                    "classic",
+                    supported,
+                    "" if supported else "runtime cannot host plugins",
+                    f"{_CLASSIC_NOTES[label]}: {found}",
+                    names.PLUGIN_PREFIX + found,
+                )
+            )
         else:
-            rows.append(AcceleratorInfo(label, "classic", False,
-                                        f"library not found ({', '.join(libs)})",
-                                        _CLASSIC_NOTES[label], ""))
+            rows.append(
+                AcceleratorInfo(
+                    label,
+                    "classic",
+                    False,
+                    f"library not found ({', '.join(libs)})",
+                    _CLASSIC_NOTES[label],
+                    "",
+                )
+            )
 
     extra = [p for p in os.environ.get("EDGEPIPE_DELEGATE_PLUGINS", "").split(os.pathsep) if p]
-    specs = [names.normalize(p if names.is_plugin_spec(p) else names.PLUGIN_PREFIX + p)
-             for p in [*extra, *plugins]]
+    specs = [
+        names.normalize(p if names.is_plugin_spec(p) else names.PLUGIN_PREFIX + p)
+        for p in [*extra, *plugins]
+    ]
     specs += [s for s, _ in pol.plugins]
     for spec in dict.fromkeys(specs):
         row = _plugin_row(spec)

@@ -30,7 +30,7 @@ def normalize(spec: str) -> str:
     """
     spec = spec.strip()
     if is_plugin_spec(spec):
-        path = spec[len(PLUGIN_PREFIX):] if spec.startswith(PLUGIN_PREFIX) else spec
+        path = spec[len(PLUGIN_PREFIX) :] if spec.startswith(PLUGIN_PREFIX) else spec
         if not path:
             raise InputError("a plugin accelerator needs a library path: plugin:/path/libfoo.so")
         if "/" in path:
@@ -44,4 +44,4 @@ def normalize(spec: str) -> str:
 
 def plugin_path(name: str) -> str:
     """The library path of a ``plugin:`` name."""
-    return name[len(PLUGIN_PREFIX):]
+    return name[len(PLUGIN_PREFIX) :]

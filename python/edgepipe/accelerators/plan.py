@@ -42,16 +42,20 @@ class AcceleratorPlan:
 
     def kwargs(self) -> dict[str, Any]:
         """``accelerator=`` and ``plugin_options=`` for Session, Pool or Model.compile."""
-        return {"accelerator": list(self.accelerator),
-                "plugin_options": {k: dict(v) for k, v in self.plugin_options.items()}}
+        return {
+            "accelerator": list(self.accelerator),
+            "plugin_options": {k: dict(v) for k, v in self.plugin_options.items()},
+        }
 
     def core_kwargs(self) -> dict[str, Any]:
         """``plugin_options`` and ``crash_mark_dir`` for ``_core.Session``/``_core.Pool``."""
         if all(n == "cpu" for n in self.accelerator):
             return {}
         parsed = self._parsed or ParsedSpec(tuple(self.accelerator), self.plugin_options)
-        return {"plugin_options": parsed.core_plugin_options(self.accelerator),
-                "crash_mark_dir": str(crash.marks_dir())}
+        return {
+            "plugin_options": parsed.core_plugin_options(self.accelerator),
+            "crash_mark_dir": str(crash.marks_dir()),
+        }
 
 
 def plan(
@@ -110,7 +114,7 @@ def _filter(
         kept.append(n)
     events = []
     for i, n, why in blocked:
-        later = [m for m in wanted[i + 1:] if m in kept]
+        later = [m for m in wanted[i + 1 :] if m in kept]
         to = later[0] if later else ("cpu" if allow_cpu_fallback else "")
         events.append({"from": n, "to": to, "stage": "policy", "error": why, "time": time.time()})
     if not kept and not allow_cpu_fallback:

@@ -41,22 +41,33 @@ def probe_in_subprocess(
     "returncode"}``.
     """
     spec = names.normalize(accelerator)
-    cmd = [sys.executable, "-c", _CHILD, os.fspath(model), spec,
-           json.dumps(dict(plugin_options or {}))]
+    cmd = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        os.fspath(model),
+        spec,
+        json.dumps(dict(plugin_options or {})),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         crash.deny(spec, f"subprocess probe timed out after {timeout} s")
         return {"ok": False, "accelerator": spec, "error": "timeout", "returncode": None}
     if proc.returncode < 0:
-        crash.deny(spec, f"subprocess probe killed by signal {-proc.returncode}: "
-                         f"{proc.stderr.strip()[-500:]}")
+        crash.deny(
+            spec,
+            f"subprocess probe killed by signal {-proc.returncode}: {proc.stderr.strip()[-500:]}",
+        )
         crash.sweep(force=True)
     try:
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        result = {"ok": False, "accelerator": spec,
-                  "error": proc.stderr.strip()[-2000:] or f"exit {proc.returncode}"}
+        result = {
+            "ok": False,
+            "accelerator": spec,
+            "error": proc.stderr.strip()[-2000:] or f"exit {proc.returncode}",
+        }
     result["returncode"] = proc.returncode
     return result
 

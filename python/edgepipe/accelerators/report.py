@@ -38,8 +38,7 @@ def delegation_report(
     """
     model = as_model(model)
     chosen = plan(model, spec, plugin_options=plugin_options)
-    session = _core.Session(model._core, chosen.accelerator, 0, "", 0, True,
-                            **chosen.core_kwargs())
+    session = _core.Session(model._core, chosen.accelerator, 0, "", 0, True, **chosen.core_kwargs())
     raw = dict(session.delegation)
     on = str(session.accelerator)
     ops = _op_names()
@@ -57,7 +56,8 @@ def delegation_report(
         "plugin_ops": named(raw.get("plugin_ops", [])) if observed else [],
         "accelerator_kernels": list(raw.get("accelerator_kernels", [])) if observed else [],
         "cpu_ops": (named(raw.get("cpu_ops", [])) + list(raw.get("cpu_custom_ops", [])))
-        if observed else None,
+        if observed
+        else None,
         "fallbacks": events,
     }
 

@@ -2,12 +2,13 @@
 
 A spec is any of::
 
-    "gpu"                                   # one name
-    "npu,gpu"                               # a comma-separated preference list
-    ["npu", "gpu", "cpu"]                   # a list
-    ("plugin:/vendor/libfoo.so", {"k": "v"})   # a (name, options) pair
+    "gpu"  # one name
+
+    "npu,gpu"  # a comma-separated preference list
+    ["npu", "gpu", "cpu"]  # a list
+    ("plugin:/vendor/libfoo.so", {"k": "v"})  # a (name, options) pair
     ["npu", ("libfoo.so", {"k": "v"}), "cpu"]  # a list mixing both
-    "auto"                                  # a measured trial (alone only)
+    "auto"  # a measured trial (alone only)
 
 Names are ``cpu``, ``gpu``, ``npu``, ``plugin:<path>`` or a path ending in
 ``.so``. Options go to delegate plugins only. :func:`parse` normalises a spec
@@ -58,8 +59,9 @@ class ParsedSpec:
 
 def _options(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
-        raise InputError(f"options of {where} must be a dict of key: value, not "
-                         f"{type(value).__name__}")
+        raise InputError(
+            f"options of {where} must be a dict of key: value, not {type(value).__name__}"
+        )
     return {str(k): str(v) for k, v in value.items()}
 
 
@@ -71,8 +73,12 @@ def _entries(spec: Any) -> list[tuple[str, dict[str, str] | None]]:
         else:
             parts = [p.strip() for p in text.split(",") if p.strip()]
         return [(p, None) for p in parts]
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) \
-            and isinstance(spec[1], Mapping):
+    if (
+        isinstance(spec, tuple)
+        and len(spec) == 2
+        and isinstance(spec[0], str)
+        and isinstance(spec[1], Mapping)
+    ):
         return [(spec[0], _options(spec[1], repr(spec[0])))]
     if isinstance(spec, Sequence) and not isinstance(spec, (bytes, bytearray)):
         out: list[tuple[str, dict[str, str] | None]] = []
@@ -101,8 +107,7 @@ def _flat_or_per_plugin(
     if not plugin_options:
         return {}
     if not isinstance(plugin_options, Mapping):
-        raise InputError("plugin_options must be a dict, "
-                         f"not {type(plugin_options).__name__}")
+        raise InputError(f"plugin_options must be a dict, not {type(plugin_options).__name__}")
     per_plugin = all(isinstance(v, Mapping) for v in plugin_options.values())
     out: dict[str, dict[str, str]] = {}
     for n in plugin_names:
@@ -138,8 +143,9 @@ def parse(spec: AcceleratorSpec, plugin_options: Mapping[str, Any] | None = None
         raise InputError(f"empty accelerator spec; {_WHAT}")
     if any(n.strip().lower() == AUTO for n, _ in entries):
         if len(entries) != 1 or entries[0][1] is not None:
-            raise InputError("'auto' picks the accelerator itself: pass it alone, "
-                             "without other names or options")
+            raise InputError(
+                "'auto' picks the accelerator itself: pass it alone, without other names or options"
+            )
         return ParsedSpec((), {}, auto=True)
     ordered: dict[str, dict[str, str] | None] = {}
     for name, opts in entries:

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is None:
         if args.clients is not None:
             raise UsageError("--clients needs --workers (it is for pool benchmarks)")
-        result = bench_session(args.model, runs=args.runs, warmup=args.warmup,
-                               threads=args.threads, **choice)
+        result = bench_session(
+            args.model, runs=args.runs, warmup=args.warmup, threads=args.threads, **choice
+        )
         if args.json:
             print_json(result)
         else:
@@ -42,17 +43,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sweep = parse_workers(args.workers)
     results = [
-        bench_pool(args.model, workers=n, clients=args.clients, runs=args.runs,
-                   warmup=args.warmup, threads=args.threads or 1, **choice)
+        bench_pool(
+            args.model,
+            workers=n,
+            clients=args.clients,
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads or 1,
+            **choice,
+        )
         for n in sweep
     ]
     if args.json:
-        print_json(results[0] if len(results) == 1 else {"mode": "pool_sweep",
-                                                         "results": results})
+        print_json(results[0] if len(results) == 1 else {"mode": "pool_sweep", "results": results})
     else:
         first = results[0]
-        print(f"Model: {first['model']} (sha256 {first['model_sha256'][:16]}..., "
-              f"LiteRT {first['runtime_version']})")
+        print(
+            f"Model: {first['model']} (sha256 {first['model_sha256'][:16]}..., "
+            f"LiteRT {first['runtime_version']})"
+        )
         for r in results:
             print(format_pool_report(r))
     return 0
@@ -64,12 +73,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", nargs="?", default=None)
     p.add_argument("--runs", type=positive_int, default=50)
     p.add_argument("--warmup", type=non_negative_int, default=5)
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="CPU threads per instance")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads per instance")
     add_accelerator_arguments(p, "cpu")
-    p.add_argument("--workers", default=None,
-                   help="benchmark a pool with N workers, or sweep 1,2,4")
-    p.add_argument("--clients", type=positive_int, default=None,
-                   help="concurrent clients for --workers (default 2N)")
+    p.add_argument(
+        "--workers", default=None, help="benchmark a pool with N workers, or sweep 1,2,4"
+    )
+    p.add_argument(
+        "--clients",
+        type=positive_int,
+        default=None,
+        help="concurrent clients for --workers (default 2N)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

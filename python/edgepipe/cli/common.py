@@ -23,14 +23,20 @@ def add_accelerator_arguments(
 ) -> None:
     """``--accelerator`` and the repeatable ``--plugin-option KEY=VALUE``."""
     parser.add_argument("--accelerator", default=default, help=help)
-    parser.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
-                        help="option for a delegate plugin (repeatable)")
+    parser.add_argument(
+        "--plugin-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option for a delegate plugin (repeatable)",
+    )
 
 
 def accelerator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Session/Pool keyword arguments for ``--accelerator`` and ``--plugin-option``."""
-    return {"accelerator": args.accelerator,
-            "plugin_options": parse_plugin_options(args.plugin_option or [])}
+    return {
+        "accelerator": args.accelerator,
+        "plugin_options": parse_plugin_options(args.plugin_option or []),
+    }
 
 
 def print_json(obj: Any) -> None:

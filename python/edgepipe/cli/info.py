@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     info = model.describe()
     if args.accelerator:
         info["accelerator"] = delegation_report(
-            model, args.accelerator,
+            model,
+            args.accelerator,
             plugin_options=parse_plugin_options(args.plugin_option or []),
         )
     if args.json:
@@ -36,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Model: {info['path']}")
     print(f"  size {info['size']} bytes, sha256 {info['sha256']}")
-    print(f"  schema v{info['schema_version']}, {info['num_subgraphs']} subgraph(s), "
-          f"{info['num_operators']} operators, {info['num_tensors']} tensors, "
-          f"{info['constant_bytes']} bytes of constants")
+    print(
+        f"  schema v{info['schema_version']}, {info['num_subgraphs']} subgraph(s), "
+        f"{info['num_operators']} operators, {info['num_tensors']} tensors, "
+        f"{info['constant_bytes']} bytes of constants"
+    )
     for sig in info["signatures"]:
         print(f"Signature {sig['key']!r}")
         print("  inputs:")
@@ -62,5 +65,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_accelerator_arguments(
-        p, None, "also compile for this accelerator and show which ops it takes")
+        p, None, "also compile for this accelerator and show which ops it takes"
+    )
     p.set_defaults(func=run)

@@ -29,9 +29,14 @@ COMMANDS: list[Callable[[Any], object]] = [
 
 # EDGEPIPE_LOG_LEVEL for the edgepipe logger on the command line: warnings
 # (a fallback, a weight cache that could not be used) show at the default.
-_PY_LEVELS = {"debug": logging.DEBUG, "verbose": logging.DEBUG, "info": logging.INFO,
-              "warning": logging.WARNING, "error": logging.WARNING,
-              "silent": logging.CRITICAL + 1}
+_PY_LEVELS = {
+    "debug": logging.DEBUG,
+    "verbose": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.WARNING,
+    "silent": logging.CRITICAL + 1,
+}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -64,8 +64,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="run a model on arrays from an .npz file")
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npz with arrays by input name or arg0…")
-    p.add_argument("--outputs", required=True,
-                   help="file to write the outputs to (.npz format, by name), exactly as named")
+    p.add_argument(
+        "--outputs",
+        required=True,
+        help="file to write the outputs to (.npz format, by name), exactly as named",
+    )
     add_accelerator_arguments(p, "cpu")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--quiet", action="store_true")
