@@ -19,6 +19,7 @@ from pathlib import Path
 import edgepipe
 import pytest
 from edgepipe import _core, errors
+from edgepipe.tensors import DTYPES, random_inputs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -185,3 +186,15 @@ def test_error_kinds_have_one_python_table_matching_the_core():
     assert _core.error_class_name("no such kind") == "EdgepipeError"
     assert isinstance(errors.error_for_kind("timeout", "late"), TimeoutError)
     assert type(errors.error_for_kind("no such kind", "?")) is errors.EdgepipeError
+
+
+def test_dtype_table_agrees_with_the_arrays_the_core_makes(generated_models):
+    # tensors.DTYPES names what the binding allocates; every real buffer says so.
+    for name in ("multi_dtype", "quantized", "add_mul"):
+        session = edgepipe.Model.load(generated_models[name]).compile()
+        for i, info in enumerate(session.inputs):
+            assert info.dtype is not None
+            assert session.input_buffer(i).dtype == info.dtype == DTYPES[info.element_type]
+        for name_out, array in session.run(random_inputs(session.inputs)).items():
+            (info,) = [t for t in session.outputs if t.name == name_out]
+            assert array.dtype == DTYPES[info.element_type]

@@ -383,6 +383,8 @@ class Pool:
                 try:
                     pending.append((index, self.submit(item, timeout=timeout, outputs=outputs)))
                 except QueueFullError:
+                    if self._policy != "reject":
+                        raise  # a "block" queue that stayed full past block_timeout
                     result._drop(index)
                 while len(pending) >= limit:
                     yield from take()
