@@ -177,3 +177,41 @@ def test_refused_value_is_never_listed_as_valid() -> None:
         with pytest.raises(InputError) as err:
             edgepipe.accelerators.parse(bad)
         assert bad not in str(err.value).split("expected", 1)[1]
+
+
+def test_model_and_runtime_arguments(generated_models: dict[str, pathlib.Path]) -> None:
+    path = generated_models["add_mul"]
+    cases = [
+        (lambda: Model.load(123), "path must be a file path"),
+        (lambda: Model.load(path, verify="no"), "verify must be True or False"),
+        (lambda: Model.load(path, runtime=5), "runtime must be a file path"),
+        (lambda: Model.from_bytes("abc"), "data must be bytes, bytearray, memoryview"),
+        (lambda: Model.from_bytes(path.read_bytes(), verify=1), "verify must be True or False"),
+        (lambda: edgepipe.load_runtime(5), "library must be a file path"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InputError, match=message):
+            call()
+
+
+def test_accelerator_helper_arguments(add_mul: Model) -> None:
+    from edgepipe import accelerators as acc
+
+    with pytest.raises(InputError, match="plugins must be a list of strings"):
+        acc.detect(plugins="libfoo.so")  # would be read letter by letter
+    with pytest.raises(InputError, match="candidates must be a list of strings"):
+        acc.auto_select(add_mul, candidates="gpu")
+    with pytest.raises(InputError, match="timeout must be a number of seconds or None, not NaN"):
+        acc.probe_in_subprocess(add_mul.path, "gpu", timeout=math.nan)
+    with pytest.raises(InputError, match="model must be a file path"):
+        acc.probe_in_subprocess(add_mul, "gpu")  # type: ignore[arg-type]
+
+
+def test_map_items_argument(add_mul: Model) -> None:
+    with Pool(add_mul) as pool:
+        for bad in (5, {"a": 1}, "ab"):
+            with pytest.raises(InputError, match="items must be an iterable of inputs"):
+                pool.map(bad)  # type: ignore[arg-type]
+        frames = np.stack([pair()["a"]] * 3)  # an array of frames is a fine stream
+        outs = list(pool.map({"a": f, "b": f} for f in frames))
+        assert len(outs) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .errors import InputError
@@ -76,6 +77,26 @@ def timeout(name: str, value: Any) -> float:
     if seconds < 0:
         raise InputError(f"{name} must be >= 0 seconds (or None for no limit), got {value}")
     return -1.0 if seconds >= FOREVER_S else seconds
+
+
+def path(name: str, value: Any) -> Path:
+    """``value`` as a Path if it is a ``str`` or ``os.PathLike`` of one."""
+    if isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    ):
+        return Path(value)
+    raise InputError(f"{name} must be a file path (str or os.PathLike), not {type(value).__name__}")
+
+
+def names(name: str, value: Any) -> list[str]:
+    """A list of strings: one string is refused (it would be iterated by character)."""
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise InputError(f"{name} must be a list of strings, not {value!r}")
+    return list(value)
 
 
 def weight_cache(name: str, value: Any) -> bool | str | os.PathLike[str]:

@@ -57,6 +57,8 @@ def load_runtime(library: str | os.PathLike[str] | None = None) -> _core.Runtime
             message lists every place tried and how to fix it.
     """
     global _default
+    if library is not None and not isinstance(library, (str, os.PathLike)):
+        raise InputError(f"library must be a file path, not {type(library).__name__}")
     with _lock:
         if library is None and _default is not None:
             return _default

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _core
+from . import _args, _core
 from ._runtime import load_runtime
 from .errors import InputError
 from .tensors import Quantization, Signature, TensorInfo
@@ -82,8 +82,10 @@ class Model:
             ModelError: missing file, directory, empty, truncated or corrupt.
             RuntimeLoadError: the runtime library cannot be loaded.
         """
-        p = Path(path)
-        core = _core.Model.from_file(load_runtime(runtime), str(p), verify=verify)
+        p = _args.path("path", path)
+        _args.boolean("verify", verify)
+        library = None if runtime is None else _args.path("runtime", runtime)
+        core = _core.Model.from_file(load_runtime(library), str(p), verify=verify)
         return cls(core, p)
 
     @classmethod
@@ -95,8 +97,14 @@ class Model:
         The buffer is used in place (and kept alive) when it is 16-byte
         aligned, else copied once into aligned memory; see :attr:`zero_copy`.
         """
+        _args.boolean("verify", verify)
         if isinstance(data, np.ndarray):
             data = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InputError(
+                "data must be bytes, bytearray, memoryview or a numpy array, "
+                f"not {type(data).__name__}"
+            )
         return cls(_core.Model.from_buffer(load_runtime(), data, verify=verify))
 
     @property

@@ -366,6 +366,11 @@ class Pool:
         (an expired ``timeout``, a failed run) is raised by the iterator.
         """
         limit = _args.integer("window", 2 * self._workers if window is None else window, low=1)
+        if not isinstance(items, Iterable) or isinstance(items, (Mapping, str, bytes)):
+            raise InputError(
+                "items must be an iterable of inputs (one dict, list or array per request), "
+                f"not {type(items).__name__}"
+            )
         _args.timeout("timeout", timeout)
         result = PoolMap(iter(()))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _args, _core
 from .._files import atomic_write
 from .._runtime import runtime_version
 from ..errors import EdgepipeError
@@ -93,6 +93,9 @@ def auto_select(
     instead of measuring again.
     """
     model = as_model(model)
+    if candidates is not None:
+        candidates = _args.names("candidates", candidates)
+    _args.boolean("refresh", refresh)
     pol = policy if policy is not None else active_policy()
     path = _cache_path(model)
     if not refresh and path.is_file():

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import _core, models
+from .. import _args, _core, models
 from .._runtime import load_runtime
 from ..model import Model
 from . import crash, names
@@ -92,6 +92,7 @@ def detect(plugins: Sequence[str] = (), *, policy: Policy | None = None) -> list
             a ``os.pathsep`` list, and the policy's ``plugins`` are always checked).
         policy: allow/deny rules (default: ``EDGEPIPE_ACCELERATOR_POLICY`` or none).
     """
+    plugins = _args.names("plugins", plugins)
     rt = load_runtime()
     pol = policy if policy is not None else active_policy()
     registered = list(rt.registered_accelerators())

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import EdgepipeError
+from .. import _args
+from ..errors import EdgepipeError, InputError
 from ..model import Model
 from ..tensors import TensorInfo, random_inputs
 from . import crash, names
@@ -40,17 +41,27 @@ def probe_in_subprocess(
     and this process carries on. Returns ``{"ok", "accelerator", "error",
     "returncode"}``.
     """
+    model_path = _args.path("model", model)
+    seconds = _args.timeout("timeout", timeout)
+    if not isinstance(accelerator, str):
+        raise InputError(f"accelerator must be a name, not {type(accelerator).__name__}")
     spec = names.normalize(accelerator)
     cmd = [
         sys.executable,
         "-c",
         _CHILD,
-        os.fspath(model),
+        str(model_path),
         spec,
         json.dumps(dict(plugin_options or {})),
     ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=None if seconds < 0 else seconds,
+        )
     except subprocess.TimeoutExpired:
         crash.deny(spec, f"subprocess probe timed out after {timeout} s")
         return {"ok": False, "accelerator": spec, "error": "timeout", "returncode": None}
