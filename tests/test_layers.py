@@ -19,6 +19,7 @@ from pathlib import Path
 import edgepipe
 import pytest
 from edgepipe import _core, errors
+from edgepipe._runtime import ERROR_BY_KIND, error_for_kind
 from edgepipe.tensors import DTYPES, random_inputs
 
 if sys.version_info >= (3, 11):
@@ -180,12 +181,22 @@ def test_import_linter_contract_holds():
     assert "edgepipe layers KEPT" in proc.stdout
 
 
-def test_error_kinds_have_one_python_table_matching_the_core():
-    for kind, cls in errors.ERROR_BY_KIND.items():
+def test_error_kinds_come_from_the_core():
+    assert ERROR_BY_KIND.keys() == _core.ERROR_KINDS.keys()
+    for kind, cls in ERROR_BY_KIND.items():
         assert _core.error_class_name(kind) == cls.__name__
-    assert _core.error_class_name("no such kind") == "EdgepipeError"
-    assert isinstance(errors.error_for_kind("timeout", "late"), TimeoutError)
-    assert type(errors.error_for_kind("no such kind", "?")) is errors.EdgepipeError
+        assert issubclass(cls, errors.EdgepipeError)
+    assert isinstance(error_for_kind("timeout", "late"), TimeoutError)
+    assert type(error_for_kind("no such kind", "?")) is errors.EdgepipeError
+
+
+def test_dtypes_and_op_names_come_from_the_core():
+    assert {n: str(d) for n, d in DTYPES.items()} == {
+        n: d for n, d in _core.DTYPES.items() if d is not None
+    }
+    assert _core.OP_NAMES[0] == "ADD" and "CONV_2D" in _core.OP_NAMES
+    source = (PACKAGE / "accelerators" / "report.py").read_text()
+    assert "schema_py_generated" not in source  # no run-time schema walk
 
 
 def test_dtype_table_agrees_with_the_arrays_the_core_makes(generated_models):

@@ -13,8 +13,20 @@ import os
 import threading
 from pathlib import Path
 
-from . import _core
-from .errors import InputError
+from . import _core, errors
+from .errors import EdgepipeError, InputError
+
+#: The core's error kinds (``kind`` of a pool callback) and the class each
+#: becomes, from the C++ table the binding exposes (one source).
+ERROR_BY_KIND: dict[str, type[EdgepipeError]] = {
+    kind: getattr(errors, name) for kind, name in _core.ERROR_KINDS.items()
+}
+
+
+def error_for_kind(kind: str, message: str) -> EdgepipeError:
+    """The typed exception for a core error ``kind`` (unknown kinds: EdgepipeError)."""
+    return ERROR_BY_KIND.get(kind, EdgepipeError)(message)
+
 
 #: ``EDGEPIPE_LOG_LEVEL`` names and LiteRT's severities.
 LOG_LEVELS = {"debug": -1, "verbose": 0, "info": 1, "warning": 2, "error": 3, "silent": 4}

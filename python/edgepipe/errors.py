@@ -4,6 +4,9 @@ Every error edgepipe raises on purpose derives from :class:`EdgepipeError`, so a
 application can catch one class at its boundary. Errors about bad input also
 derive from :class:`ValueError`, and deadline errors from :class:`TimeoutError`,
 so code written against the standard hierarchy keeps working.
+
+The core's error kinds and the class each becomes come from the C++ table
+(``_core.ERROR_KINDS``); :data:`edgepipe._runtime.ERROR_BY_KIND` is built from it.
 """
 
 from __future__ import annotations
@@ -61,32 +64,7 @@ class CancelledError(PoolError):
     """A queued request was cancelled because the pool closed without draining."""
 
 
-#: The error kinds the core reports (``kind`` in pool callbacks, the C++
-#: ``ErrorKind``), each with the class it becomes. The one Python table of
-#: them; tests/test_layers.py checks it against ``_core.error_class_name``.
-ERROR_BY_KIND: dict[str, type[EdgepipeError]] = {
-    "runtime": RuntimeLoadError,
-    "model": ModelError,
-    "compile": CompileError,
-    "input": InputError,
-    "run": InferenceError,
-    "queue_full": QueueFullError,
-    "dropped": DroppedError,
-    "timeout": RequestTimeoutError,
-    "closed": PoolClosedError,
-    "cancelled": CancelledError,
-    "accelerator": AcceleratorError,
-    "internal": EdgepipeError,
-}
-
-
-def error_for_kind(kind: str, message: str) -> EdgepipeError:
-    """The typed exception for a core error ``kind`` (unknown kinds: EdgepipeError)."""
-    return ERROR_BY_KIND.get(kind, EdgepipeError)(message)
-
-
 __all__ = [
-    "ERROR_BY_KIND",
     "AcceleratorError",
     "CancelledError",
     "CompileError",
@@ -100,5 +78,4 @@ __all__ = [
     "QueueFullError",
     "RequestTimeoutError",
     "RuntimeLoadError",
-    "error_for_kind",
 ]

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from . import _args, _core
+from ._runtime import error_for_kind
 from .accelerators.plan import plan
 from .accelerators.spec import AcceleratorSpec
-from .errors import DroppedError, InputError, QueueFullError, error_for_kind
+from .errors import DroppedError, InputError, QueueFullError
 from .events import Events, log_fallbacks
 from .model import Model, as_model
-from .tensors import Inputs, TensorInfo, order_inputs, select_outputs
+from .tensors import Inputs, TensorInfo, named, order_inputs, output_indices
 from .weight_cache import resolve_weight_cache
 
 POLICIES = ("block", "reject", "keep_latest")
@@ -54,15 +55,20 @@ class _RequestFuture(Future[dict[str, np.ndarray]]):
         super().__init__()
         self._withdraw: Callable[[], bool] | None = None
         self._withdrawn = False
-        self._lock = threading.Lock()
+        # Reentrant: the core may run the withdrawn request's callback (kind
+        # "cancelled") in this very thread, inside _withdraw().
+        self._lock = threading.RLock()
 
     def cancel(self) -> bool:
         with self._lock:
             if self.done():
                 return self.cancelled()
-            if self._withdraw is None or not self._withdraw():
+            if self._withdraw is None:
                 return False
-            self._withdrawn = True
+            self._withdrawn = True  # before asking: its callback must see it
+            if not self._withdraw():
+                self._withdrawn = False
+                return False
         return super().cancel()
 
     def _delivering(self) -> bool:
@@ -129,6 +135,8 @@ class Pool:
         retire_after_failures: failed runs after which a worker gives up a
             non-CPU accelerator for the CPU.
         plugin_options: options for delegate plugins (see :class:`Session`).
+        callback_wait: seconds :meth:`close` (or the pool's destruction) waits
+            for completion callbacks that are still running before it returns.
 
     Timeouts (``timeout``, ``block_timeout``) are seconds >= 0; None,
     ``math.inf`` and values of 1e9 or more mean "no limit"; NaN is refused.
@@ -148,6 +156,7 @@ class Pool:
         block_timeout: float | None = None,
         retire_after_failures: int = 3,
         plugin_options: Mapping[str, Any] | None = None,
+        callback_wait: float = 5.0,
         threads_per_worker: int | None = None,
     ) -> None:
         if threads_per_worker is not None:
@@ -169,6 +178,7 @@ class Pool:
         weight_cache = _args.weight_cache("weight_cache", weight_cache)
         signature = _args.optional_str("signature", signature)
         self._block_timeout = _args.timeout("block_timeout", block_timeout)
+        wait = _args.timeout("callback_wait", callback_wait)
         self._model = as_model(model)
         sig_index = self._model.signature_index(signature)
         chosen = plan(self._model, accelerator, plugin_options=plugin_options)
@@ -185,6 +195,7 @@ class Pool:
             weight_cache=self._weight_cache.core_path,
             signature=sig_index,
             retire_after_failures=retire_after_failures,
+            callback_wait=wait,
             **chosen.core_kwargs(),
         )
         self._inputs = [TensorInfo.from_core(t) for t in self._core.inputs]
@@ -258,9 +269,10 @@ class Pool:
             outputs: names of the outputs to return (default: all).
         """
         seconds = _args.timeout("timeout", timeout)
+        indices = output_indices(self._out_names, outputs)
         arrays = order_inputs(self._inputs, inputs)
-        result = self._core.run(arrays, seconds)
-        return select_outputs(self._out_names, result, outputs)
+        result = self._core.run(arrays, seconds, indices)
+        return named(self._out_names, indices, result)
 
     def submit(
         self,
@@ -270,7 +282,6 @@ class Pool:
         callback: Callable[[Future[dict[str, np.ndarray]]], object] | None = None,
         block_timeout: float | None = None,
         outputs: Sequence[str] | None = None,
-        copy: bool = True,
     ) -> Future[dict[str, np.ndarray]]:
         """Queue a request and return a :class:`concurrent.futures.Future`.
 
@@ -284,10 +295,8 @@ class Pool:
         False. ``block_timeout`` (None: the pool's) bounds the wait for room
         in a full ``"block"`` queue.
 
-        The inputs are read when the request runs, so by default they are
-        copied here and the caller may reuse its arrays at once; with
-        ``copy=False`` they are used in place (no copy) and must not change
-        until the future is done.
+        The inputs are copied when the request is queued: the caller may
+        reuse its arrays at once.
 
         Raises (synchronously): QueueFullError, PoolClosedError, InputError.
         """
@@ -299,29 +308,27 @@ class Pool:
         )
         if callback is not None and not callable(callback):
             raise InputError(f"callback must be callable, not {type(callback).__name__}")
-        _args.boolean("copy", copy)
-        arrays = order_inputs(self._inputs, inputs)
-        if copy:
-            arrays = [a.copy() for a in arrays]
         names = self._out_names
-        select_outputs(names, [np.empty(0)] * len(names), outputs)  # check the names now
-        buffers = [np.empty(shape, dtype) for dtype, shape in self._out_specs]
+        indices = output_indices(names, outputs)
+        arrays = order_inputs(self._inputs, inputs)
+        specs = self._out_specs if indices is None else [self._out_specs[i] for i in indices]
+        buffers = [np.empty(shape, dtype) for dtype, shape in specs]
         future = _RequestFuture()
 
         def done(ok: bool, kind: str, message: str, _queue_us: float, _run_us: float) -> None:
             if not future._delivering():
                 return  # withdrawn by cancel(): the future is cancelled already
             if ok:
-                future.set_result(select_outputs(names, buffers, outputs))
+                future.set_result(named(names, indices, buffers))
             else:
                 future.set_exception(error_for_kind(kind, message))
 
         if callback is not None:
             future.add_done_callback(callback)
-        ticket = self._core.submit(arrays, buffers, done, seconds, bt)
-        cancel = getattr(self._core, "cancel", None)  # Pool.cancel: the core's withdrawal
-        if ticket is not None and cancel is not None:
-            future._withdraw = lambda: bool(cancel(ticket))
+        ticket = self._core.submit(arrays, buffers, done, seconds, bt, indices)
+        # Weakly: a future must not keep a dropped pool's core (and queue) alive.
+        core = weakref.ref(self._core)
+        future._withdraw = lambda: bool((c := core()) is not None and c.cancel(ticket))
         return future
 
     async def run_async(

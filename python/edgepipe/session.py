@@ -17,7 +17,7 @@ from .accelerators.spec import AcceleratorSpec
 from .errors import EdgepipeError, InputError
 from .events import Events, log_fallbacks
 from .model import Model, as_model
-from .tensors import Inputs, TensorInfo, order_inputs, select_outputs
+from .tensors import Inputs, TensorInfo, named, order_inputs, output_indices
 from .weight_cache import resolve_weight_cache
 
 
@@ -158,8 +158,8 @@ class Session:
                 are not C-contiguous (crops, ``frame[..., ::-1]``) are copied
                 once into contiguous ones; the outputs are the same.
             outputs: names of the outputs to return (default: all).
-            out: pre-allocated output arrays (by name or position) to fill
-                instead of allocating new ones.
+            out: pre-allocated output arrays (by name, or by position among
+                the returned outputs) to fill instead of allocating new ones.
 
         Returns:
             Outputs by name (only those in ``outputs`` when given, in that order).
@@ -174,16 +174,18 @@ class Session:
         arrays = order_inputs(self._infos, inputs) if inputs is not None else []
         out_list: list[np.ndarray] | None = None
         names = self._out_names
+        indices = output_indices(names, outputs)
+        returned = names if indices is None else [names[i] for i in indices]
         if out is not None:
             if isinstance(out, Mapping):
-                missing = [n for n in names if n not in out]
+                missing = [n for n in returned if n not in out]
                 if missing:
                     raise InputError(f"out lacks output(s) {missing}")
-                out_list = [out[n] for n in names]
+                out_list = [out[n] for n in returned]
             else:
                 out_list = list(out)
-        result = core.run(arrays, out_list)
-        return select_outputs(names, result, outputs)
+        result = core.run(arrays, out_list, indices)
+        return named(names, indices, result)
 
     def input_buffer(self, name_or_index: str | int = 0) -> np.ndarray:
         """A writable view of the session's own buffer for one input.

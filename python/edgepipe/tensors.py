@@ -1,7 +1,8 @@
 """Tensors and types: what a model takes and gives, and turning what callers
 pass into the arrays the core takes.
 
-The lowest layer above the errors: it knows numpy and nothing of the runtime.
+The lowest layer above the errors: it knows numpy and the core's type table,
+nothing of the runtime.
 Holds the one Python table of element types, the tensor descriptions
 (:class:`TensorInfo`, :class:`Quantization`, :class:`Signature`), input
 ordering and checking, deterministic random inputs and shape formatting.
@@ -15,32 +16,16 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
+from . import _core
 from .errors import InputError
 
 #: Inputs as callers pass them: by name, by position, or one array.
 Inputs: TypeAlias = Mapping[str, Any] | Sequence[Any] | np.ndarray
 
-#: LiteRT element type names (as the core reports them) that numpy can hold.
-#: The C++ binding makes the same dtypes (python/bindings, ``MakeDtype``);
-#: tests/test_layers.py checks the two agree on every real model input.
+#: LiteRT element type names (as the core reports them) that numpy can hold,
+#: from the core's element-type table (``_core.DTYPES``, one source).
 DTYPES: dict[str, np.dtype[Any]] = {
-    name: np.dtype(name)
-    for name in (
-        "float32",
-        "float16",
-        "float64",
-        "int8",
-        "uint8",
-        "int16",
-        "uint16",
-        "int32",
-        "uint32",
-        "int64",
-        "uint64",
-        "bool",
-        "complex64",
-        "complex128",
-    )
+    name: np.dtype(numpy_name) for name, numpy_name in _core.DTYPES.items() if numpy_name
 }
 
 
@@ -134,16 +119,9 @@ class Signature:
     outputs: tuple[TensorInfo, ...] = field(default_factory=tuple)
 
 
-def _contiguous(array: np.ndarray) -> np.ndarray:
-    # The core reads inputs as one C-ordered block. A strided view (a crop,
-    # frame[..., ::-1]) is copied once into a contiguous array, as
-    # ai_edge_litert's Interpreter and ONNX Runtime do.
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
-
-
 def _as_array(value: Any, info: TensorInfo) -> np.ndarray:
     if isinstance(value, np.ndarray):
-        return _contiguous(value)
+        return value
     # Plain Python data carries no dtype of its own, so taking the model's is
     # no silent cast; arrays of the wrong dtype are refused by the core.
     try:
@@ -153,11 +131,12 @@ def _as_array(value: Any, info: TensorInfo) -> np.ndarray:
 
 
 def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray]:
-    """Arrange inputs in signature order, as C-contiguous arrays.
+    """Arrange inputs in signature order.
 
     Accepts a mapping by input name (``arg0``, ``arg1``… also name inputs by
     position), a sequence by position, or a single array for a one-input model.
-    Non-contiguous arrays are copied once into contiguous ones.
+    Strided arrays (crops, ``frame[..., ::-1]``) are passed as they are: the
+    core copies every input into the runtime's buffer element by element.
     """
     if isinstance(inputs, np.ndarray):
         if len(infos) != 1:
@@ -165,15 +144,15 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
                 f"the model takes {len(infos)} inputs ({', '.join(t.name for t in infos)}); "
                 "pass a dict by name or a list by position"
             )
-        return [_contiguous(inputs)]
+        return [inputs]
     if type(inputs) is dict and len(inputs) == len(infos):
-        # The hot path of pool.run/session.run: contiguous arrays keyed by name, in full.
+        # The hot path of pool.run/session.run: arrays keyed by name, in full.
         try:
             arrays = [inputs[t.name] for t in infos]
         except KeyError:
             pass
         else:
-            if all(type(a) is np.ndarray and a.flags.c_contiguous for a in arrays):
+            if all(type(a) is np.ndarray for a in arrays):
                 return arrays
     if isinstance(inputs, Mapping):
         names = [t.name for t in infos]
@@ -200,23 +179,33 @@ def order_inputs(infos: Sequence[TensorInfo], inputs: Inputs) -> list[np.ndarray
     raise InputError(f"inputs must be a dict, a list or a numpy array, not {type(inputs).__name__}")
 
 
-def select_outputs(
-    names: Sequence[str], arrays: Sequence[np.ndarray], wanted: Sequence[str] | None
-) -> dict[str, np.ndarray]:
-    """Outputs by name; only those in ``wanted`` (in that order) unless it is None.
+def output_indices(names: Sequence[str], wanted: Sequence[str] | None) -> list[int] | None:
+    """Indices of the ``wanted`` output names, in that order (None: all outputs).
+
+    The core then computes and copies out only those outputs.
 
     Raises:
-        InputError: ``wanted`` names an output the model does not have.
+        InputError: ``wanted`` is not a list of names, or names an output the
+            model does not have.
     """
     if wanted is None:
-        return dict(zip(names, arrays))
-    if isinstance(wanted, str):
-        raise InputError(f"outputs must be a list of output names, not the string {wanted!r}")
-    by_name = dict(zip(names, arrays))
-    unknown = [w for w in wanted if w not in by_name]
+        return None
+    if isinstance(wanted, str) or not isinstance(wanted, Sequence):
+        raise InputError(f"outputs must be a list of output names, not {wanted!r}")
+    index = {n: i for i, n in enumerate(names)}
+    unknown = [w for w in wanted if w not in index]
     if unknown:
         raise InputError(f"unknown output name(s) {unknown}; the model gives {list(names)}")
-    return {w: by_name[w] for w in wanted}
+    return [index[w] for w in wanted]
+
+
+def named(
+    names: Sequence[str], indices: Sequence[int] | None, arrays: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The core's returned ``arrays`` by output name (``indices`` as passed to it)."""
+    if indices is None:
+        return dict(zip(names, arrays))
+    return {names[i]: a for i, a in zip(indices, arrays)}
 
 
 def random_array(shape: Sequence[int], dtype: Any, rng: np.random.Generator) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,12 +12,9 @@ from .plan import plan
 from .spec import AcceleratorSpec
 
 
-@functools.lru_cache(maxsize=1)
-def _op_names() -> dict[int, str]:
-    # Builtin operator names by code, from the schema module of ai_edge_litert.
-    from ai_edge_litert import schema_py_generated as schema
-
-    return {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
+def _op_name(code: int) -> str:
+    # From the core's generated table of builtin operator names (one source).
+    return _core.builtin_op_name(code) or f"op{code}"
 
 
 def delegation_report(
@@ -41,11 +37,10 @@ def delegation_report(
     session = _core.Session(model._core, chosen.accelerator, 0, "", 0, True, **chosen.core_kwargs())
     raw = dict(session.delegation)
     on = str(session.accelerator)
-    ops = _op_names()
     events = chosen.events + list(session.events)
 
     def named(codes: Sequence[int]) -> list[str]:
-        return [ops.get(int(c), f"op{c}") for c in codes]
+        return [_op_name(int(c)) for c in codes]
 
     observed = bool(raw.get("observed")) and on != "cpu"
     return {
