@@ -1,6 +1,7 @@
 #include "model/verify/structure.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -10,43 +11,13 @@
 
 #include "model/op_names.h"
 #include "model/verify/flatbuffer_reader.h"
+#include "model/verify/op_rules.h"
 #include "model/verify/schema.h"
 #include "model/verify/shapes.h"
 
 namespace edgepipe {
 namespace verify {
 namespace {
-
-// Whether input `position` of a builtin op may be -1 ("no tensor"). The
-// runtime's kernels and the XNNPACK delegate index the tensor array with the
-// input index unless they expect the input to be optional, so -1 anywhere
-// else reads before the array (seen crashing LiteRT on DEQUANTIZE).
-bool OptionalInputAllowed(int code, size_t position) {
-  switch (code) {
-    case op::CUSTOM:
-    case op::DELEGATE:
-      return true;  // opaque to us
-    case 16:   // LSTM
-    case 24:   // RNN
-    case 35:   // UNIDIRECTIONAL_SEQUENCE_RNN
-    case 44:   // UNIDIRECTIONAL_SEQUENCE_LSTM
-    case 46:   // BIDIRECTIONAL_SEQUENCE_RNN
-    case 52:   // BIDIRECTIONAL_SEQUENCE_LSTM
-      return position > 0;  // peepholes, projections, aux inputs, ...
-    case 3:    // CONV_2D: bias
-    case 4:    // DEPTHWISE_CONV_2D: bias
-    case 9:    // FULLY_CONNECTED: bias
-    case 15:   // LSH_PROJECTION: weight
-    case 132:  // CONV_3D: bias
-      return position == 2;
-    case 27:   // SVDF: bias
-    case 67:   // TRANSPOSE_CONV: bias
-    case 141:  // CONV_3D_TRANSPOSE: bias
-      return position == 3;
-    default:
-      return false;
-  }
-}
 
 class Walker : public FlatbufferReader {
  public:
@@ -88,6 +59,8 @@ class Walker : public FlatbufferReader {
   std::vector<BufferInfo> buffers_;
   std::vector<bool> buffer_counted_;
   std::vector<size_t> subgraph_tensors_;
+  std::vector<std::set<int32_t>> subgraph_inputs_;   // tensor indices, per subgraph
+  std::vector<std::set<int32_t>> subgraph_outputs_;
   std::vector<std::vector<size_t>> calls_;  // subgraph -> subgraphs it invokes
   std::set<uint32_t> external_buffer_ids_;
   size_t num_subgraphs_ = 0;
@@ -126,6 +99,8 @@ ModelSummary Walker::Run() {
   }
   num_subgraphs_ = subgraphs.len;
   subgraph_tensors_.assign(num_subgraphs_, 0);
+  subgraph_inputs_.assign(num_subgraphs_, {});
+  subgraph_outputs_.assign(num_subgraphs_, {});
   calls_.assign(num_subgraphs_, {});
   summary_.num_subgraphs = num_subgraphs_;
   for (size_t i = 0; i < subgraphs.len; ++i) {
@@ -256,6 +231,8 @@ void Walker::Subgraph(const Table& sg, size_t index) {
 
   size_t n = tensors.len;
   subgraph_tensors_[index] = n;
+  for (size_t i = 0; i < inputs.len; ++i) subgraph_inputs_[index].insert(IntAt(inputs, i));
+  for (size_t i = 0; i < outputs.len; ++i) subgraph_outputs_[index].insert(IntAt(outputs, i));
   summary_.num_tensors += n;
   summary_.num_operators += operators.len;
 
@@ -330,6 +307,11 @@ void Walker::TensorTable(const Table& t, size_t num_tensors) {
     elements *= static_cast<uint64_t>(d);
   }
   if (elements_overflow) Corrupt(Where() + " has a shape whose element count overflows");
+  if (kTypeBits[type] != 0 && elements / 8 > limits_.max_tensor_bytes / kTypeBits[type]) {
+    Corrupt(Where() + " declares " + std::to_string(elements) + " elements of " +
+            std::to_string(kTypeBits[type]) + " bits, more than the " +
+            std::to_string(limits_.max_tensor_bytes) + "-byte limit for one tensor");
+  }
   if (signature && signature.len > 0) {
     // shape_signature is shape with -1 where a dimension is dynamic; the
     // runtime sizes tensors from one and reports the other.
@@ -416,11 +398,24 @@ void Walker::Quantization(const Table& q, const std::vector<int64_t>& shape, siz
   int32_t qdim = GetI32(q, 6, 0, "quantized_dimension");
   (void)min;
   (void)max;
-  if (zero_point.len != 0 && zero_point.len != scale.len) {
+  // LiteRT reads zero_point[i] for every scale[i] without looking at the
+  // vector's length (a scale without zero points crashed
+  // LiteRtCreateModelFromBuffer), and divides by the scale.
+  if (zero_point.len != scale.len) {
     Corrupt(Where() + " has " + std::to_string(scale.len) + " scales but " +
             std::to_string(zero_point.len) + " zero points");
   }
-  if (qdim < 0 || (scale.len > 1 && static_cast<size_t>(qdim) >= shape.size())) {
+  for (size_t i = 0; i < scale.len; ++i) {
+    uint32_t bits = U32(scale.pos + 4 * i);
+    float s;
+    std::memcpy(&s, &bits, sizeof(s));
+    if (!std::isfinite(s) || !(s > 0.0f)) {
+      Corrupt(Where() + " has scale[" + std::to_string(i) + "] = " + std::to_string(s) +
+              ", expected a finite positive number");
+    }
+  }
+  if (qdim < 0 || (!shape.empty() && static_cast<size_t>(qdim) >= shape.size()) ||
+      (scale.len > 1 && static_cast<size_t>(qdim) >= shape.size())) {
     Corrupt(Where() + " has quantized_dimension " + std::to_string(qdim) +
             " for a tensor of rank " + std::to_string(shape.size()));
   }
@@ -735,6 +730,7 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
   view.tensors = &tensors;
   view.options_type = options_type;
   view.options = options;
+  CheckOpRules(view);
   CheckStaticShapes(view);
 }
 
@@ -785,6 +781,7 @@ void Walker::SignatureDefs(const Table& model) {
     for (int slot = 0; slot < 2; ++slot) {
       const char* field = slot == 0 ? "inputs" : "outputs";
       Vec maps = Vector(sig, slot, 4, field);
+      std::set<uint32_t> seen;
       for (size_t j = 0; j < maps.len; ++j) {
         Table m = Element(maps, j, slot == 0 ? "input" : "output");
         Scope sm(this, slot == 0 ? "input" : "output", j);
@@ -795,6 +792,18 @@ void Walker::SignatureDefs(const Table& model) {
         if (t >= n) {
           Corrupt(Where() + " maps to tensor " + std::to_string(t) + " but subgraph " +
                   std::to_string(sg) + " has " + std::to_string(n) + " tensors");
+        }
+        // LiteRT names the subgraph's inputs and outputs from the signature;
+        // a signature tensor that is not one of them leaves a name unset (a
+        // null string reached the binding).
+        const auto& io = slot == 0 ? subgraph_inputs_[sg] : subgraph_outputs_[sg];
+        if (io.count(static_cast<int32_t>(t)) == 0) {
+          Corrupt(Where() + " maps to tensor " + std::to_string(t) + ", which is not an " +
+                  (slot == 0 ? "input" : "output") + " of subgraph " + std::to_string(sg));
+        }
+        if (!seen.insert(t).second) {
+          Corrupt(Where() + " maps to tensor " + std::to_string(t) +
+                  ", which an earlier entry of the signature names already");
         }
       }
     }
@@ -808,9 +817,13 @@ void Walker::Metadata(const Table& model) {
   Vec legacy = Vector(model, 5, 4, "metadata_buffer");
   for (size_t i = 0; i < legacy.len; ++i) {
     int32_t b = IntAt(legacy, i);
+    // Deprecated field nothing in LiteRT reads, and ai-edge-quantizer 0.10.0
+    // leaves the indices of the input model in it (e.g. 346 with 207
+    // buffers): a stale entry is ignored and reported, not refused.
     if (b < 0 || static_cast<size_t>(b) >= buffers_.size()) {
-      Corrupt("metadata_buffer[" + std::to_string(i) + "] = " + std::to_string(b) +
-              " but the model has " + std::to_string(buffers_.size()) + " buffers");
+      summary_.warnings.push_back("ignored metadata_buffer[" + std::to_string(i) + "] = " +
+                                  std::to_string(b) + ": the model has " +
+                                  std::to_string(buffers_.size()) + " buffers");
     }
   }
   Vec meta = Vector(model, 6, 4, "metadata");
