@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -139,6 +140,33 @@ TEST(Verifier, RefusesOptionsOfAnotherOp) {
   }
   ASSERT_TRUE(patched);
   EXPECT_FALSE(VerifyError(b).empty());
+}
+
+// ai-edge-quantizer 0.10.0 writes metadata_buffer indices of its input model
+// (e.g. 346 with 207 buffers); LiteRT ignores the field, so must we, and say so.
+TEST(Verifier, IgnoresAndReportsAStaleMetadataBuffer) {
+  std::vector<uint8_t> b = DefaultModel();
+  Locator at(b);
+  Table m = at.model;
+  ASSERT_EQ(at.FieldPos(m, 5), 0u);  // no metadata_buffer yet
+  size_t description = at.FieldPos(m, 3);
+  ASSERT_NE(description, 0u);
+  // Give the root table a new vtable, appended to the file, whose slot 5
+  // (metadata_buffer) shares slot 3's offset: the description string read as
+  // a vector of int32 buffer indices (ASCII words: far past the buffers).
+  size_t vt = (b.size() + 3) & ~size_t{3};
+  uint16_t vsize = std::max<uint16_t>(m.vsize, 4 + 2 * 6);
+  b.resize(vt + vsize, 0);
+  std::memcpy(&b[vt], &b[m.vtable], m.vsize);
+  b[vt] = vsize & 0xff;
+  b[vt + 1] = vsize >> 8;
+  uint16_t off = static_cast<uint16_t>(description - m.pos);
+  b[vt + 4 + 2 * 5] = off & 0xff;
+  b[vt + 4 + 2 * 5 + 1] = off >> 8;
+  Put32(b, m.pos, static_cast<uint32_t>(static_cast<int64_t>(m.pos) - static_cast<int64_t>(vt)));
+  ModelSummary s = VerifyTflite(b.data(), b.size());
+  ASSERT_FALSE(s.warnings.empty());
+  EXPECT_NE(s.warnings[0].find("ignored metadata_buffer[0]"), std::string::npos) << s.warnings[0];
 }
 
 TEST(Verifier, OpNamesComeFromTheGeneratedTable) {
