@@ -64,10 +64,11 @@ def run_case(data):
 '''
 
 
-def case_list(names: list[str], count: int, seed: int) -> list[tuple[str, bytes]]:
-    """``count`` cases cycling over ``names``; case i uses seed ``seed * 10**7 + i``."""
+def case_list(names: list[str], count: int, seed: int,
+              skip: int = 0) -> list[tuple[str, bytes]]:
+    """Cases ``skip..count-1`` cycling over ``names``; case i uses seed ``seed * 10**7 + i``."""
     out = []
-    for i in range(count):
+    for i in range(skip, count):
         name = names[i % len(names)]
         s = seed * 10**7 + i
         out.append((f"{name} seed={s}", f"{name}\t{s}".encode()))
@@ -85,9 +86,9 @@ def _outcome(r: crash_harness.CaseResult) -> str:
 
 
 def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
-                 timeout: float = 60.0, batch_size: int = 1000) -> dict:
-    """Run the campaign; returns counts and every non-typed outcome with its case."""
-    cases = case_list(names, count, seed)
+                 timeout: float = 60.0, batch_size: int = 1000, skip: int = 0) -> dict:
+    """Run cases ``skip..count-1``; returns counts and every crash, hang or untyped case."""
+    cases = case_list(names, count, seed, skip)
     worker = crash_harness.make_worker(_WORKER_BODY)
     shards = [cases[k::workers] for k in range(workers)]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -104,7 +105,7 @@ def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
             by_model[desc.split(" ")[0]][o] += 1
             if o in ("untyped", "crash", "hang"):
                 bad.append({"case": desc, "outcome": o, "detail": r.detail[:500]})
-    return {"cases": count, "seed": seed, "counts": {o: counts[o] for o in OUTCOMES},
+    return {"cases": len(cases), "seed": seed, "counts": {o: counts[o] for o in OUTCOMES},
             "by_model": {k: dict(v) for k, v in sorted(by_model.items())}, "bad": bad}
 
 

@@ -16,7 +16,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-__all__ = ["corpus_models", "build_call_once"]
+__all__ = ["build_call_once", "corpus_models"]
 
 _GENERATED = ("convnet", "add_mul", "dynamic_add", "quantized", "custom_op", "multi_dtype")
 
