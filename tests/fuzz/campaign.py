@@ -19,6 +19,7 @@ import collections
 import concurrent.futures
 import pathlib
 import sys
+import time
 
 _TESTS = pathlib.Path(__file__).resolve().parents[1]
 for _p in (str(_TESTS), str(_TESTS / "fuzz")):
@@ -91,10 +92,22 @@ def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
     cases = case_list(names, count, seed, skip)
     worker = crash_harness.make_worker(_WORKER_BODY)
     shards = [cases[k::workers] for k in range(workers)]
+
+    def run_shard(shard: list[tuple[str, bytes]]) -> list[crash_harness.CaseResult]:
+        # fork() fails with EAGAIN when the machine's process table is full
+        # (other jobs): wait and redo the shard rather than lose the campaign.
+        for attempt in range(6):
+            try:
+                return crash_harness.run_cases_in_subprocess(
+                    shard, worker, timeout, batch_size=batch_size)
+            except BlockingIOError:
+                if attempt == 5:
+                    raise
+                time.sleep(15)
+        raise AssertionError("unreachable")
+
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(
-            lambda shard: crash_harness.run_cases_in_subprocess(
-                shard, worker, timeout, batch_size=batch_size), shards))
+        parts = list(pool.map(run_shard, shards))
     counts: collections.Counter[str] = collections.Counter()
     by_model: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     bad = []

@@ -152,6 +152,7 @@ const Rule kRules[] = {
     {CUMSUM, "ni", "s", CumsumOptions},
     {BROADCAST_TO, "ai", "s", BroadcastToOptions},
     {GELU, "q", "s", GeluOptions},
+    {CALL_ONCE, "", "", CallOnceOptions},
 };
 
 const Rule* Find(int code) {
