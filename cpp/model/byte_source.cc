@@ -74,8 +74,7 @@ class SealedBytes final : public ByteSource {
 
 int MemfdCreate(const std::string& name) {
 #if defined(__linux__) && defined(SYS_memfd_create)
-  return static_cast<int>(
-      syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  return static_cast<int>(syscall(SYS_memfd_create, name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
 #else
   (void)name;
   errno = ENOSYS;
@@ -97,8 +96,7 @@ struct Origin {
 // Copies `size` bytes from `origin` into `memfd` at its file position with
 // system calls only, so a fault on either side is an errno, never a signal.
 // Returns the bytes copied: fewer than `size` when the file ended early.
-size_t CopyIntoFd(int memfd, const Origin& origin, size_t size,
-                  const std::string& description) {
+size_t CopyIntoFd(int memfd, const Origin& origin, size_t size, const std::string& description) {
   size_t done = 0;
   bool try_sendfile = origin.fd >= 0;
   std::vector<uint8_t> chunk;
@@ -126,8 +124,8 @@ size_t CopyIntoFd(int memfd, const Origin& origin, size_t size,
         if (n > 0) {
           ssize_t written = 0;
           while (written < n) {
-            const ssize_t w = write(memfd, chunk.data() + written,
-                                    static_cast<size_t>(n - written));
+            const ssize_t w =
+                write(memfd, chunk.data() + written, static_cast<size_t>(n - written));
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) NoMemory(description, size, w < 0 ? errno : ENOSPC);
             written += w;
@@ -262,9 +260,8 @@ std::shared_ptr<ByteSource> MapFile(const std::string& path) {
   }
   if (path.find('\0') != std::string::npos) {
     // open() would stop at the NUL and load another file than the one named.
-    throw Error(ErrorKind::kModel,
-                "model path " + path.substr(0, path.find('\0')) +
-                    "\\0... contains a NUL byte; a path cannot hold one");
+    throw Error(ErrorKind::kModel, "model path " + path.substr(0, path.find('\0')) +
+                                       "\\0... contains a NUL byte; a path cannot hold one");
   }
   // O_NONBLOCK: opening a FIFO without a writer returns at once instead of
   // waiting for one; O_NOCTTY: a terminal never becomes ours. Nothing is read
@@ -293,22 +290,21 @@ std::shared_ptr<ByteSource> MapFile(const std::string& path) {
   SealedWriter writer(size, path, BaseName(path));
   const size_t got = writer.Fill(Origin{fd.fd, nullptr});
   struct stat after{};
-  const bool changed =
-      got != size || fstat(fd.fd, &after) != 0 || after.st_size != before.st_size ||
-      after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
-      after.st_mtim.tv_nsec != before.st_mtim.tv_nsec;
+  const bool changed = got != size || fstat(fd.fd, &after) != 0 ||
+                       after.st_size != before.st_size ||
+                       after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                       after.st_mtim.tv_nsec != before.st_mtim.tv_nsec;
   if (changed) {
     throw Error(ErrorKind::kModel,
-                "model file " + path + " changed while it was being read (" +
-                    std::to_string(size) + " bytes before, " +
+                "model file " + path + " changed while it was being read (" + std::to_string(size) +
+                    " bytes before, " +
                     std::to_string(got == size ? static_cast<size_t>(after.st_size) : got) +
                     " after); load it again once whatever writes it has finished");
   }
   return writer.Finish();
 }
 
-std::shared_ptr<ByteSource> WrapMemory(const void* data, size_t size,
-                                       std::function<void()> release,
+std::shared_ptr<ByteSource> WrapMemory(const void* data, size_t size, std::function<void()> release,
                                        std::string description) {
   struct ReleaseOnExit {
     std::function<void()>& fn;

@@ -54,8 +54,7 @@ std::shared_ptr<ByteSource> MapFile(const std::string& path);
 // Copies `size` bytes at `data` (a Python buffer, an Android asset) into
 // sealed memory and calls `release` at once: the caller may reuse or change
 // its memory as soon as this returns.
-std::shared_ptr<ByteSource> WrapMemory(const void* data, size_t size,
-                                       std::function<void()> release,
+std::shared_ptr<ByteSource> WrapMemory(const void* data, size_t size, std::function<void()> release,
                                        std::string description = "<buffer>");
 
 }  // namespace edgepipe

@@ -150,6 +150,10 @@ def _sealed_copy(fd: int, size: int, name: str) -> int | None:
     written, shrunk or grown by anyone, so that never happens. Returns None
     where memfds do not exist (not Linux): the file itself is used then.
     """
+    try:
+        import fcntl  # Linux-only, like memfds
+    except ImportError:
+        return None
     if not hasattr(os, "memfd_create") or not hasattr(fcntl, "F_ADD_SEALS"):
         return None
     try:
