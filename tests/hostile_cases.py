@@ -781,7 +781,6 @@ _BAD_ARGUMENTS: list[tuple[str, str, Callable[[Any, Any, Ctx], object]]] = [
     ("data", "Model.from_bytes([1, 2])", lambda ep, m, c: ep.Model.from_bytes([1, 2])),
     ("inputs", "Session.run(3)", lambda ep, m, c: m.compile().run(3)),
     ("inputs", "Session.run('x')", lambda ep, m, c: m.compile().run("x")),
-    ("inputs", "Session.run(None)", lambda ep, m, c: m.compile().run(None)),
 ]
 
 
