@@ -680,6 +680,25 @@ def case_weight_cache_path_new_file_is_created_and_reused(ctx: Ctx) -> str:
     return "an edgepipe cache at PATH is used"
 
 
+@case("3")
+def case_default_cache_sidecar_replaced_by_a_fifo(ctx: Ctx) -> str:
+    import edgepipe
+
+    os.environ["EDGEPIPE_CACHE_DIR"] = str(ctx.tmp / "cache")
+    model = edgepipe.Model.load(ctx.models["face_detection_front"])
+    edgepipe.Session(model, weight_cache=True).close()  # builds the cache
+    (meta,) = (ctx.tmp / "cache").rglob("*.meta.json")
+    meta.unlink()
+    os.mkfifo(meta)
+    x = inputs_for(model)
+    ok, outcome = _blocked(lambda: edgepipe.Session(model, weight_cache=True).run(x), 60)
+    assert ok, "a FIFO as the cache's .meta.json blocked the session"
+    if isinstance(outcome, BaseException):
+        raise AssertionError(f"{type(outcome).__name__}: {outcome}")
+    assert meta.is_file(), "the cache was not rebuilt"
+    return "rebuilt, no hang"
+
+
 # ============================================================================
 # 4. Arguments
 # ============================================================================

@@ -105,6 +105,18 @@ def _header_problem(fd: int, size: int) -> str | None:
     return None
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file (a FIFO there must not block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is {_kind(st.st_mode)}, not a regular file")
+        return os.pread(fd, max(st.st_size, 0), 0)
+    finally:
+        os.close(fd)
+
+
 def _check_open(
     fd: int, path: Path, model_sha256: str, runtime: str, *, remember: bool = True
 ) -> str | None:
@@ -113,7 +125,7 @@ def _check_open(
     ``remember``: keep the hash by file identity (not for one-off memfds).
     """
     try:
-        meta = json.loads(_sibling(path, _META_SUFFIX).read_text())
+        meta = json.loads(_read_regular(_sibling(path, _META_SUFFIX)))
     except FileNotFoundError:
         return "it has no .meta.json (not built by edgepipe, or the build was cut short)"
     except (OSError, ValueError) as exc:
@@ -257,7 +269,7 @@ def refuse_foreign_path(path: Path) -> None:
     if not stat.S_ISREG(st.st_mode):
         refuse(_kind(st.st_mode))
     try:
-        meta = json.loads(_sibling(path, _META_SUFFIX).read_text())
+        meta = json.loads(_read_regular(_sibling(path, _META_SUFFIX)))
         if isinstance(meta, dict) and meta.get("format") == _META_FORMAT:
             return
     except (OSError, ValueError):
