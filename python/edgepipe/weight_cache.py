@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -95,10 +96,27 @@ def _header_problem(fd: int, size: int) -> str | None:
     return None
 
 
-def _check_open(fd: int, path: Path, model_sha256: str, runtime: str) -> str | None:
-    """Why the open cache file ``fd`` (at ``path``) is unusable (None: usable)."""
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file (a FIFO there must not block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     try:
-        meta = json.loads(_sibling(path, _META_SUFFIX).read_text())
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is {_kind(st.st_mode)}, not a regular file")
+        return os.pread(fd, max(st.st_size, 0), 0)
+    finally:
+        os.close(fd)
+
+
+def _check_open(
+    fd: int, path: Path, model_sha256: str, runtime: str, *, remember: bool = True
+) -> str | None:
+    """Why the open cache file ``fd`` (at ``path``) is unusable (None: usable).
+
+    ``remember``: keep the hash by file identity (not for one-off memfds).
+    """
+    try:
+        meta = json.loads(_read_regular(_sibling(path, _META_SUFFIX)))
     except FileNotFoundError:
         return "it has no .meta.json (not built by edgepipe, or the build was cut short)"
     except (OSError, ValueError) as exc:
@@ -114,32 +132,150 @@ def _check_open(fd: int, path: Path, model_sha256: str, runtime: str) -> str | N
         return f"it has {st.st_size} bytes, its build wrote {meta.get('size')}"
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _checked_lock:
-        digest = _checked.get(key)
+        digest = _checked.get(key) if remember else None
     if digest is None:
         digest, _ = hash_fd(fd)
-        with _checked_lock:
-            _checked[key] = digest
+        if remember:
+            with _checked_lock:
+                _checked[key] = digest
     if digest != meta.get("sha256"):
         return "its content does not match the sha256 of its build (corrupted)"
     return None
 
 
-def _open_checked(path: Path, model_sha256: str, runtime: str) -> tuple[int | None, str]:
-    """An fd of ``path`` if it holds a checked cache of the model, else (None, why)."""
+def _sealed_copy(fd: int, size: int, name: str) -> int | None:
+    """A memfd holding the ``size`` bytes of ``fd``, sealed against any change.
+
+    LiteRT maps the cache it is given for as long as an instance lives; a file
+    truncated under that mapping kills the process with SIGBUS at the next
+    read, and edgepipe cannot stop another process truncating a file. A sealed
+    memfd (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) cannot be
+    written, shrunk or grown by anyone, so that never happens. Returns None
+    where memfds do not exist (not Linux): the file itself is used then.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        import fcntl  # Linux-only, like memfds
+    except ImportError:
+        return None
+    if not hasattr(os, "memfd_create") or not hasattr(fcntl, "F_ADD_SEALS"):
+        return None
+    try:
+        mfd = os.memfd_create(name[:200], os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except OSError:
+        return None
+    try:
+        done = 0
+        while done < size:
+            n = os.sendfile(mfd, fd, done, size - done)
+            if n == 0:
+                raise CacheUnavailable(f"it shrank to {done} bytes while being read")
+            done += n
+        fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    except BaseException:
+        os.close(mfd)
+        raise
+    return mfd
+
+
+def _open_checked(path: Path, model_sha256: str, runtime: str) -> tuple[int | None, str]:
+    """An fd of a sealed copy of ``path`` if it holds a checked cache of the model.
+
+    The copy (see :func:`_sealed_copy`) is made first and then checked, so
+    the bytes checked are the bytes LiteRT maps. Else (None, why).
+    """
+    try:
+        # O_NONBLOCK: a FIFO put at the path must not block the open.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return None, "there is no cache file yet"
     except OSError as exc:
         return None, f"it cannot be opened: {exc}"
     try:
-        why = _check_open(fd, path, model_sha256, runtime)
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            sealed = _sealed_copy(fd, st.st_size, "edgepipe-weight-cache:" + path.name)
+            if sealed is not None:
+                os.close(fd)
+                fd = sealed
+            why = _check_open(fd, path, model_sha256, runtime, remember=sealed is None)
+        else:
+            why = f"it is {_kind(st.st_mode)}, not a regular file"
+    except CacheUnavailable as exc:
+        why = str(exc)
     except OSError as exc:
         why = f"it cannot be read: {exc}"
     if why is None:
         return fd, ""
     os.close(fd)
     return None, why
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for messages: "a FIFO (named pipe)", ..."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+def refuse_foreign_path(path: Path) -> None:
+    """Refuse an explicit ``weight_cache=PATH`` that is not edgepipe's to replace.
+
+    A cache is rebuilt by replacing the file at PATH, and ``.lock`` and
+    ``.meta.json`` files are created beside it, so PATH must be absent or a
+    weight cache: a regular file with edgepipe's ``.meta.json`` or a complete
+    XNNPACK header. Anything else (a device node, a FIFO, a symbolic link, a
+    file of yours) is refused before anything is created.
+
+    Raises:
+        InputError: naming the path and what it is.
+    """
+    from .errors import InputError
+
+    def refuse(what: str, at: Path = path) -> None:
+        raise InputError(
+            f"weight_cache={str(path)!r}: {at} is {what}; edgepipe only writes a weight "
+            "cache where there is none or where it built one, so it will not replace it. "
+            "Name a new file, or pass weight_cache=True for edgepipe's own cache folder"
+        )
+
+    if "\0" in str(path):
+        raise InputError(f"weight_cache={str(path)!r} contains a NUL byte; a path cannot hold one")
+    for sibling in (_sibling(path, _LOCK_SUFFIX), _sibling(path, _META_SUFFIX)):
+        try:
+            st = os.lstat(sibling)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            refuse(f"unreadable ({exc.strerror})", sibling)
+        if not stat.S_ISREG(st.st_mode):
+            refuse(_kind(st.st_mode), sibling)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        refuse(f"unreadable ({exc.strerror})")
+    if not stat.S_ISREG(st.st_mode):
+        refuse(_kind(st.st_mode))
+    try:
+        meta = json.loads(_read_regular(_sibling(path, _META_SUFFIX)))
+        if isinstance(meta, dict) and meta.get("format") == _META_FORMAT:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        refuse(f"unreadable ({exc.strerror})")
+    try:
+        if st.st_size and _header_problem(fd, st.st_size) is None:
+            return  # a complete XNNPACK cache, e.g. one whose sidecar was lost
+    finally:
+        os.close(fd)
+    refuse("a file that is not an XNNPACK weight cache built by edgepipe"
+           if st.st_size else "an empty file edgepipe did not create")
 
 
 def _build_in_child(model: Model, out: Path) -> None:
@@ -233,7 +369,8 @@ def _build(model: Model, path: Path, runtime: str) -> None:
 
 def _lock(path: Path) -> int:
     """Take the exclusive build lock of ``path`` (its fd; close to release)."""
-    fd = os.open(_sibling(path, _LOCK_SUFFIX), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(_sibling(path, _LOCK_SUFFIX), flags, 0o644)
     deadline = time.monotonic() + _BUILD_TIMEOUT + 30
     while True:
         try:
@@ -330,6 +467,8 @@ class WeightCache:
         self._finalizer: weakref.finalize[Any, WeightCache] | None = None
         if requested is False or requested is None:
             return
+        if self._explicit is not None:
+            refuse_foreign_path(self._explicit)
         fd = self._open(model)
         if fd is None:
             return
