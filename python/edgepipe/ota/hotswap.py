@@ -243,26 +243,49 @@ class HotSwapper:
             return SwapResult(True, False, False, detail, version, prev_version, observed,
                               rate if observed else None, tuple(self.history[start:]))
 
-    def swap_to_store(self) -> SwapResult | None:
+    def swap_to_store(self, *, child_check: bool = True) -> SwapResult | None:
         """Swap to what the attached store serves, if that differs from the pool's version.
 
-        Returns None when there is nothing new.
+        An unproven version is first compiled and run in a child process
+        (:func:`~edgepipe.ota.store.check_in_child`), so a model that crashes
+        the runtime never runs in this process; it is marked bad instead. An
+        accepted swap marks the version healthy in the store. Returns None
+        when there is nothing new.
         """
         if self.store is None:
             raise UpdateError("no store attached")
-        import edgepipe
+        from edgepipe import Model
 
+        from .store import check_in_child, is_transient
+
+        self.store.refresh_state()
         target = self.store.serving()
         version = target.version.text
-        if self.current_version is not None and target.version.text == self.current_version:
+        if self.current_version is not None and version == self.current_version:
             return None
+        if child_check and target.source != "bundled" and not target.healthy:
+            golden = self.golden_inputs[0] if self.golden_inputs else None
+            try:
+                check_in_child(target, golden=golden, accelerator=self.accelerator)
+            except HealthCheckError as e:
+                with self._lock:
+                    return self._refuse(f"health check failed: {e}", version,
+                                        self.current_version, len(self.history),
+                                        sha256=target.sha256)
         try:
-            model = edgepipe.Model.load(str(target.path))
+            model = Model.load(str(target.path))
         except EdgepipeError as e:
+            if is_transient(e):  # out of memory, a file another process replaced...
+                self._record("swap_failed", version, f"transient: {e}")
+                return SwapResult(False, False, True, f"transient load failure: {e}", version,
+                                  self.current_version)
             with self._lock:
                 return self._refuse(f"load failed: {e}", version, self.current_version,
-                                    len(self.history))
-        return self.swap_to(model, version=version)
+                                    len(self.history), sha256=target.sha256)
+        result = self.swap_to(model, version=version)
+        if result.ok and target.source == "current":
+            self.store.mark_healthy(version)
+        return result
 
     # --------------------------------------------------------- internals
 
@@ -291,19 +314,19 @@ class HotSwapper:
             time.sleep(self.poll_interval)
 
     def _refuse(self, reason: str, version: str | None, prev: str | None,
-                start: int) -> SwapResult:
+                start: int, sha256: str | None = None) -> SwapResult:
         log.warning("refusing model %s: %s", version, reason)
         self._record("health_check_failed" if reason.startswith("health") else "swap_failed",
                      version, reason)
-        self._mark_bad(version, reason)
+        self._mark_bad(version, reason, sha256)
         return SwapResult(False, False, True, reason, version, prev, 0, None,
                           tuple(self.history[start:]))
 
-    def _mark_bad(self, version: str | None, reason: str) -> None:
+    def _mark_bad(self, version: str | None, reason: str, sha256: str | None = None) -> None:
         if self.store is None or version is None:
             return
         try:
-            self.store.mark_bad(version, reason)
+            self.store.mark_bad(version, reason, sha256=sha256)
         except UpdateError as e:
             # The pool is already safe; losing the mark only means the store
             # might offer this version again, where the health check refuses it.
