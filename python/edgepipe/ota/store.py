@@ -625,10 +625,17 @@ class ModelStore:
             meta = _parse_state(self.root_dir.read_bytes(STATE, MAX_STATE_BYTES))
         except FileNotFoundError:
             return fallback
+        except UnsafePathError:
+            raise
         except (OSError, ValueError, UpdateError) as e:
             log.warning("cannot re-read %s (%s); keeping the in-memory state", STATE, e)
             return fallback
         self._merge_floor(meta)
+        for slot in ("current", "previous"):
+            e = meta.get(slot)
+            # Installed by another process since we looked: verify before serving it.
+            if e and e["file"] not in self._verified and self._verify_entry(e) is None:
+                self._verified[e["file"]] = True
         return meta
 
     def _read_floor(self) -> dict[str, Any] | None:
@@ -647,6 +654,8 @@ class ModelStore:
             return {"highest": h, "bad": {str(k): str(v) for k, v in bad.items()}}
         except FileNotFoundError:
             return None
+        except UnsafePathError:
+            raise
         except (OSError, ValueError, UpdateError) as e:
             log.error("anti-rollback state %s is damaged: %s", FLOOR, e)
             return None
