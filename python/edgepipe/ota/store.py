@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -839,10 +839,12 @@ PROBE_OK, PROBE_REFUSED, PROBE_TRANSIENT = 0, 3, 4
 
 def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
                    golden: Mapping[str, Any] | None = None, accelerator: str = "cpu",
-                   timeout: float = 120.0) -> None:
+                   timeout: float = 120.0, command: Sequence[str] | None = None) -> None:
     """Load, compile and run ``model`` once in a child process.
 
     ``golden`` inputs are used if given, else zeros of the declared shapes.
+    ``command`` replaces the child's argv before the model path (default:
+    ``python -m edgepipe.ota.probe``), e.g. to run an app's own check.
     A crash (signal), a refusal by edgepipe or a timeout raises
     :class:`HealthCheckError`; a transient failure (out of memory, interrupted)
     raises :class:`StoreError` and says nothing about the model.
@@ -852,7 +854,11 @@ def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
 
     path = str(model.path if isinstance(model, InstalledModel) else model)
     with tempfile.TemporaryDirectory(prefix="edgepipe-probe-") as tmp:
-        args = [sys.executable, "-m", "edgepipe.ota.probe", path, "--accelerator", accelerator]
+        if command is not None:
+            args = [*command, path]
+        else:
+            args = [sys.executable, "-m", "edgepipe.ota.probe", path, "--accelerator",
+                    accelerator]
         if golden is not None:
             import numpy as np
 
