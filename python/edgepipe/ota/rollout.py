@@ -103,11 +103,16 @@ class VariantStats:
         with self._lock:
             self._slot(variant)["fallbacks"] += int(count)
 
-    def observe(self, pool: Any, variant: str) -> ObservedPool:
-        """Wrap ``pool`` so that its requests and fallbacks count for ``variant``."""
+    def observe(self, pool: Any, variant: str, *, count_past_fallbacks: bool = True
+                ) -> ObservedPool:
+        """Wrap ``pool`` so that its requests and fallbacks count for ``variant``.
+
+        Fallbacks the pool already recorded (e.g. when it was created) count
+        too unless ``count_past_fallbacks`` is False.
+        """
         with self._lock:
             self._slot(variant)
-            self._pools[variant] = (pool, len(pool.events()))
+            self._pools[variant] = (pool, 0 if count_past_fallbacks else len(pool.events()))
         return ObservedPool(pool, variant, self)
 
     def _sync_fallbacks(self) -> None:
