@@ -1,8 +1,8 @@
 """End to end with the real core: publish in a TUF repository, serve over HTTP, hot-swap a
 pool under load.
 
-v1 and v2 are published in a real TUF repository served on 127.0.0.1; a pool under constant load moves
-from v1 to v2 with zero failed requests. A bad v3 (``sum`` computed as a - b)
+v1 and v2 are published in a real TUF repository served on 127.0.0.1; a pool under
+constant load moves from v1 to v2 with zero failed requests. A bad v3 (``sum`` computed as a - b)
 fails the health check and is refused; v4 (``sum`` clipped by a fused ReLU)
 passes the golden inputs, which are all positive, but the application's own
 output checks fail on live traffic, so it is rolled back automatically. Both
@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("edgepipe._core")
 
 import edgepipe
-from edgepipe.ota.hotswap import HotSwapper
 from edgepipe.ota.errors import RollbackError
+from edgepipe.ota.hotswap import HotSwapper
 from ota_helpers import device, publish
 
 N = 4
