@@ -112,6 +112,11 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     return ota
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """The board's CLI convention: same as :func:`add_ota_parser`, returning None."""
+    add_ota_parser(subparsers)
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_REFUSED
@@ -275,4 +280,4 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args))
 
 
-__all__ = ["add_ota_parser", "main"]
+__all__ = ["add_ota_parser", "main", "register"]
