@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 INSTALL_CHILD = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {here!r})
-    import ota_bootstrap; ota_bootstrap.ensure_importable()
+    import ota_bootstrap; ota_bootstrap.bare()
     from pathlib import Path
     from edgepipe.ota import store as st
     from ota_helpers import device
@@ -58,7 +58,7 @@ def test_sigkill_at_each_install_step_leaves_a_consistent_store(repo, server, ro
     store = device(store_dir, root_bytes)
     store.update(server.url)
     store.close()
-    publish(repo, "2", model_bytes("2", 1_500_000))
+    publish(repo, "2", model_bytes("2", 600_000))
     root = tmp_path / "root.json"
     root.write_bytes(root_bytes)
     code = INSTALL_CHILD.format(here=str(HERE), store=str(store_dir), root=str(root),
@@ -108,7 +108,7 @@ def test_a_version_crashing_the_child_check_is_rolled_back(repo, server, root_by
 START_CHILD = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {here!r})
-    import ota_bootstrap; ota_bootstrap.ensure_importable()
+    import ota_bootstrap; ota_bootstrap.bare()
     from edgepipe.ota.store import ModelStore
     store = ModelStore({store!r}, name="det")
     chosen = store.start(health_check=False)

@@ -254,7 +254,7 @@ def test_stale_view_cannot_mark_a_newer_install_bad(repo, server, root_bytes, tm
 _OPEN_CHILD = textwrap.dedent("""
     import sys
     sys.path.insert(0, {here!r})
-    import ota_bootstrap; ota_bootstrap.ensure_importable()
+    import ota_bootstrap; ota_bootstrap.bare()
     from edgepipe.ota.store import ModelStore
     ids = set()
     for _ in range(8):
@@ -278,7 +278,7 @@ def test_six_processes_open_a_fresh_store_at_once(tmp_path):
 _INSTALL_CHILD = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {here!r})
-    import ota_bootstrap; ota_bootstrap.ensure_importable()
+    import ota_bootstrap; ota_bootstrap.bare()
     from ota_helpers import device
     from pathlib import Path
     store = device(Path(sys.argv[1]), Path(sys.argv[2]).read_bytes())
