@@ -120,6 +120,15 @@ def test_init_with_existing_key_files_and_thresholds(tmp_path, capsys):
     root = Repository(tmp_path / "r").load("root").signed
     assert key.public_key.keyid in root.roles["targets"].keyids
     assert root.roles["root"].threshold == 2 and len(root.roles["root"].keyids) == 2
+    # The given key was kept with the repository's keys: later publishes find it.
+    m = tmp_path / "m.tflite"
+    m.write_bytes(b"model")
+    assert ota_in(capsys, "repo", "add", tmp_path / "r", m, "--name", "det",
+                  "--version", "1")[0] == 0
+    code, _, err = ota_in(capsys, "repo", "publish", tmp_path / "r")
+    assert code == 0, err
+    targets = Repository(tmp_path / "r").load("targets")
+    assert key.public_key.keyid in {s.keyid for s in targets.signatures.values()}
 
 
 def test_the_main_cli_wires_ota():

@@ -131,31 +131,35 @@ class Repository:
         (d / "public" / "targets").mkdir(parents=True, exist_ok=True)
         role_signers: dict[str, list[Signer]] = {r: [] for r in ROLES}
         for role, files in (key_files or {}).items():
-            role_signers[role] += [load_signer(f) for f in files]
+            if role not in ROLES:
+                raise UpdateError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+            for f in files:
+                loaded = load_signer(f)
+                _keep_key(d / "keys", role, loaded)
+                role_signers[role].append(loaded)
         for role, extra in (signers or {}).items():
             role_signers[role] += list(extra)
         for role in ROLES:
             want = max(1, thresholds.get(role, 1))
             while len(role_signers[role]) < want:
-                s = CryptoSigner.generate_ed25519()
-                _write_private(d / "keys" / f"{role}-{s.public_key.keyid[:8]}.pem",
-                               s.private_bytes)
-                role_signers[role].append(s)
+                new = CryptoSigner.generate_ed25519()
+                _keep_key(d / "keys", role, new)
+                role_signers[role].append(new)
         now = _now()
         root = Root(expires=now + exp["root"], consistent_snapshot=True)
         for role in ROLES:
-            for s in role_signers[role]:
-                root.add_key(s.public_key, role)
+            for signer in role_signers[role]:
+                root.add_key(signer.public_key, role)
             root.roles[role].threshold = max(1, thresholds.get(role, 1))
-        repo_meta = {
+        repo_meta: dict[str, Metadata[Any]] = {
             "root": Metadata(root),
             "targets": Metadata(Targets(expires=now + exp["targets"])),
             "snapshot": Metadata(Snapshot(expires=now + exp["snapshot"])),
             "timestamp": Metadata(Timestamp(expires=now + exp["timestamp"])),
         }
         for role in ROLES:
-            for s in role_signers[role]:
-                repo_meta[role].sign(s, append=True)
+            for signer in role_signers[role]:
+                repo_meta[role].sign(signer, append=True)
         md = d / "public" / "metadata"
         _dump(repo_meta["root"], md / "1.root.json")
         _dump(repo_meta["root"], md / "root.json")
@@ -289,12 +293,15 @@ class Repository:
             raise UpdateError(f"unknown role {role!r}")
         old_root_md = self.load("root")
         old_signers = self.signers("root", old_root_md.signed)
-        new_signers = [load_signer(f) for f in key_files]
+        new_signers: list[Signer] = []
+        for f in key_files:
+            loaded = load_signer(f)
+            _keep_key(self.keys_dir, role, loaded)
+            new_signers.append(loaded)
         while len(new_signers) < max(new_keys, threshold or 1):
-            s = CryptoSigner.generate_ed25519()
-            _write_private(self.keys_dir / f"{role}-{s.public_key.keyid[:8]}.pem",
-                           s.private_bytes)
-            new_signers.append(s)
+            new = CryptoSigner.generate_ed25519()
+            _keep_key(self.keys_dir, role, new)
+            new_signers.append(new)
         root_md: Metadata[Root] = Metadata.from_bytes(old_root_md.to_bytes())
         root = root_md.signed
         if not keep_old:
@@ -312,13 +319,20 @@ class Repository:
             signing += new_signers
         else:
             signing += [s for s in self.signers("root", root) if s not in signing]
-        for s in signing:
-            root_md.sign(s, append=True)
+        for signer in signing:
+            root_md.sign(signer, append=True)
         _dump(root_md, self.meta_dir / f"{root.version}.root.json")
         _dump(root_md, self.meta_dir / "root.json")
         published = self.publish() if role != "root" else {}
         return {"root_version": root.version, "role": role,
                 "keyids": [s.public_key.keyid for s in new_signers], **published}
+
+
+def _keep_key(keys_dir: Path, role: str, signer: CryptoSigner) -> None:
+    """Store ``signer``'s private key as ``keys_dir/<role>-<keyid8>.pem`` (0600)."""
+    path = keys_dir / f"{role}-{signer.public_key.keyid[:8]}.pem"
+    if not path.exists():
+        _write_private(path, signer.private_bytes)
 
 
 def _sign(md: Metadata[Any], signers: Sequence[Signer]) -> None:

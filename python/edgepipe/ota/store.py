@@ -632,10 +632,11 @@ class ModelStore:
             return fallback
         self._merge_floor(meta)
         for slot in ("current", "previous"):
-            e = meta.get(slot)
+            entry = meta.get(slot)
             # Installed by another process since we looked: verify before serving it.
-            if e and e["file"] not in self._verified and self._verify_entry(e) is None:
-                self._verified[e["file"]] = True
+            if entry and entry["file"] not in self._verified and \
+                    self._verify_entry(entry) is None:
+                self._verified[entry["file"]] = True
         return meta
 
     def _read_floor(self) -> dict[str, Any] | None:
@@ -706,18 +707,18 @@ class ModelStore:
                     log.info("removing leftover models/%s", n)
                     self.models.unlink(n)
         for slot in ("current", "previous"):
-            e = meta.get(slot)
-            if not e:
+            entry = meta.get(slot)
+            if not entry:
                 continue
-            problem = self._verify_entry(e)
+            problem = self._verify_entry(entry)
             if problem is None:
-                self._verified[e["file"]] = True
+                self._verified[entry["file"]] = True
                 continue
             if problem == "transient":
                 continue  # kept, just not served this time
-            log.error("%s model %s failed verification: %s", slot, e["version"], problem)
-            _event(meta, self.clock(), "verification_failed", e["version"], problem)
-            self.models.unlink(e["file"])
+            log.error("%s model %s failed verification: %s", slot, entry["version"], problem)
+            _event(meta, self.clock(), "verification_failed", entry["version"], problem)
+            self.models.unlink(entry["file"])
             meta[slot] = None
             changed = True
         if meta.get("current") is None and meta.get("previous") is not None:
@@ -863,7 +864,7 @@ def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
             import numpy as np
 
             npz = os.path.join(tmp, "golden.npz")
-            np.savez(npz, **{k: np.asarray(v) for k, v in golden.items()})
+            np.savez(npz, **{k: np.asarray(v) for k, v in golden.items()})  # type: ignore[arg-type]
             args += ["--golden", npz]
         try:
             r = subprocess.run(args, capture_output=True, timeout=timeout, check=False)

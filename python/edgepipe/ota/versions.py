@@ -22,6 +22,8 @@ class Version:
     """A comparable model version; ``Version("1.10") > Version("1.9")``."""
 
     __slots__ = ("parts", "text")
+    parts: tuple[int, ...]
+    text: str
 
     def __init__(self, text: str | int | Version) -> None:
         if isinstance(text, Version):
