@@ -52,8 +52,11 @@ def bare() -> None:
     import importlib.util
 
     spec = importlib.util.find_spec("edgepipe")
-    origin = spec.origin if spec is not None and spec.origin else str(
-        PYTHON_DIR / "edgepipe" / "__init__.py")
+    origin = (
+        spec.origin
+        if spec is not None and spec.origin
+        else str(PYTHON_DIR / "edgepipe" / "__init__.py")
+    )
     pkg = types.ModuleType("edgepipe")
     pkg.__path__ = [str(pathlib.Path(origin).parent)]
     pkg.__file__ = origin

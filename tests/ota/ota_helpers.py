@@ -21,8 +21,15 @@ def model_bytes(version: str, size: int = 40_000) -> bytes:
     return bytes(out[:size])
 
 
-def publish(repo, version: str, data: bytes | None = None, *, name: str = "det",
-            custom: dict[str, Any] | None = None, tmp: pathlib.Path | None = None) -> bytes:
+def publish(
+    repo,
+    version: str,
+    data: bytes | None = None,
+    *,
+    name: str = "det",
+    custom: dict[str, Any] | None = None,
+    tmp: pathlib.Path | None = None,
+) -> bytes:
     """Add ``<name>/<version>.tflite`` with ``data`` and publish; returns the bytes."""
     data = model_bytes(version) if data is None else data
     d = tmp or (repo.dir / "incoming")

@@ -74,7 +74,7 @@ class RepoServer:
                         for i in range(len(head)):
                             if owner.stop_event.wait(0.2):
                                 return
-                            self.wfile.write(head[i:i + 1])
+                            self.wfile.write(head[i : i + 1])
                             self.wfile.flush()
                     except OSError:
                         return
@@ -114,7 +114,7 @@ class RepoServer:
                         for i in range(len(data)):
                             if owner.stop_event.wait(0.2):
                                 return
-                            self.wfile.write(data[i:i + 1])
+                            self.wfile.write(data[i : i + 1])
                             self.wfile.flush()
                     except OSError:
                         return
@@ -128,8 +128,7 @@ class RepoServer:
                 return  # clients hanging up is what several modes provoke
 
         self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 

@@ -51,8 +51,9 @@ COMMITTED_AT = INSTALL_STEPS.index("state_written")
 
 
 @pytest.mark.parametrize("step", ["mid_download", *INSTALL_STEPS])
-def test_sigkill_at_each_install_step_leaves_a_consistent_store(repo, server, root_bytes,
-                                                                 tmp_path, step):
+def test_sigkill_at_each_install_step_leaves_a_consistent_store(
+    repo, server, root_bytes, tmp_path, step
+):
     publish(repo, "1")
     store_dir = tmp_path / "dev"
     store = device(store_dir, root_bytes)
@@ -61,16 +62,17 @@ def test_sigkill_at_each_install_step_leaves_a_consistent_store(repo, server, ro
     publish(repo, "2", model_bytes("2", 600_000))
     root = tmp_path / "root.json"
     root.write_bytes(root_bytes)
-    code = INSTALL_CHILD.format(here=str(HERE), store=str(store_dir), root=str(root),
-                                url=server.url)
-    r = subprocess.run([sys.executable, "-c", code, step], capture_output=True, text=True,
-                       timeout=120, check=False)
+    code = INSTALL_CHILD.format(
+        here=str(HERE), store=str(store_dir), root=str(root), url=server.url
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, step], capture_output=True, text=True, timeout=120, check=False
+    )
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
 
     store = device(store_dir, root_bytes)
     serving = store.serving()
-    expected = "2" if step in INSTALL_STEPS and \
-        INSTALL_STEPS.index(step) >= COMMITTED_AT else "1"
+    expected = "2" if step in INSTALL_STEPS and INSTALL_STEPS.index(step) >= COMMITTED_AT else "1"
     assert serving.version.text == expected
     assert store.models.hash(serving.path.name)[0] == serving.sha256
     named = {e["file"] for e in (store.status()["current"], store.status()["previous"]) if e}
@@ -122,8 +124,9 @@ def test_crash_loop_is_broken_after_max_starts(repo, server, root_bytes, tmp_pat
     code = START_CHILD.format(here=str(HERE), store=str(store.dir))
     served = []
     for _ in range(4):
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=120, check=False)
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
         assert r.returncode == -signal.SIGSEGV, r.stderr[-1500:]
         served.append(r.stdout.strip())
     # Three chances for version 2, then the fourth start rolls back to 1.
@@ -142,8 +145,9 @@ def test_marked_healthy_stops_the_count(repo, server, root_bytes, tmp_path):
     assert store.bad_versions == {}
 
 
-def test_real_child_check_refuses_a_corrupt_model_and_keeps_the_app(repo, server, root_bytes,
-                                                                   tmp_path):
+def test_real_child_check_refuses_a_corrupt_model_and_keeps_the_app(
+    repo, server, root_bytes, tmp_path
+):
     pytest.importorskip("edgepipe._core")
     import edgepipe
 
@@ -151,11 +155,11 @@ def test_real_child_check_refuses_a_corrupt_model_and_keeps_the_app(repo, server
     publish(repo, "1", real)
     store = device(tmp_path / "dev", root_bytes)
     store.update(server.url)
-    assert store.start().version.text == "1"       # the real probe passes
+    assert store.start().version.text == "1"  # the real probe passes
     assert store.bad_versions == {}
     store.mark_healthy()
     corrupt = bytearray(real)
-    corrupt[4:8] = b"XXXX"                          # not a TFLite file any more
+    corrupt[4:8] = b"XXXX"  # not a TFLite file any more
     publish(repo, "2", bytes(corrupt))
     store.update(server.url)
     chosen = store.start()

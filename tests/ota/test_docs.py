@@ -17,7 +17,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "ota.md"
 
 def _blocks() -> list[tuple[str, str]]:
     text = DOC.read_text()
-    tutorial = text[text.index("## Tutorial"):text.index("## Publisher")]
+    tutorial = text[text.index("## Tutorial") : text.index("## Publisher")]
     return re.findall(r"```(bash|python)\n(.*?)```", tutorial, re.S)
 
 
@@ -41,8 +41,9 @@ def test_tutorial_runs_as_written(tmp_path):
         for kind, code in blocks:
             code = code.replace("8765", port).replace("/tmp/ota-demo", demo)
             cmd = ["bash", "-c", code] if kind == "bash" else [sys.executable, "-c", code]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
-                               check=False)
+            r = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=300, env=env, check=False
+            )
             assert r.returncode == 0, (kind, r.stdout[-3000:], r.stderr[-3000:])
             outs.append(r.stdout)
     finally:
@@ -51,7 +52,6 @@ def test_tutorial_runs_as_written(tmp_path):
             subprocess.run(["kill", pid.read_text().strip()], check=False)
     assert '"status": "installed"' in outs[0]
     lines = outs[1].splitlines()
-    assert lines[:4] == ["serving 1", "installed", "True 2",
-                         "1 {'2': 'too many false positives'}"]
+    assert lines[:4] == ["serving 1", "installed", "True 2", "1 {'2': 'too many false positives'}"]
     assert lines[4].startswith("refused: ") and "marked bad" in lines[4]
     assert '"version": "1"' in outs[2]

@@ -74,8 +74,9 @@ class Load:
                 with self.lock:
                     self.errors.append(e)
                 continue
-            good = (np.allclose(out["sum"], a + b, atol=1e-5)
-                    and np.allclose(out["product"], a * b, atol=1e-5))
+            good = np.allclose(out["sum"], a + b, atol=1e-5) and np.allclose(
+                out["product"], a * b, atol=1e-5
+            )
             with self.lock:
                 if good:
                     self.ok += 1
@@ -98,7 +99,8 @@ class Load:
 
 
 def test_pool_swaps_under_load_and_refuses_bad_models(
-        tmp_path, repo, server, root_bytes, generator):
+    tmp_path, repo, server, root_bytes, generator
+):
     v1 = _add_mul(generator, "ota e2e v1")
     v2 = _add_mul(generator, "ota e2e v2")
     v3 = _add_mul(generator, "ota e2e v3 wrong sum", sum_op="sub")
@@ -107,14 +109,23 @@ def test_pool_swaps_under_load_and_refuses_bad_models(
     store = device(tmp_path / "store", root_bytes)
     publish(repo, "1", v1)
     assert store.update(server.url).status == "installed"
-    golden = {"a": np.array([[1, 2, 3, 4]], np.float32),
-              "b": np.array([[0.5, 0.25, 2, 1]], np.float32)}
+    golden = {
+        "a": np.array([[1, 2, 3, 4]], np.float32),
+        "b": np.array([[0.5, 0.25, 2, 1]], np.float32),
+    }
     expected = {"sum": golden["a"] + golden["b"], "product": golden["a"] * golden["b"]}
 
     with edgepipe.Pool(store.load(), workers=2, queue_size=64) as pool, Load(pool) as load:
-        swapper = HotSwapper(pool, golden_inputs=golden, expected_outputs=expected,
-                             store=store, current_version="1", watch_requests=300,
-                             watch_seconds=20, counters=load.counters)
+        swapper = HotSwapper(
+            pool,
+            golden_inputs=golden,
+            expected_outputs=expected,
+            store=store,
+            current_version="1",
+            watch_requests=300,
+            watch_seconds=20,
+            counters=load.counters,
+        )
         while load.counters()[0] < 200:  # let traffic build up on v1
             threading.Event().wait(0.01)
 
@@ -157,7 +168,12 @@ def test_pool_swaps_under_load_and_refuses_bad_models(
     with pytest.raises(RollbackError):
         store.update(server.url)  # v4 is still the newest offer: never installed again
     assert [e.event for e in swapper.history] == [
-        "swapped", "accepted", "health_check_failed", "swapped", "rolled_back"]
+        "swapped",
+        "accepted",
+        "health_check_failed",
+        "swapped",
+        "rolled_back",
+    ]
 
 
 def test_contract_change_and_non_finite_outputs_are_refused(generator):

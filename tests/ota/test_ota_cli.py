@@ -17,15 +17,22 @@ from ota_helpers import model_bytes
 from ota_httpserver import RepoServer
 
 HERE = Path(__file__).resolve().parent
-RUN = (f"import runpy, sys; sys.path.insert(0, {str(HERE)!r}); import ota_bootstrap; "
-       "ota_bootstrap.ensure_importable(); runpy.run_module('edgepipe.ota', run_name='__main__', "
-       "alter_sys=True)")
+RUN = (
+    f"import runpy, sys; sys.path.insert(0, {str(HERE)!r}); import ota_bootstrap; "
+    "ota_bootstrap.ensure_importable(); runpy.run_module('edgepipe.ota', run_name='__main__', "
+    "alter_sys=True)"
+)
 
 
 def ota(*args):
     """``python -m edgepipe.ota ARGS`` in a child process: (exit code, stdout, stderr)."""
-    r = subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True,
-                       text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", RUN, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return r.returncode, r.stdout, r.stderr
 
 
@@ -46,8 +53,22 @@ def test_publish_and_update_through_the_cli(tmp_path, capsys):
     code, out, err = ota("repo", "init", repo_dir, "--expires", "timestamp=2d")
     assert code == 0, err
     assert oct((next((repo_dir / "keys").glob("root-*.pem"))).stat().st_mode & 0o777) == "0o600"
-    assert ota_in(capsys, "repo", "add", repo_dir, model, "--name", "det", "--version", "1",
-                  "--custom", '{"rollout": 100}')[0] == 0
+    assert (
+        ota_in(
+            capsys,
+            "repo",
+            "add",
+            repo_dir,
+            model,
+            "--name",
+            "det",
+            "--version",
+            "1",
+            "--custom",
+            '{"rollout": 100}',
+        )[0]
+        == 0
+    )
     code, out, _ = ota_in(capsys, "repo", "publish", repo_dir)
     assert code == 0 and json.loads(out)["published"]["targets"] == 2
     srv = RepoServer(repo_dir / "public").start()
@@ -57,8 +78,13 @@ def test_publish_and_update_through_the_cli(tmp_path, capsys):
         code, out, err = ota(*args)
         assert code == 0, err
         assert json.loads(out) | {"path": None} == {
-            "status": "installed", "version": "1", "variant": None, "target": "det/1.tflite",
-            "reason": "installed det 1", "path": None}
+            "status": "installed",
+            "version": "1",
+            "variant": None,
+            "target": "det/1.tflite",
+            "reason": "installed det 1",
+            "path": None,
+        }
         code, out, _ = ota_in(capsys, *args)
         assert code == 0 and json.loads(out)["status"] == "up_to_date"
 
@@ -74,8 +100,10 @@ def test_publish_and_update_through_the_cli(tmp_path, capsys):
         code, out, _ = ota_in(capsys, "status", "--store", tmp_path / "dev", "--name", "det")
         status = json.loads(out)
         assert status["serving"]["version"] == "2" and status["previous"]["version"] == "1"
-        assert json.loads((tmp_path / "dev" / "tuf" / "root.json").read_text()
-                          )["signed"]["version"] == 2
+        assert (
+            json.loads((tmp_path / "dev" / "tuf" / "root.json").read_text())["signed"]["version"]
+            == 2
+        )
 
         # A refusal is JSON too, with a typed error name, and exit status 2.
         srv.overrides["/metadata/timestamp.json"] = b"{}"
@@ -88,19 +116,43 @@ def test_publish_and_update_through_the_cli(tmp_path, capsys):
 
 
 def test_repo_refusals(tmp_path, capsys):
-    assert ota_in(capsys, "repo", "add", tmp_path / "none", tmp_path / "x", "--name", "a",
-                  "--version", "1")[0] == 2
+    assert (
+        ota_in(
+            capsys,
+            "repo",
+            "add",
+            tmp_path / "none",
+            tmp_path / "x",
+            "--name",
+            "a",
+            "--version",
+            "1",
+        )[0]
+        == 2
+    )
     Repository.init(tmp_path / "r")
     m = tmp_path / "m.tflite"
     m.write_bytes(b"x")
     for bad in (["--version", "9" * 5000], ["--version", "1.2.3.4.5"], ["--version", "-1"]):
         code, _, err = ota_in(capsys, "repo", "add", tmp_path / "r", m, "--name", "det", *bad)
         assert code == 2 and "bad version" in err
-    code, _, err = ota_in(capsys, "repo", "add", tmp_path / "r", m, "--name", "det",
-                          "--version", "1", "--custom", '{"variants": {"a": {"share": 40}}}')
+    code, _, err = ota_in(
+        capsys,
+        "repo",
+        "add",
+        tmp_path / "r",
+        m,
+        "--name",
+        "det",
+        "--version",
+        "1",
+        "--custom",
+        '{"variants": {"a": {"share": 40}}}',
+    )
     assert code == 2 and "100%" in err
-    code, _, err = ota_in(capsys, "repo", "add", tmp_path / "r", "/dev/zero", "--name", "det",
-                          "--version", "1")
+    code, _, err = ota_in(
+        capsys, "repo", "add", tmp_path / "r", "/dev/zero", "--name", "det", "--version", "1"
+    )
     assert code == 2 and "not a regular file" in err
     code, _, err = ota_in(capsys, "repo", "init", tmp_path / "r")
     assert code == 2 and "already" in err
@@ -114,8 +166,9 @@ def test_init_with_existing_key_files_and_thresholds(tmp_path, capsys):
     key = CryptoSigner.generate_ed25519()
     pem = tmp_path / "mine.pem"
     pem.write_bytes(key.private_bytes)
-    code, _, err = ota_in(capsys, "repo", "init", tmp_path / "r", "--key", f"targets={pem}",
-                          "--threshold", "root=2")
+    code, _, err = ota_in(
+        capsys, "repo", "init", tmp_path / "r", "--key", f"targets={pem}", "--threshold", "root=2"
+    )
     assert code == 0, err
     root = Repository(tmp_path / "r").load("root").signed
     assert key.public_key.keyid in root.roles["targets"].keyids
@@ -123,8 +176,9 @@ def test_init_with_existing_key_files_and_thresholds(tmp_path, capsys):
     # The given key was kept with the repository's keys: later publishes find it.
     m = tmp_path / "m.tflite"
     m.write_bytes(b"model")
-    assert ota_in(capsys, "repo", "add", tmp_path / "r", m, "--name", "det",
-                  "--version", "1")[0] == 0
+    assert (
+        ota_in(capsys, "repo", "add", tmp_path / "r", m, "--name", "det", "--version", "1")[0] == 0
+    )
     code, _, err = ota_in(capsys, "repo", "publish", tmp_path / "r")
     assert code == 0, err
     targets = Repository(tmp_path / "r").load("targets")
@@ -134,8 +188,9 @@ def test_init_with_existing_key_files_and_thresholds(tmp_path, capsys):
 def test_the_main_cli_wires_ota():
     p = argparse.ArgumentParser(prog="edgepipe")
     add_ota_parser(p.add_subparsers(dest="command"))
-    args = p.parse_args(["ota", "update", "http://x", "--store", "s", "--root", "r",
-                         "--name", "det"])
+    args = p.parse_args(
+        ["ota", "update", "http://x", "--store", "s", "--root", "r", "--name", "det"]
+    )
     assert callable(args.func)
     args = p.parse_args(["ota", "repo", "publish", "d"])
     assert callable(args.func)
@@ -143,8 +198,13 @@ def test_the_main_cli_wires_ota():
 
 def test_edgepipe_entry_point_runs_ota(tmp_path):
     pytest.importorskip("edgepipe._core")
-    r = subprocess.run([sys.executable, "-m", "edgepipe.cli", "ota", "repo", "init",
-                        str(tmp_path / "r")], capture_output=True, text=True, timeout=120,
-                       check=False, env={**os.environ})
+    r = subprocess.run(
+        [sys.executable, "-m", "edgepipe.cli", "ota", "repo", "init", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ},
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r" / "public" / "metadata" / "1.root.json").is_file()

@@ -19,8 +19,9 @@ def _plain_repo(d, versions: list[str]):
     meta.mkdir(parents=True)
     tdir.mkdir(parents=True)
     expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=7)
-    keys = {r: CryptoSigner.generate_ed25519() for r in
-            ("root", "targets", "snapshot", "timestamp")}
+    keys = {
+        r: CryptoSigner.generate_ed25519() for r in ("root", "targets", "snapshot", "timestamp")
+    }
     root = Root(expires=expires)  # consistent_snapshot defaults to True; turn it off
     root.consistent_snapshot = False
     for role, signer in keys.items():
@@ -35,8 +36,12 @@ def _plain_repo(d, versions: list[str]):
     timestamp = Timestamp(expires=expires)
     timestamp.snapshot_meta = MetaFile(version=snapshot.version)
     ser = JSONSerializer()
-    for role, signed in (("root", root), ("targets", targets), ("snapshot", snapshot),
-                         ("timestamp", timestamp)):
+    for role, signed in (
+        ("root", root),
+        ("targets", targets),
+        ("snapshot", snapshot),
+        ("timestamp", timestamp),
+    ):
         md = Metadata(signed)
         md.sign(keys[role])
         md.to_file(str(meta / f"{role}.json"), ser)
@@ -49,8 +54,9 @@ def test_plain_python_tuf_repository_updates_an_edgepipe_device(tmp_path):
     root = _plain_repo(tmp_path / "plain", ["1", "1.5", "2"])
     srv = RepoServer(tmp_path / "plain").start()
     try:
-        store = ModelStore(tmp_path / "dev", name="det", root=root.read_bytes(),
-                           edgepipe_version="0.1.0")
+        store = ModelStore(
+            tmp_path / "dev", name="det", root=root.read_bytes(), edgepipe_version="0.1.0"
+        )
         r = store.update(srv.url)
         assert (r.status, r.version, r.variant) == ("installed", "2", None)
         assert store.serving().path.read_bytes() == model_bytes("2")

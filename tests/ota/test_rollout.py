@@ -32,28 +32,51 @@ def test_distribution_follows_percentages():
 
 
 def test_variants_of_a_target_split_the_fleet_and_are_stable():
-    fields = parse_edgepipe_custom({"variants": {"a": {"share": 25}, "b": {"share": 75,
-                                                                          "target": "x/y"}}})
+    fields = parse_edgepipe_custom(
+        {"variants": {"a": {"share": 25}, "b": {"share": 75, "target": "x/y"}}}
+    )
     offer = Offer("det", Version("3"), "det/3.tflite", fields)
     first = {i: offer.variant_for(i).name for i in IDS[:4000]}
-    again = Offer("det", Version("3"), "det/3.tflite", parse_edgepipe_custom(
-        {"variants": {"b": {"share": 75, "target": "x/y"}, "a": {"share": 25}}}))
+    again = Offer(
+        "det",
+        Version("3"),
+        "det/3.tflite",
+        parse_edgepipe_custom(
+            {"variants": {"b": {"share": 75, "target": "x/y"}, "a": {"share": 25}}}
+        ),
+    )
     assert all(again.variant_for(i).name == v for i, v in first.items())  # order-free
     share_a = Counter(first.values())["a"] / 4000
     assert 0.22 < share_a < 0.28
     # Rollout and variant buckets are independent: inside a 50% rollout both arms occur.
-    half = Offer("det", Version("3"), "det/3.tflite", parse_edgepipe_custom(
-        {"rollout": 50, "variants": {"a": {"share": 50}, "b": {"share": 50}}}))
+    half = Offer(
+        "det",
+        Version("3"),
+        "det/3.tflite",
+        parse_edgepipe_custom(
+            {"rollout": 50, "variants": {"a": {"share": 50}, "b": {"share": 50}}}
+        ),
+    )
     inside = [i for i in IDS[:2000] if half.in_rollout(i)]
     assert set(Counter(half.variant_for(i).name for i in inside)) == {"a", "b"}
 
 
-@pytest.mark.parametrize("custom", [
-    {"rollout": 101}, {"rollout": "1e3"}, {"rollout": True}, {"rollout": 12.345},
-    {"variants": {"a": {"share": 60}, "b": {"share": 60}}}, {"variants": {}},
-    {"variants": {"../x": {"share": 100}}}, {"min_runtime": "9" * 5000},
-    {"inputs": [{"name": "x"}]}, {"experiment": ""}, "not an object",
-])
+@pytest.mark.parametrize(
+    "custom",
+    [
+        {"rollout": 101},
+        {"rollout": "1e3"},
+        {"rollout": True},
+        {"rollout": 12.345},
+        {"variants": {"a": {"share": 60}, "b": {"share": 60}}},
+        {"variants": {}},
+        {"variants": {"../x": {"share": 100}}},
+        {"min_runtime": "9" * 5000},
+        {"inputs": [{"name": "x"}]},
+        {"experiment": ""},
+        "not an object",
+    ],
+)
 def test_invalid_edgepipe_fields_are_typed_errors(custom):
     with pytest.raises(MetadataError):
         parse_edgepipe_custom(custom)
@@ -73,8 +96,10 @@ def test_variant_stats_percentiles_and_threads():
         for k in range(1000):
             stats.record(variant, ok=k % 100 != 0, latency_s=base + k / 1000)
 
-    threads = [threading.Thread(target=feed, args=(v, b))
-               for v, b in (("a", 0.0), ("b", 1.0), ("a", 0.0), ("b", 1.0))]
+    threads = [
+        threading.Thread(target=feed, args=(v, b))
+        for v, b in (("a", 0.0), ("b", 1.0), ("a", 0.0), ("b", 1.0))
+    ]
     for t in threads:
         t.start()
     for t in threads:

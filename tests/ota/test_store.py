@@ -44,8 +44,9 @@ def test_no_model_at_all(tmp_path, root_bytes):
         device(tmp_path / "dev", root_bytes).serving()
 
 
-def test_rollout_share_is_respected_and_growing_it_keeps_early_devices(repo, server,
-                                                                       root_bytes, tmp_path):
+def test_rollout_share_is_respected_and_growing_it_keeps_early_devices(
+    repo, server, root_bytes, tmp_path
+):
     publish(repo, "1", custom={"rollout": 30, "experiment": "det-1"})
     ids = [f"{i:032x}" for i in range(400)]
     inside = {i for i in ids if bucket("det-1", i) < 3000}
@@ -62,9 +63,16 @@ def test_rollout_share_is_respected_and_growing_it_keeps_early_devices(repo, ser
 def test_variants_install_different_targets(repo, server, root_bytes, tmp_path):
     (tmp_path / "q.tflite").write_bytes(model_bytes("2-int8"))
     repo.add_file(tmp_path / "q.tflite", "det/2-int8.tflite")
-    publish(repo, "2", custom={"variants": {"float": {"share": 50},
-                                            "int8": {"share": 50,
-                                                     "target": "det/2-int8.tflite"}}})
+    publish(
+        repo,
+        "2",
+        custom={
+            "variants": {
+                "float": {"share": 50},
+                "int8": {"share": 50, "target": "det/2-int8.tflite"},
+            }
+        },
+    )
     seen: Counter[str] = Counter()
     for i in range(12):
         did = f"{i:032x}"
@@ -103,7 +111,8 @@ def test_malformed_edgepipe_fields_hide_only_that_target(repo, server, root_byte
     publish(repo, "2")
     t = repo.staged_targets()
     t.signed.targets["det/2.tflite"].unrecognized_fields["custom"] = {
-        "edgepipe": {"rollout": "x" * 10_000}}
+        "edgepipe": {"rollout": "x" * 10_000}
+    }
     (repo.dir / "staged").mkdir(exist_ok=True)
     (repo.dir / "staged" / "targets.json").write_bytes(t.to_bytes())
     repo.publish()

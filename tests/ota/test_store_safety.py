@@ -38,8 +38,9 @@ def _snapshot(d: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("sub", ["models", "downloads", "tuf"])
-def test_symlinked_subdirectory_is_refused_and_outside_untouched(tmp_path, outside, sub,
-                                                                 root_bytes):
+def test_symlinked_subdirectory_is_refused_and_outside_untouched(
+    tmp_path, outside, sub, root_bytes
+):
     store_dir = tmp_path / "dev"
     store_dir.mkdir()
     (store_dir / sub).symlink_to(outside)
@@ -93,8 +94,7 @@ def test_symlinked_state_files_are_refused(tmp_path, root_bytes, outside, name):
     assert _snapshot(outside) == before
 
 
-def test_planted_model_symlink_is_removed_not_followed(repo, server, root_bytes, tmp_path,
-                                                       outside):
+def test_planted_model_symlink_is_removed_not_followed(repo, server, root_bytes, tmp_path, outside):
     publish(repo, "1")
     store = device(tmp_path / "dev", root_bytes)
     store.update(server.url)
@@ -131,8 +131,18 @@ def test_special_files_as_root_argument(tmp_path, special):
 def test_cli_update_with_dev_zero_root_is_a_typed_refusal(tmp_path, capsys):
     from edgepipe.ota.cli import main
 
-    rc = main(["update", "http://127.0.0.1:9/", "--store", str(tmp_path / "s"),
-               "--root", "/dev/zero", "--name", "det"])
+    rc = main(
+        [
+            "update",
+            "http://127.0.0.1:9/",
+            "--store",
+            str(tmp_path / "s"),
+            "--root",
+            "/dev/zero",
+            "--name",
+            "det",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert rc == 2 and out["error"] == "unsafe_path"
 
@@ -163,8 +173,9 @@ def test_damaged_state_keeps_the_anti_rollback_floor(repo, server, root_bytes, t
     assert old_targets >= 1
 
 
-def test_damaged_state_and_floor_rebuilds_the_floor_from_installed_files(repo, server,
-                                                                         root_bytes, tmp_path):
+def test_damaged_state_and_floor_rebuilds_the_floor_from_installed_files(
+    repo, server, root_bytes, tmp_path
+):
     publish(repo, "1")
     publish(repo, "2")
     store = device(tmp_path / "dev", root_bytes)
@@ -215,7 +226,7 @@ def test_enomem_while_mapping_does_not_mark_the_version_bad(repo, server, root_b
         import edgepipe
         from edgepipe.ota.store import ModelStore
         from edgepipe.ota.errors import StoreError
-        store = ModelStore({str(tmp_path / 'dev')!r}, name="det")
+        store = ModelStore({str(tmp_path / "dev")!r}, name="det")
         edgepipe.load_runtime()
         size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (size + (256 << 10), resource.RLIM_INFINITY))
@@ -226,8 +237,9 @@ def test_enomem_while_mapping_does_not_mark_the_version_bad(repo, server, root_b
             sys.exit(0)
         print("LOADED")
     """)
-    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
-                       timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, check=False
+    )
     store = device(tmp_path / "dev", root_bytes)
     assert store.bad_versions == {}, (r.stdout, r.stderr)
     assert store.serving().version.text == "1"
@@ -237,14 +249,14 @@ def test_enomem_while_mapping_does_not_mark_the_version_bad(repo, server, root_b
 def test_stale_view_cannot_mark_a_newer_install_bad(repo, server, root_bytes, tmp_path):
     publish(repo, "1")
     a = device(tmp_path / "dev", root_bytes)
-    a.update(server.url)                       # process A serves version 1
-    b = device(tmp_path / "dev", root_bytes)   # process B moves on to 2 and 3
+    a.update(server.url)  # process A serves version 1
+    b = device(tmp_path / "dev", root_bytes)  # process B moves on to 2 and 3
     publish(repo, "2")
     b.update(server.url)
     publish(repo, "3")
     b.update(server.url)
-    assert a.current_version == Version("1")   # A's view is stale
-    a.rollback("version 1 misbehaved here")    # ... and it decides to roll back
+    assert a.current_version == Version("1")  # A's view is stale
+    a.rollback("version 1 misbehaved here")  # ... and it decides to roll back
     assert a.bad_versions == {}
     assert a.serving().version.text == "3"
     b.refresh_state()
@@ -267,8 +279,15 @@ _OPEN_CHILD = textwrap.dedent("""
 def test_six_processes_open_a_fresh_store_at_once(tmp_path):
     d = tmp_path / "fresh"
     code = _OPEN_CHILD.format(here=str(HERE))
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(d)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
     ids = {o[0].strip() for o in outs}
@@ -291,9 +310,15 @@ def test_two_processes_install_the_same_version(repo, server, root_bytes, tmp_pa
     root = tmp_path / "root.json"
     root.write_bytes(root_bytes)
     code = _INSTALL_CHILD.format(here=str(HERE))
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "dev"), str(root),
-                               server.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "dev"), str(root), server.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
     statuses = sorted(json.loads(o[0])["status"] for o in outs)

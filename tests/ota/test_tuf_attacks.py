@@ -32,8 +32,7 @@ def _resign(md: Metadata, *signers) -> bytes:
     return md.to_bytes()
 
 
-def test_arbitrary_installation_other_bytes_at_the_target_url(repo, server, root_bytes,
-                                                              tmp_path):
+def test_arbitrary_installation_other_bytes_at_the_target_url(repo, server, root_bytes, tmp_path):
     publish(repo, "1")
     store = device(tmp_path / "dev", root_bytes)
     _installed(store, root_bytes, server, tmp_path)
@@ -47,16 +46,16 @@ def test_arbitrary_installation_other_bytes_at_the_target_url(repo, server, root
     assert store.models.names() == [store.serving().path.name]
 
 
-def test_arbitrary_installation_targets_signed_by_an_untrusted_key(repo, server, root_bytes,
-                                                                  tmp_path):
+def test_arbitrary_installation_targets_signed_by_an_untrusted_key(
+    repo, server, root_bytes, tmp_path
+):
     publish(repo, "1")
     store = device(tmp_path / "dev", root_bytes)
     _installed(store, root_bytes, server, tmp_path)
     publish(repo, "2")
     v = repo.load("targets").signed.version
     md = Metadata.from_file(str(repo.meta_dir / f"{v}.targets.json"))
-    server.overrides[f"/metadata/{v}.targets.json"] = _resign(md,
-                                                              CryptoSigner.generate_ed25519())
+    server.overrides[f"/metadata/{v}.targets.json"] = _resign(md, CryptoSigner.generate_ed25519())
     with pytest.raises(E.SignatureError):
         store.update(server.url)
     assert store.serving().version.text == "1"
@@ -143,8 +142,9 @@ def test_mix_and_match_old_targets_with_new_snapshot(repo, server, root_bytes, t
     publish(repo, "2")
     new_v = repo.load("targets").signed.version
     # The mirror answers the new targets URL with the old (validly signed) targets.
-    server.overrides[f"/metadata/{new_v}.targets.json"] = \
-        (repo.meta_dir / f"{old_v}.targets.json").read_bytes()
+    server.overrides[f"/metadata/{new_v}.targets.json"] = (
+        repo.meta_dir / f"{old_v}.targets.json"
+    ).read_bytes()
     store = device(tmp_path / "dev", root_bytes)
     with pytest.raises(E.RollbackError):
         store.update(server.url)
@@ -233,8 +233,9 @@ def test_wrong_software_other_models_bytes_at_our_url(repo, server, root_bytes, 
     publish(repo, "1")
     other_sha = repo.load("targets").signed.targets["other/1.tflite"].hashes["sha256"]
     sha = repo.load("targets").signed.targets["det/1.tflite"].hashes["sha256"]
-    server.overrides[f"/targets/det/{sha}.1.tflite"] = \
-        (repo.targets_dir / "other" / f"{other_sha}.1.tflite").read_bytes()
+    server.overrides[f"/targets/det/{sha}.1.tflite"] = (
+        repo.targets_dir / "other" / f"{other_sha}.1.tflite"
+    ).read_bytes()
     store = device(tmp_path / "dev", root_bytes)
     with pytest.raises(E.IntegrityError):
         store.update(server.url)
@@ -262,9 +263,11 @@ def test_trusted_metadata_is_kept_in_the_store(repo, server, root_bytes, tmp_pat
     publish(repo, "1")
     store = device(tmp_path / "dev", root_bytes)
     _installed(store, root_bytes, server, tmp_path)
-    assert {"root.json", "timestamp.json", "snapshot.json", "targets.json"} <= \
-        set(store.tufdir.names())
+    assert {"root.json", "timestamp.json", "snapshot.json", "targets.json"} <= set(
+        store.tufdir.names()
+    )
     ts = json.loads((store.dir / "tuf" / "timestamp.json").read_text())
     assert ts["signed"]["version"] == repo.load("timestamp").signed.version
-    assert datetime.fromisoformat(ts["signed"]["expires"].replace("Z", "+00:00")) > \
-        datetime.now(timezone.utc)
+    assert datetime.fromisoformat(ts["signed"]["expires"].replace("Z", "+00:00")) > datetime.now(
+        timezone.utc
+    )

@@ -43,8 +43,10 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     returning the exit code. Returns the ``ota`` parser.
     """
     ota = subparsers.add_parser(
-        "ota", help="over-the-air model updates with TUF (publish, update)",
-        description="Publish models in a TUF repository and update devices from it.")
+        "ota",
+        help="over-the-air model updates with TUF (publish, update)",
+        description="Publish models in a TUF repository and update devices from it.",
+    )
     ota.set_defaults(func=lambda args: _usage(ota))
     sub = ota.add_subparsers(dest="ota_command", metavar="COMMAND")
 
@@ -54,12 +56,27 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
     init = rsub.add_parser("init", help="create keys and signed root/targets/snapshot/timestamp")
     init.add_argument("dir", metavar="DIR")
-    init.add_argument("--threshold", action="append", default=[], metavar="ROLE=N",
-                      help="signatures a role needs (default 1 each); keys are generated")
-    init.add_argument("--key", action="append", default=[], metavar="ROLE=PEM",
-                      help="use this private key file for ROLE instead of a new one")
-    init.add_argument("--expires", action="append", default=[], metavar="ROLE=DURATION",
-                      help="validity of ROLE's metadata, e.g. timestamp=1d, root=365d")
+    init.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="ROLE=N",
+        help="signatures a role needs (default 1 each); keys are generated",
+    )
+    init.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="ROLE=PEM",
+        help="use this private key file for ROLE instead of a new one",
+    )
+    init.add_argument(
+        "--expires",
+        action="append",
+        default=[],
+        metavar="ROLE=DURATION",
+        help="validity of ROLE's metadata, e.g. timestamp=1d, root=365d",
+    )
     init.set_defaults(func=cmd_repo_init)
 
     add = rsub.add_parser("add", help="stage a model file as target NAME/VERSION.tflite")
@@ -67,10 +84,15 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     add.add_argument("model", metavar="MODEL")
     add.add_argument("--name", help="model name")
     add.add_argument("--version", help="model version: N, N.N, N.N.N or N.N.N.N")
-    add.add_argument("--target", help="explicit target path instead of NAME/VERSION.tflite "
-                                      "(e.g. a variant's model)")
-    add.add_argument("--custom", metavar="JSON",
-                     help="edgepipe fields: rollout, experiment, variants, min_runtime, ...")
+    add.add_argument(
+        "--target",
+        help="explicit target path instead of NAME/VERSION.tflite (e.g. a variant's model)",
+    )
+    add.add_argument(
+        "--custom",
+        metavar="JSON",
+        help="edgepipe fields: rollout, experiment, variants, min_runtime, ...",
+    )
     add.set_defaults(func=cmd_repo_add)
 
     pub = rsub.add_parser("publish", help="sign staged targets, new snapshot and timestamp")
@@ -87,21 +109,39 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     rot.add_argument("dir", metavar="DIR")
     rot.add_argument("--role", default="root", help="role whose keys change (default root)")
     rot.add_argument("--threshold", type=int, help="new threshold of the role")
-    rot.add_argument("--key", action="append", default=[], metavar="PEM",
-                     help="new private key file (default: generate)")
+    rot.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="new private key file (default: generate)",
+    )
     rot.add_argument("--keep-old", action="store_true", help="add keys without revoking")
     rot.set_defaults(func=cmd_repo_rotate)
 
     up = sub.add_parser("update", help="update a device's model store from a repository")
     up.add_argument("url", metavar="URL", help="repository base URL (metadata/ and targets/)")
     up.add_argument("--store", required=True, metavar="DIR", help="the device's model store")
-    up.add_argument("--root", required=True, metavar="ROOT.json",
-                    help="trusted root metadata shipped with the app")
+    up.add_argument(
+        "--root",
+        required=True,
+        metavar="ROOT.json",
+        help="trusted root metadata shipped with the app",
+    )
     up.add_argument("--name", required=True, help="model name")
-    up.add_argument("--deadline", type=float, default=60.0, metavar="S",
-                    help="seconds one fetch may take in all (default %(default)s)")
-    up.add_argument("--max-bytes", type=int, default=2 << 30,
-                    help="largest model accepted (default %(default)s)")
+    up.add_argument(
+        "--deadline",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds one fetch may take in all (default %(default)s)",
+    )
+    up.add_argument(
+        "--max-bytes",
+        type=int,
+        default=2 << 30,
+        help="largest model accepted (default %(default)s)",
+    )
     up.add_argument("--device-id", help="bucketing id (default: the store's random id)")
     up.set_defaults(func=cmd_update)
 
@@ -170,12 +210,15 @@ def cmd_repo_init(args: argparse.Namespace) -> int:
         keys: dict[str, list[str]] = {}
         for role, path in _pairs(args.key, "--key"):
             keys.setdefault(role, []).append(_regular_file(path, "key"))
-        repo = Repository.init(args.dir, thresholds=thresholds, key_files=keys,
-                               expiry=_expiry(args.expires))
+        repo = Repository.init(
+            args.dir, thresholds=thresholds, key_files=keys, expiry=_expiry(args.expires)
+        )
     except (UpdateError, OSError) as e:
         return _fail(str(e))
-    print(f"initialized TUF repository {repo.dir}; serve {repo.dir / 'public'}; "
-          f"give devices {repo.meta_dir / '1.root.json'} as their trusted root")
+    print(
+        f"initialized TUF repository {repo.dir}; serve {repo.dir / 'public'}; "
+        f"give devices {repo.meta_dir / '1.root.json'} as their trusted root"
+    )
     return EXIT_OK
 
 
@@ -225,8 +268,9 @@ def cmd_repo_rotate(args: argparse.Namespace) -> int:
 
     try:
         files = [_regular_file(k, "key") for k in args.key]
-        out = Repository(args.dir).rotate(args.role, threshold=args.threshold,
-                                          keep_old=args.keep_old, key_files=files)
+        out = Repository(args.dir).rotate(
+            args.role, threshold=args.threshold, keep_old=args.keep_old, key_files=files
+        )
     except (UpdateError, OSError) as e:
         return _fail(str(e))
     print(json.dumps(out, sort_keys=True))
@@ -234,8 +278,12 @@ def cmd_repo_rotate(args: argparse.Namespace) -> int:
 
 
 def _refusal(e: UpdateError) -> dict[str, Any]:
-    return {"status": "refused", "error": getattr(e, "kind", "update_error"),
-            "type": type(e).__name__, "reason": str(e)}
+    return {
+        "status": "refused",
+        "error": getattr(e, "kind", "update_error"),
+        "type": type(e).__name__,
+        "reason": str(e),
+    }
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -246,8 +294,14 @@ def cmd_update(args: argparse.Namespace) -> int:
     try:
         root = read_small_file(args.root, 512_000, "root metadata")
         fetcher = BoundedFetcher(deadline_s=args.deadline, max_bytes=args.max_bytes)
-        with ModelStore(args.store, name=args.name, root=root, fetcher=fetcher,
-                        max_model_bytes=args.max_bytes, device_id=args.device_id) as store:
+        with ModelStore(
+            args.store,
+            name=args.name,
+            root=root,
+            fetcher=fetcher,
+            max_model_bytes=args.max_bytes,
+            device_id=args.device_id,
+        ) as store:
             result = store.update(args.url)
     except UpdateError as e:
         print(json.dumps(_refusal(e), sort_keys=True))

@@ -91,9 +91,16 @@ class TufSession:
             protection).
     """
 
-    def __init__(self, tufdir: SafeDir, root: bytes, metadata_url: str, targets_url: str,
-                 fetcher: BoundedFetcher, *,
-                 max_timestamp_lifetime_s: float = DEFAULT_MAX_TIMESTAMP_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        tufdir: SafeDir,
+        root: bytes,
+        metadata_url: str,
+        targets_url: str,
+        fetcher: BoundedFetcher,
+        *,
+        max_timestamp_lifetime_s: float = DEFAULT_MAX_TIMESTAMP_LIFETIME_S,
+    ) -> None:
         self.tufdir = tufdir
         self.fetcher = fetcher
         self.targets_url = targets_url if targets_url.endswith("/") else targets_url + "/"
@@ -109,12 +116,16 @@ class TufSession:
                 if data is not None:
                     with open(os.path.join(self._tmp, f"{role}.json"), "wb") as f:
                         f.write(data)
-            config = UpdaterConfig(root_max_length=512_000, timestamp_max_length=16_384,
-                                   snapshot_max_length=MAX_METADATA_BYTES,
-                                   targets_max_length=MAX_METADATA_BYTES)
+            config = UpdaterConfig(
+                root_max_length=512_000,
+                timestamp_max_length=16_384,
+                snapshot_max_length=MAX_METADATA_BYTES,
+                targets_max_length=MAX_METADATA_BYTES,
+            )
             try:
-                self.updater = Updater(self._tmp, metadata_url, None, targets_url,
-                                       fetcher, config, bootstrap=anchor)
+                self.updater = Updater(
+                    self._tmp, metadata_url, None, targets_url, fetcher, config, bootstrap=anchor
+                )
             except Exception as e:
                 raise translate(e, "trusted root") from e
         except BaseException:
@@ -140,7 +151,8 @@ class TufSession:
             raise ExpiredMetadataError(
                 f"timestamp expires {ts.expires.isoformat()}, more than "
                 f"{self.max_timestamp_lifetime_s / 86400:g} days ahead: refused "
-                "(a far-future timestamp defeats freeze protection)")
+                "(a far-future timestamp defeats freeze protection)"
+            )
         self._save()
 
     def _read_tmp(self, role: str) -> bytes:

@@ -46,7 +46,8 @@ class _Deadline:
         remaining = self.end - time.monotonic()
         if remaining <= 0:
             raise tuf_exc.SlowRetrievalError(
-                f"{self.url}: no complete response within {self.seconds:g} s")
+                f"{self.url}: no complete response within {self.seconds:g} s"
+            )
         return remaining
 
 
@@ -66,7 +67,8 @@ class _DeadlineRaw(io.RawIOBase):
             return self._owner.sock.recv_into(b)
         except TimeoutError as e:
             raise tuf_exc.SlowRetrievalError(
-                f"{deadline.url}: no complete response within {deadline.seconds:g} s") from e
+                f"{deadline.url}: no complete response within {deadline.seconds:g} s"
+            ) from e
 
     def close(self) -> None:
         if not self.closed:
@@ -112,8 +114,14 @@ class _DeadlineSocket:
 
 
 class _Connection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int | None, deadline: _Deadline,
-                 tls: ssl.SSLContext | None, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        deadline: _Deadline,
+        tls: ssl.SSLContext | None,
+        connect_timeout: float,
+    ) -> None:
         super().__init__(host, port)
         self._deadline = deadline
         self._tls = tls
@@ -174,17 +182,22 @@ class BoundedFetcher(FetcherInterface):
         if parts.query:
             path += "?" + parts.query
         try:
-            conn.request("GET", path, headers={
-                "Accept-Encoding": "identity", "User-Agent": self.user_agent})
+            conn.request(
+                "GET", path, headers={"Accept-Encoding": "identity", "User-Agent": self.user_agent}
+            )
             resp = conn.getresponse()
             if resp.status != 200:
                 raise tuf_exc.DownloadHTTPError(f"GET {url}: HTTP {resp.status}", resp.status)
             declared = resp.getheader("Content-Length")
-            if declared is not None and declared.strip().isdigit() and \
-                    int(declared) > self.max_bytes:
+            if (
+                declared is not None
+                and declared.strip().isdigit()
+                and int(declared) > self.max_bytes
+            ):
                 raise tuf_exc.DownloadLengthMismatchError(
                     f"GET {url}: Content-Length {declared} exceeds the cap of "
-                    f"{self.max_bytes} bytes")
+                    f"{self.max_bytes} bytes"
+                )
         except tuf_exc.DownloadError:
             conn.close()
             raise
@@ -193,8 +206,9 @@ class BoundedFetcher(FetcherInterface):
             raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
         return self._chunks(conn, resp, url)
 
-    def _chunks(self, conn: _Connection, resp: http.client.HTTPResponse,
-                url: str) -> Iterator[bytes]:
+    def _chunks(
+        self, conn: _Connection, resp: http.client.HTTPResponse, url: str
+    ) -> Iterator[bytes]:
         total = 0
         try:
             while True:
@@ -203,14 +217,14 @@ class BoundedFetcher(FetcherInterface):
                 except (OSError, http.client.HTTPException) as e:
                     if isinstance(e, tuf_exc.DownloadError):
                         raise
-                    raise tuf_exc.DownloadError(
-                        f"GET {url}: {type(e).__name__}: {e}") from e
+                    raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
                 if not chunk:
                     return
                 total += len(chunk)
                 if total > self.max_bytes:
                     raise tuf_exc.DownloadLengthMismatchError(
-                        f"GET {url}: more than the cap of {self.max_bytes} bytes")
+                        f"GET {url}: more than the cap of {self.max_bytes} bytes"
+                    )
                 yield chunk
         finally:
             resp.close()

@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             with np.load(args.golden, allow_pickle=False) as z:
                 inputs = {k: z[k] for k in z.files}
         else:
-            inputs = {t.name: np.zeros([max(int(d), 1) for d in t.shape], dtype=t.dtype)
-                      for t in model.inputs}
+            inputs = {
+                t.name: np.zeros([max(int(d), 1) for d in t.shape], dtype=t.dtype)
+                for t in model.inputs
+            }
         session = model.compile(accelerator=args.accelerator)
         try:
             outputs = session.run(inputs)

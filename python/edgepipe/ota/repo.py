@@ -40,8 +40,12 @@ from .targets import parse_edgepipe_custom
 from .versions import Version, check_name, target_path
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
-DEFAULT_EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90),
-                  "snapshot": timedelta(days=7), "timestamp": timedelta(days=1)}
+DEFAULT_EXPIRY = {
+    "root": timedelta(days=365),
+    "targets": timedelta(days=90),
+    "snapshot": timedelta(days=7),
+    "timestamp": timedelta(days=1),
+}
 _SERIALIZER = JSONSerializer(compact=False)
 
 
@@ -74,8 +78,7 @@ def load_signer(path: str | os.PathLike[str]) -> CryptoSigner:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
@@ -90,9 +93,13 @@ class Repository:
         expiry: validity of each role's metadata when it is (re)signed.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *,
-                 signers: Mapping[str, Sequence[Signer]] | None = None,
-                 expiry: Mapping[str, timedelta] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        signers: Mapping[str, Sequence[Signer]] | None = None,
+        expiry: Mapping[str, timedelta] | None = None,
+    ) -> None:
         self.dir = Path(directory)
         self.meta_dir = self.dir / "public" / "metadata"
         self.targets_dir = self.dir / "public" / "targets"
@@ -100,8 +107,9 @@ class Repository:
         self.expiry = {**DEFAULT_EXPIRY, **(expiry or {})}
         self._extra = {r: list(s) for r, s in (signers or {}).items()}
         if not (self.meta_dir / "root.json").is_file():
-            raise UpdateError(f"{self.dir} is not an edgepipe OTA repository "
-                              "(run `edgepipe ota repo init` first)")
+            raise UpdateError(
+                f"{self.dir} is not an edgepipe OTA repository (run `edgepipe ota repo init` first)"
+            )
 
     # ------------------------------------------------------------------ creation
 
@@ -168,8 +176,9 @@ class Repository:
         _dump(repo_meta["snapshot"], md / "1.snapshot.json")
         _dump(repo_meta["snapshot"], md / "snapshot.json")
         _dump(repo_meta["timestamp"], md / "timestamp.json")
-        extra_signers = {r: [s for s in role_signers[r] if not isinstance(s, CryptoSigner)]
-                         for r in ROLES}
+        extra_signers = {
+            r: [s for s in role_signers[r] if not isinstance(s, CryptoSigner)] for r in ROLES
+        }
         return cls(d, signers=extra_signers, expiry=expiry)
 
     # --------------------------------------------------------------------- reads
@@ -189,23 +198,30 @@ class Repository:
         """Signers whose keys ``root`` authorizes for ``role``."""
         root = root or self.load("root").signed
         allowed = set(root.roles[role].keyids)
-        out: list[Signer] = [s for s in self._extra.get(role, [])
-                             if s.public_key.keyid in allowed]
+        out: list[Signer] = [s for s in self._extra.get(role, []) if s.public_key.keyid in allowed]
         if self.keys_dir.is_dir():
             for p in sorted(self.keys_dir.glob("*.pem")):
                 s = load_signer(p)
-                if s.public_key.keyid in allowed and \
-                        all(o.public_key.keyid != s.public_key.keyid for o in out):
+                if s.public_key.keyid in allowed and all(
+                    o.public_key.keyid != s.public_key.keyid for o in out
+                ):
                     out.append(s)
         if len(out) < root.roles[role].threshold:
-            raise UpdateError(f"only {len(out)} key(s) for {role!r} available, "
-                              f"threshold is {root.roles[role].threshold}")
+            raise UpdateError(
+                f"only {len(out)} key(s) for {role!r} available, "
+                f"threshold is {root.roles[role].threshold}"
+            )
         return out
 
     # ------------------------------------------------------------------- changes
 
-    def add(self, model: str | os.PathLike[str], name: str, version: str,
-            custom: Mapping[str, Any] | None = None) -> str:
+    def add(
+        self,
+        model: str | os.PathLike[str],
+        name: str,
+        version: str,
+        custom: Mapping[str, Any] | None = None,
+    ) -> str:
         """Stage model file ``model`` as target ``<name>/<version>.tflite``; returns the path.
 
         ``custom`` is edgepipe's optional fields (stored under ``custom["edgepipe"]``).
@@ -214,8 +230,9 @@ class Repository:
         path = target_path(name, Version(version))
         return self.add_file(model, path, custom)
 
-    def add_file(self, local: str | os.PathLike[str], path: str,
-                 custom: Mapping[str, Any] | None = None) -> str:
+    def add_file(
+        self, local: str | os.PathLike[str], path: str, custom: Mapping[str, Any] | None = None
+    ) -> str:
         """Stage any file as target ``path`` (e.g. a variant's model)."""
         if custom is not None:
             parse_edgepipe_custom(dict(custom))  # refuse what devices would refuse
@@ -263,8 +280,11 @@ class Repository:
         ts = self._timestamp(snapshot.signed.version, root)
         staged = self.dir / "staged" / "targets.json"
         staged.unlink(missing_ok=True)
-        return {"targets": targets.signed.version, "snapshot": snapshot.signed.version,
-                "timestamp": ts}
+        return {
+            "targets": targets.signed.version,
+            "snapshot": snapshot.signed.version,
+            "timestamp": ts,
+        }
 
     def timestamp(self) -> int:
         """Re-sign the timestamp with a fresh expiry (run it more often than it expires)."""
@@ -280,9 +300,15 @@ class Repository:
         _dump(ts, self.meta_dir / "timestamp.json")
         return ts.signed.version
 
-    def rotate(self, role: str = "root", *, new_keys: int = 1, threshold: int | None = None,
-               keep_old: bool = False, key_files: Sequence[str | os.PathLike[str]] = ()
-               ) -> dict[str, Any]:
+    def rotate(
+        self,
+        role: str = "root",
+        *,
+        new_keys: int = 1,
+        threshold: int | None = None,
+        keep_old: bool = False,
+        key_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> dict[str, Any]:
         """Replace ``role``'s keys: a new root version signed by the old and new root keys.
 
         New keys are generated (or loaded from ``key_files``); the old keys of
@@ -324,8 +350,12 @@ class Repository:
         _dump(root_md, self.meta_dir / f"{root.version}.root.json")
         _dump(root_md, self.meta_dir / "root.json")
         published = self.publish() if role != "root" else {}
-        return {"root_version": root.version, "role": role,
-                "keyids": [s.public_key.keyid for s in new_signers], **published}
+        return {
+            "root_version": root.version,
+            "role": role,
+            "keyids": [s.public_key.keyid for s in new_signers],
+            **published,
+        }
 
 
 def _keep_key(keys_dir: Path, role: str, signer: CryptoSigner) -> None:
@@ -360,5 +390,4 @@ def read_custom(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-__all__ = ["DEFAULT_EXPIRY", "ROLES", "Repository", "load_signer", "parse_duration",
-           "read_custom"]
+__all__ = ["DEFAULT_EXPIRY", "ROLES", "Repository", "load_signer", "parse_duration", "read_custom"]

@@ -14,6 +14,7 @@ recorded; fallbacks come from the pool's public :meth:`~edgepipe.Pool.events`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from .targets import BASIS_POINTS, bucket, percent_bp
 from .versions import check_name
 
 LATENCY_WINDOW = 4096
+log = logging.getLogger(__name__)
 
 
 class Experiment:
@@ -37,8 +39,13 @@ class Experiment:
         remainder: the variant of units not covered; None: not in the experiment.
     """
 
-    def __init__(self, name: str, variants: Sequence[tuple[str, float]] | Mapping[str, float],
-                 *, remainder: str | None = "control") -> None:
+    def __init__(
+        self,
+        name: str,
+        variants: Sequence[tuple[str, float]] | Mapping[str, float],
+        *,
+        remainder: str | None = "control",
+    ) -> None:
         self.name = name
         items = list(variants.items()) if isinstance(variants, Mapping) else list(variants)
         self._ranges: list[tuple[str, int, int]] = []
@@ -83,8 +90,7 @@ class VariantStats:
     def _slot(self, variant: str) -> dict[str, Any]:
         d = self._data.get(variant)
         if d is None:
-            d = {"requests": 0, "errors": 0, "fallbacks": 0,
-                 "latency": deque(maxlen=self._window)}
+            d = {"requests": 0, "errors": 0, "fallbacks": 0, "latency": deque(maxlen=self._window)}
             self._data[variant] = d
         return d
 
@@ -103,8 +109,9 @@ class VariantStats:
         with self._lock:
             self._slot(variant)["fallbacks"] += int(count)
 
-    def observe(self, pool: Any, variant: str, *, count_past_fallbacks: bool = True
-                ) -> ObservedPool:
+    def observe(
+        self, pool: Any, variant: str, *, count_past_fallbacks: bool = True
+    ) -> ObservedPool:
         """Wrap ``pool`` so that its requests and fallbacks count for ``variant``.
 
         Fallbacks the pool already recorded (e.g. when it was created) count
@@ -119,7 +126,8 @@ class VariantStats:
         for variant, (pool, seen) in list(self._pools.items()):
             try:
                 now = len(pool.events())
-            except Exception:  # a closed pool keeps its last count
+            except Exception as e:  # a closed pool keeps its last count
+                log.debug("fallback count of %s unavailable: %s", variant, e)
                 continue
             if now > seen:
                 self._slot(variant)["fallbacks"] += now - seen
@@ -133,7 +141,8 @@ class VariantStats:
             for name, d in self._data.items():
                 lat = sorted(d["latency"])
                 out[name] = {
-                    "requests": d["requests"], "errors": d["errors"],
+                    "requests": d["requests"],
+                    "errors": d["errors"],
                     "error_rate": d["errors"] / d["requests"] if d["requests"] else 0.0,
                     "fallbacks": d["fallbacks"],
                     "latency_p50_s": _percentile(lat, 0.50),
@@ -163,8 +172,13 @@ class ObservedPool:
     ``close``, ...).
     """
 
-    def __init__(self, pool: Any, variant: str, stats: VariantStats,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        variant: str,
+        stats: VariantStats,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.pool = pool
         self.variant = variant
         self.stats = stats
@@ -185,8 +199,7 @@ class ObservedPool:
         user_cb = kw.pop("callback", None)
 
         def done(f: Future[Any]) -> None:
-            self.stats.record(self.variant, ok=f.exception() is None,
-                              latency_s=self._clock() - t0)
+            self.stats.record(self.variant, ok=f.exception() is None, latency_s=self._clock() - t0)
             if user_cb is not None:
                 user_cb(f)
 

@@ -46,8 +46,13 @@ def _refusal(path: str, e: OSError) -> StoreError:
 
 def check_name(name: str) -> str:
     """A single path component of ours: no separators, no dot names, no NUL."""
-    if (not name or "/" in name or "\0" in name or name in (".", "..")
-            or (os.sep != "/" and os.sep in name)):
+    if (
+        not name
+        or "/" in name
+        or "\0" in name
+        or name in (".", "..")
+        or (os.sep != "/" and os.sep in name)
+    ):
         raise StoreError(f"bad file name {name!r} inside the store")
     return name
 
@@ -144,8 +149,9 @@ class SafeDir:
         regular file (never blocks on a FIFO).
         """
         try:
-            fd = os.open(check_name(name), os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC,
-                         dir_fd=self.fd)
+            fd = os.open(
+                check_name(name), os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=self.fd
+            )
         except FileNotFoundError:
             raise
         except OSError as e:
@@ -203,8 +209,8 @@ class SafeDir:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                 raise UnsafePathError(
-                    f"{self._p(name)} is not a plain regular file (special or hard-linked); "
-                    "refused")
+                    f"{self._p(name)} is not a plain regular file (special or hard-linked); refused"
+                )
             if not append:
                 os.ftruncate(fd, 0)
         except OSError as e:
@@ -219,8 +225,12 @@ class SafeDir:
         """A new, exclusive temporary file: ``(name, fd)``."""
         name = f"{prefix}.{uuid.uuid4().hex[:12]}.tmp"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
-                         0o644, dir_fd=self.fd)
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                0o644,
+                dir_fd=self.fd,
+            )
         except OSError as e:
             raise _refusal(self._p(name), e) from e
         return name, fd
@@ -256,8 +266,13 @@ class SafeDir:
     def link_new(self, src: str, dst: str) -> bool:
         """Hard-link ``src`` to a new name ``dst``; False if ``dst`` exists already."""
         try:
-            os.link(check_name(src), check_name(dst), src_dir_fd=self.fd, dst_dir_fd=self.fd,
-                    follow_symlinks=False)
+            os.link(
+                check_name(src),
+                check_name(dst),
+                src_dir_fd=self.fd,
+                dst_dir_fd=self.fd,
+                follow_symlinks=False,
+            )
         except FileExistsError:
             return False
         return True

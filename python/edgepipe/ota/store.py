@@ -65,15 +65,32 @@ MAX_STATE_BYTES = 1 << 20
 DEFAULT_MAX_STARTS = 3
 FREE_SPACE_MARGIN = 1 << 20
 
-INSTALL_STEPS = ("begin", "downloaded", "model_renamed", "dirs_synced", "floor_written",
-                 "state_written", "cleaned")
+INSTALL_STEPS = (
+    "begin",
+    "downloaded",
+    "model_renamed",
+    "dirs_synced",
+    "floor_written",
+    "state_written",
+    "cleaned",
+)
 """Named points of an install, in order; see :data:`step_hook`."""
 
 step_hook: Callable[[str], None] | None = None
 """Test seam: called with each step name of an install (crash tests SIGKILL there)."""
 
-TRANSIENT_ERRNOS = frozenset({errno.ENOMEM, errno.EINTR, errno.EAGAIN, errno.ENOENT,
-                              errno.EMFILE, errno.ENFILE, errno.EBUSY, errno.ETIMEDOUT})
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ENOMEM,
+        errno.EINTR,
+        errno.EAGAIN,
+        errno.ENOENT,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EBUSY,
+        errno.ETIMEDOUT,
+    }
+)
 _TRANSIENT_TEXT = tuple(os.strerror(e) for e in TRANSIENT_ERRNOS)
 
 
@@ -121,9 +138,14 @@ class UpdateResult:
     installed: InstalledModel | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "version": self.version, "variant": self.variant,
-                "target": self.target, "reason": self.reason,
-                "path": str(self.installed.path) if self.installed else None}
+        return {
+            "status": self.status,
+            "version": self.version,
+            "variant": self.variant,
+            "target": self.target,
+            "reason": self.reason,
+            "path": str(self.installed.path) if self.installed else None,
+        }
 
 
 class ModelStore:
@@ -224,12 +246,21 @@ class ModelStore:
             m = self._meta
             serving = self._serving_or_none()
             return {
-                "dir": str(self.dir), "name": self.name, "device_id": self.device_id,
-                "current": m.get("current"), "previous": m.get("previous"),
-                "highest_version": m.get("highest"), "bad_versions": dict(m.get("bad", {})),
-                "serving": None if serving is None else {
-                    "version": serving.version.text, "source": serving.source,
-                    "path": str(serving.path), "variant": serving.variant},
+                "dir": str(self.dir),
+                "name": self.name,
+                "device_id": self.device_id,
+                "current": m.get("current"),
+                "previous": m.get("previous"),
+                "highest_version": m.get("highest"),
+                "bad_versions": dict(m.get("bad", {})),
+                "serving": None
+                if serving is None
+                else {
+                    "version": serving.version.text,
+                    "source": serving.source,
+                    "path": str(serving.path),
+                    "variant": serving.variant,
+                },
             }
 
     def serving(self) -> InstalledModel:
@@ -240,8 +271,14 @@ class ModelStore:
                 if e and e["file"] in self._verified:
                     return self._installed(e, slot)
             if self.bundled is not None:
-                return InstalledModel(self.name, self.bundled_version, self.bundled, None,
-                                      self._bundled_size(), "bundled")
+                return InstalledModel(
+                    self.name,
+                    self.bundled_version,
+                    self.bundled,
+                    None,
+                    self._bundled_size(),
+                    "bundled",
+                )
             raise StoreError(f"no verified model in {self.dir} and no bundled model")
 
     def current_path(self) -> Path:
@@ -250,8 +287,9 @@ class ModelStore:
 
     # --------------------------------------------------------------- start-up
 
-    def start(self, *, health_check: bool | Callable[[InstalledModel], None] = True
-              ) -> InstalledModel:
+    def start(
+        self, *, health_check: bool | Callable[[InstalledModel], None] = True
+    ) -> InstalledModel:
         """Call once per app start, before loading; returns the model to serve.
 
         A current version not yet marked healthy has its start counted
@@ -267,8 +305,11 @@ class ModelStore:
             cur = self._meta.get("current")
             if cur and not cur.get("healthy"):
                 if int(cur.get("starts", 0)) >= self.max_starts:
-                    self._mark_bad_locked(cur["version"], cur["sha256"],
-                                          f"not marked healthy after {cur['starts']} starts")
+                    self._mark_bad_locked(
+                        cur["version"],
+                        cur["sha256"],
+                        f"not marked healthy after {cur['starts']} starts",
+                    )
                 else:
                     meta = _copy(self._meta)
                     meta["current"]["starts"] = int(cur.get("starts", 0)) + 1
@@ -294,8 +335,13 @@ class ModelStore:
                 return True
             meta = _copy(self._meta)
             meta["current"]["healthy"] = True
-            _event(meta, self.clock(), "healthy", cur["version"],
-                   f"after {cur.get('starts', 0)} start(s)")
+            _event(
+                meta,
+                self.clock(),
+                "healthy",
+                cur["version"],
+                f"after {cur.get('starts', 0)} start(s)",
+            )
             self._write_state(meta)
             self._meta = meta
             return True
@@ -321,10 +367,12 @@ class ModelStore:
                     self.refresh_state()
                     if self.serving().path != chosen.path:
                         continue  # another process moved on; serve what it installed
-                    raise StoreError(f"transient error loading {chosen.version}: {e}; "
-                                     "not marked bad, try again") from e
-                if not self.mark_bad(chosen.version, f"runtime refused the model: {e}",
-                                     sha256=chosen.sha256):
+                    raise StoreError(
+                        f"transient error loading {chosen.version}: {e}; not marked bad, try again"
+                    ) from e
+                if not self.mark_bad(
+                    chosen.version, f"runtime refused the model: {e}", sha256=chosen.sha256
+                ):
                     self.refresh_state()
 
     def check(self, model: InstalledModel | None = None, **kw: Any) -> None:
@@ -333,9 +381,14 @@ class ModelStore:
 
     # ----------------------------------------------------------------- updates
 
-    def update(self, url: str | None = None, *, metadata_url: str | None = None,
-               targets_url: str | None = None, progress: Callable[[int, int], None] | None
-               = None) -> UpdateResult:
+    def update(
+        self,
+        url: str | None = None,
+        *,
+        metadata_url: str | None = None,
+        targets_url: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UpdateResult:
         """Refresh the TUF metadata from a repository and install what it offers.
 
         ``url`` is the repository base (metadata under ``url/metadata/``, model
@@ -354,29 +407,35 @@ class ModelStore:
         murl = metadata_url or f"{base}/metadata/"
         turl = targets_url or f"{base}/targets/"
         fetcher = self.fetcher or BoundedFetcher(max_bytes=self.max_model_bytes)
-        with self._update_locked(), TufSession(self.tufdir, self._root_bytes(), murl, turl,
-                                               fetcher) as tuf:
+        with (
+            self._update_locked(),
+            TufSession(self.tufdir, self._root_bytes(), murl, turl, fetcher) as tuf,
+        ):
             tuf.refresh()
             found = offers(tuf.targets(), self.name)
             if not found:
                 raise TargetNotFoundError(
-                    f"the repository offers no {self.name}/<version>.tflite target")
+                    f"the repository offers no {self.name}/<version>.tflite target"
+                )
             offer = found[-1]
             self.refresh_state()
             early = self._decide(offer)
             if early is not None:
                 return early
             variant = offer.variant_for(self.device_id)
-            path = (variant.target if variant and variant.target else offer.path)
+            path = variant.target if variant and variant.target else offer.path
             info = tuf.targetinfo(path)
             sha = info.hashes.get("sha256")
             if sha is None or len(sha) != 64:
                 raise MetadataError(f"target {path} has no sha256 hash")
             if info.length > self.max_model_bytes:
-                raise IntegrityError(f"target {path} declares {info.length} bytes, above the "
-                                     f"limit of {self.max_model_bytes}")
-            return self._install(offer, variant.name if variant else None, path, info,
-                                 tuf, progress)
+                raise IntegrityError(
+                    f"target {path} declares {info.length} bytes, above the "
+                    f"limit of {self.max_model_bytes}"
+                )
+            return self._install(
+                offer, variant.name if variant else None, path, info, tuf, progress
+            )
 
     def _decide(self, offer: Offer) -> UpdateResult | None:
         v = offer.version
@@ -389,13 +448,24 @@ class ModelStore:
         offer.check_compatible(self.edgepipe_version or _detect_edgepipe_version(), runtime)
         cur = self._meta.get("current")
         if cur and Version(cur["version"]) == v:
-            return UpdateResult("up_to_date", v.text, cur.get("variant"), cur.get("target"),
-                                f"{self.name} {v} is already installed", self.serving())
+            return UpdateResult(
+                "up_to_date",
+                v.text,
+                cur.get("variant"),
+                cur.get("target"),
+                f"{self.name} {v} is already installed",
+                self.serving(),
+            )
         self._check_floor(v)
         if not offer.in_rollout(self.device_id):
-            return UpdateResult("not_in_rollout", v.text, None, None,
-                                f"device is outside the {offer.fields.rollout_bp / 100:g}% "
-                                f"rollout of {self.name} {v}")
+            return UpdateResult(
+                "not_in_rollout",
+                v.text,
+                None,
+                None,
+                f"device is outside the {offer.fields.rollout_bp / 100:g}% "
+                f"rollout of {self.name} {v}",
+            )
         return None
 
     def _check_floor(self, v: Version) -> None:
@@ -404,11 +474,20 @@ class ModelStore:
         if h and Version(h) > floor:
             floor = Version(h)
         if v < floor or (v == floor and h is None):
-            raise RollbackError(f"version {v} is older than {floor}, which this device has "
-                                "already trusted (rollback refused)")
+            raise RollbackError(
+                f"version {v} is older than {floor}, which this device has "
+                "already trusted (rollback refused)"
+            )
 
-    def _install(self, offer: Offer, variant: str | None, path: str, info: Any, tuf: Any,
-                 progress: Callable[[int, int], None] | None) -> UpdateResult:
+    def _install(
+        self,
+        offer: Offer,
+        variant: str | None,
+        path: str,
+        info: Any,
+        tuf: Any,
+        progress: Callable[[int, int], None] | None,
+    ) -> UpdateResult:
         sha = info.hashes["sha256"]
         partial = f"{sha}.partial"
         _step("begin")
@@ -417,8 +496,9 @@ class ModelStore:
                 self.downloads.unlink(n)
         free = shutil.disk_usage(self.dir).free
         if free < info.length + FREE_SPACE_MARGIN:
-            raise StoreError(f"not enough free space: need {info.length + FREE_SPACE_MARGIN} "
-                             f"bytes, {free} free")
+            raise StoreError(
+                f"not enough free space: need {info.length + FREE_SPACE_MARGIN} bytes, {free} free"
+            )
         self._download(tuf, info, partial, progress)
         _step("downloaded")
         stem = f"{offer.version.text}-{sha[:12]}.tflite"
@@ -428,9 +508,14 @@ class ModelStore:
             if cur and Version(cur["version"]) == offer.version:
                 # Another process installed it while we downloaded: we lost the race.
                 self.downloads.unlink(partial)
-                return UpdateResult("up_to_date", offer.version.text, cur.get("variant"),
-                                    cur.get("target"), f"{self.name} {offer.version} is "
-                                    "already installed (by another process)", self.serving())
+                return UpdateResult(
+                    "up_to_date",
+                    offer.version.text,
+                    cur.get("variant"),
+                    cur.get("target"),
+                    f"{self.name} {offer.version} is already installed (by another process)",
+                    self.serving(),
+                )
             self._check_floor(offer.version)
             try:
                 self.downloads.replace(partial, stem, self.models)
@@ -442,13 +527,26 @@ class ModelStore:
                 raise StoreError(f"installing {stem} failed: {e.strerror or e}") from e
             meta = _copy(self._meta)
             old_prev = meta.get("previous")
-            entry = {"version": offer.version.text, "sha256": sha, "size": info.length,
-                     "file": stem, "variant": variant, "target": path, "starts": 0,
-                     "healthy": False, "installed_at": int(self.clock())}
+            entry = {
+                "version": offer.version.text,
+                "sha256": sha,
+                "size": info.length,
+                "file": stem,
+                "variant": variant,
+                "target": path,
+                "starts": 0,
+                "healthy": False,
+                "installed_at": int(self.clock()),
+            }
             meta["previous"], meta["current"] = meta.get("current"), entry
             meta["highest"] = _max_version(meta.get("highest"), offer.version.text)
-            _event(meta, self.clock(), "installed", offer.version.text,
-                   f"target {path}, sha256 {sha[:12]}, variant {variant}")
+            _event(
+                meta,
+                self.clock(),
+                "installed",
+                offer.version.text,
+                f"target {path}, sha256 {sha[:12]}, variant {variant}",
+            )
             self._write_floor(meta)
             _step("floor_written")
             self._write_state(meta)
@@ -460,11 +558,18 @@ class ModelStore:
                 self.models.unlink(old_prev["file"])
                 self._verified.pop(old_prev["file"], None)
             _step("cleaned")
-            return UpdateResult("installed", offer.version.text, variant, path,
-                                f"installed {self.name} {offer.version}", self.serving())
+            return UpdateResult(
+                "installed",
+                offer.version.text,
+                variant,
+                path,
+                f"installed {self.name} {offer.version}",
+                self.serving(),
+            )
 
-    def _download(self, tuf: Any, info: Any, partial: str,
-                  progress: Callable[[int, int], None] | None) -> None:
+    def _download(
+        self, tuf: Any, info: Any, partial: str, progress: Callable[[int, int], None] | None
+    ) -> None:
         from tuf.api import exceptions as tuf_exc
 
         from .client import translate
@@ -476,8 +581,10 @@ class ModelStore:
                 for chunk in tuf.fetch(info):
                     done += len(chunk)
                     if done > info.length:
-                        raise IntegrityError(f"{info.path}: the server sent more than the "
-                                             f"{info.length} bytes the target declares")
+                        raise IntegrityError(
+                            f"{info.path}: the server sent more than the "
+                            f"{info.length} bytes the target declares"
+                        )
                     write_all(fd, chunk)
                     if progress is not None:
                         progress(done, info.length)
@@ -503,8 +610,7 @@ class ModelStore:
 
     # ---------------------------------------------------------------- rollback
 
-    def mark_bad(self, version: str | Version, reason: str, *, sha256: str | None = None
-                 ) -> bool:
+    def mark_bad(self, version: str | Version, reason: str, *, sha256: str | None = None) -> bool:
         """Refuse ``version`` for good and fall back from it; True if it was marked.
 
         Only a version that is the store's current or previous *now* (re-read
@@ -574,9 +680,17 @@ class ModelStore:
         return read_small_file(r, 512_000, "root metadata")
 
     def _installed(self, e: Mapping[str, Any], slot: str) -> InstalledModel:
-        return InstalledModel(self.name, Version(e["version"]), self.models.path / e["file"],
-                              e["sha256"], int(e["size"]), slot, e.get("variant"),
-                              e.get("target"), bool(e.get("healthy", slot == "previous")))
+        return InstalledModel(
+            self.name,
+            Version(e["version"]),
+            self.models.path / e["file"],
+            e["sha256"],
+            int(e["size"]),
+            slot,
+            e.get("variant"),
+            e.get("target"),
+            bool(e.get("healthy", slot == "previous")),
+        )
 
     def _serving_or_none(self) -> InstalledModel | None:
         try:
@@ -634,8 +748,7 @@ class ModelStore:
         for slot in ("current", "previous"):
             entry = meta.get(slot)
             # Installed by another process since we looked: verify before serving it.
-            if entry and entry["file"] not in self._verified and \
-                    self._verify_entry(entry) is None:
+            if entry and entry["file"] not in self._verified and self._verify_entry(entry) is None:
                 self._verified[entry["file"]] = True
         return meta
 
@@ -765,8 +878,15 @@ def _is_dir(st: os.stat_result) -> bool:
 
 
 def _fresh_state() -> dict[str, Any]:
-    return {"format": FORMAT, "generation": 0, "current": None, "previous": None,
-            "highest": None, "bad": {}, "events": []}
+    return {
+        "format": FORMAT,
+        "generation": 0,
+        "current": None,
+        "previous": None,
+        "highest": None,
+        "bad": {},
+        "events": [],
+    }
 
 
 def _parse_state(data: bytes) -> dict[str, Any]:
@@ -785,8 +905,9 @@ def _parse_state(data: bytes) -> dict[str, Any]:
             raise ValueError(f"bad {slot} entry")
         Version(e["version"])
         f = e["file"]
-        if not (isinstance(f, str) and "/" not in f and f not in (".", "..")
-                and f.endswith(".tflite")):
+        if not (
+            isinstance(f, str) and "/" not in f and f not in (".", "..") and f.endswith(".tflite")
+        ):
             raise ValueError(f"bad file name {f!r} in {slot}")
         if not (isinstance(e["size"], int) and isinstance(e["sha256"], str)):
             raise ValueError(f"bad {slot} entry")
@@ -797,8 +918,7 @@ def _copy(meta: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(meta))
 
 
-def _event(meta: dict[str, Any], now: float, kind: str, version: str | None,
-           detail: str) -> None:
+def _event(meta: dict[str, Any], now: float, kind: str, version: str | None, detail: str) -> None:
     events = meta.setdefault("events", [])
     events.append({"time": int(now), "event": kind, "version": version, "detail": detail})
     del events[:-MAX_EVENTS]
@@ -838,9 +958,14 @@ def _detect_edgepipe_version() -> str | None:
 PROBE_OK, PROBE_REFUSED, PROBE_TRANSIENT = 0, 3, 4
 
 
-def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
-                   golden: Mapping[str, Any] | None = None, accelerator: str = "cpu",
-                   timeout: float = 120.0, command: Sequence[str] | None = None) -> None:
+def check_in_child(
+    model: InstalledModel | str | os.PathLike[str],
+    *,
+    golden: Mapping[str, Any] | None = None,
+    accelerator: str = "cpu",
+    timeout: float = 120.0,
+    command: Sequence[str] | None = None,
+) -> None:
     """Load, compile and run ``model`` once in a child process.
 
     ``golden`` inputs are used if given, else zeros of the declared shapes.
@@ -858,8 +983,7 @@ def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
         if command is not None:
             args = [*command, path]
         else:
-            args = [sys.executable, "-m", "edgepipe.ota.probe", path, "--accelerator",
-                    accelerator]
+            args = [sys.executable, "-m", "edgepipe.ota.probe", path, "--accelerator", accelerator]
         if golden is not None:
             import numpy as np
 
@@ -886,5 +1010,11 @@ def check_in_child(model: InstalledModel | str | os.PathLike[str], *,
     raise HealthCheckError(f"{path}: {tail[0] or f'exit status {r.returncode}'}")
 
 
-__all__ = ["INSTALL_STEPS", "InstalledModel", "ModelStore", "UpdateResult", "check_in_child",
-           "is_transient"]
+__all__ = [
+    "INSTALL_STEPS",
+    "InstalledModel",
+    "ModelStore",
+    "UpdateResult",
+    "check_in_child",
+    "is_transient",
+]

@@ -5,16 +5,16 @@ A model version is the target ``<name>/<version>.tflite``. Its
 ignored so that newer publishers do not break older devices)::
 
     {
-      "rollout": 25,                  # percent of devices that install it (default 100)
-      "experiment": "det-v3",         # bucketing salt (default "<name>/<version>")
-      "variants": {                   # A/B arms: share in percent, optional other target
-        "control":   {"share": 50},
-        "quantized": {"share": 50, "target": "det/3-int8.tflite"}
-      },
-      "min_runtime": "2.3",           # minimum LiteRT version
-      "min_edgepipe": "0.1",          # minimum edgepipe version
-      "inputs":  [{"name": "x", "shape": [1, 4], "dtype": "float32"}],
-      "outputs": [{"name": "y", "shape": [1, 2], "dtype": "float32"}]
+        "rollout": 25,  # percent of devices that install it (default 100)
+        "experiment": "det-v3",  # bucketing salt (default "<name>/<version>")
+        "variants": {  # A/B arms: share in percent, optional other target
+            "control": {"share": 50},
+            "quantized": {"share": 50, "target": "det/3-int8.tflite"},
+        },
+        "min_runtime": "2.3",  # minimum LiteRT version
+        "min_edgepipe": "0.1",  # minimum edgepipe version
+        "inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32"}],
+        "outputs": [{"name": "y", "shape": [1, 2], "dtype": "float32"}],
     }
 
 A repository made with plain python-tuf has none of this: every device takes
@@ -37,8 +37,7 @@ _PCT_RE = re.compile(r"(100|[0-9]{1,2})(\.[0-9]{1,2})?")
 
 def bucket(experiment: str, unit_id: str) -> int:
     """The bucket in ``[0, 10000)`` of ``unit_id`` in ``experiment`` (sha256; offline)."""
-    digest = hashlib.sha256(experiment.encode("utf-8") + b"\x00"
-                            + unit_id.encode("utf-8")).digest()
+    digest = hashlib.sha256(experiment.encode("utf-8") + b"\x00" + unit_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % BASIS_POINTS
 
 
@@ -85,11 +84,17 @@ def _contract(value: Any, what: str) -> tuple[dict[str, Any], ...]:
         raise MetadataError(f"{what} must be a list of tensors")
     out = []
     for t in value:
-        if not (isinstance(t, dict) and isinstance(t.get("name"), str)
-                and isinstance(t.get("dtype"), str) and isinstance(t.get("shape"), list)
-                and len(t["shape"]) <= 16
-                and all(isinstance(d, int) and not isinstance(d, bool) and -1 <= d < 2**31
-                        for d in t["shape"])):
+        if not (
+            isinstance(t, dict)
+            and isinstance(t.get("name"), str)
+            and isinstance(t.get("dtype"), str)
+            and isinstance(t.get("shape"), list)
+            and len(t["shape"]) <= 16
+            and all(
+                isinstance(d, int) and not isinstance(d, bool) and -1 <= d < 2**31
+                for d in t["shape"]
+            )
+        ):
             raise MetadataError(f"{what}: each tensor needs name, dtype and a shape of ints")
         out.append({"name": t["name"], "dtype": t["dtype"], "shape": list(t["shape"])})
     return tuple(out)
@@ -119,8 +124,9 @@ def parse_edgepipe_custom(custom: Any) -> EdgepipeFields:
             tgt = spec.get("target")
             if tgt is not None and (not isinstance(tgt, str) or not 0 < len(tgt) <= 512):
                 raise MetadataError(f"variant {vname!r}: target must be a target path")
-            variants.append(Variant(vname, percent_bp(spec.get("share", 0),
-                                                      f"share of {vname!r}"), tgt))
+            variants.append(
+                Variant(vname, percent_bp(spec.get("share", 0), f"share of {vname!r}"), tgt)
+            )
         total = sum(v.share_bp for v in variants)
         if total != BASIS_POINTS:
             raise MetadataError(f"variant shares add up to {total / 100}%, not 100%")
@@ -166,8 +172,10 @@ class Offer:
 
     def check_compatible(self, edgepipe_version: str | None, runtime_version: str | None) -> None:
         """Raise IncompatibleError if this device is older than the minimums."""
-        for need, have, what in ((self.fields.min_edgepipe, edgepipe_version, "edgepipe"),
-                                 (self.fields.min_runtime, runtime_version, "LiteRT runtime")):
+        for need, have, what in (
+            (self.fields.min_edgepipe, edgepipe_version, "edgepipe"),
+            (self.fields.min_runtime, runtime_version, "LiteRT runtime"),
+        ):
             if need is None:
                 continue
             try:
@@ -175,8 +183,10 @@ class Offer:
             except MetadataError:
                 ok = False
             if not ok:
-                raise IncompatibleError(f"{self.name} {self.version} needs {what} >= {need}, "
-                                        f"this device has {have or 'unknown'}")
+                raise IncompatibleError(
+                    f"{self.name} {self.version} needs {what} >= {need}, "
+                    f"this device has {have or 'unknown'}"
+                )
 
 
 def _leading_version(text: str) -> str:
@@ -197,8 +207,9 @@ def offers(targets: dict[str, Any], name: str) -> list[Offer]:
             continue
         custom = tf.unrecognized_fields.get("custom")
         try:
-            fields = parse_edgepipe_custom(custom.get("edgepipe")
-                                           if isinstance(custom, dict) else None)
+            fields = parse_edgepipe_custom(
+                custom.get("edgepipe") if isinstance(custom, dict) else None
+            )
         except MetadataError:
             continue
         out.append(Offer(name, parsed[1], path, fields))
@@ -206,5 +217,13 @@ def offers(targets: dict[str, Any], name: str) -> list[Offer]:
     return out
 
 
-__all__ = ["BASIS_POINTS", "EdgepipeFields", "Offer", "Variant", "bucket", "offers",
-           "parse_edgepipe_custom", "percent_bp"]
+__all__ = [
+    "BASIS_POINTS",
+    "EdgepipeFields",
+    "Offer",
+    "Variant",
+    "bucket",
+    "offers",
+    "parse_edgepipe_custom",
+    "percent_bp",
+]

@@ -34,7 +34,8 @@ class Version:
         s = str(text) if isinstance(text, str) or 0 <= text < 10**9 else "bad"
         if len(s) > 40 or not _VERSION_RE.fullmatch(s):
             raise MetadataError(
-                f"bad version {s[:40]!r}: use 1-4 dot-separated numbers of at most 9 digits")
+                f"bad version {s[:40]!r}: use 1-4 dot-separated numbers of at most 9 digits"
+            )
         self.text = s
         parts = tuple(int(p) for p in s.split("."))
         self.parts = parts + (0,) * (4 - len(parts))
@@ -60,7 +61,8 @@ def check_name(name: str, what: str = "model name") -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise MetadataError(
             f"bad {what} {str(name)[:70]!r}: 1-64 of letters, digits, '.', '_', '-', "
-            "starting with a letter or digit")
+            "starting with a letter or digit"
+        )
     return name
 
 
