@@ -166,3 +166,23 @@ def test_real_child_check_refuses_a_corrupt_model_and_keeps_the_app(
     assert chosen.version.text == "1"
     assert "health check" in store.bad_versions["2"]
     assert json.dumps(store.status())  # JSON-able
+
+
+def test_child_check_enforces_the_declared_contract(repo, server, root_bytes, tmp_path):
+    pytest.importorskip("edgepipe._core")
+    import edgepipe
+
+    real = Path(edgepipe.default_model_path()).read_bytes()
+    image = {"name": "image", "shape": [-1, 96, 96, 3], "dtype": "float32"}
+    probs = {"name": "probabilities", "shape": [1, 10], "dtype": "float32"}
+    publish(repo, "1", real, custom={"inputs": [image], "outputs": [probs]})
+    store = device(tmp_path / "dev", root_bytes)
+    store.update(server.url)
+    assert store.serving().contract == {"inputs": [image], "outputs": [probs]}
+    assert store.start().version.text == "1"  # matches: passes
+    store.mark_healthy()
+    wrong = {**probs, "shape": [1, 1000]}
+    publish(repo, "2", real, custom={"inputs": [image], "outputs": [wrong]})
+    store.update(server.url)
+    assert store.start().version.text == "1"
+    assert "declared [1, 1000]" in store.bad_versions["2"]

@@ -208,3 +208,15 @@ def test_edgepipe_entry_point_runs_ota(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r" / "public" / "metadata" / "1.root.json").is_file()
+
+
+def test_the_old_manifest_scheme_is_gone():
+    import importlib.util
+
+    for mod in ("manifest", "keys", "download"):
+        assert importlib.util.find_spec(f"edgepipe.ota.{mod}") is None
+    p = argparse.ArgumentParser(prog="edgepipe")
+    add_ota_parser(p.add_subparsers(dest="command"))
+    for old in ("keygen", "sign", "verify"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["ota", old])

@@ -9,9 +9,39 @@ refused (typed edgepipe error, non-finite outputs), 4 a transient failure
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_TRANSIENT = 0, 3, 4
+
+
+def contract_mismatch(model: Any, contract: dict[str, Any]) -> str | None:
+    """What differs between ``model`` and a declared ``{"inputs": [...], "outputs": [...]}``
+    (each ``{"name", "shape", "dtype"}``; -1 in a shape matches any size), or None."""
+    import numpy as np
+
+    for what in ("inputs", "outputs"):
+        declared = contract.get(what)
+        if declared is None:
+            continue
+        actual = {t.name: t for t in getattr(model, what)}
+        if sorted(d["name"] for d in declared) != sorted(actual):
+            return f"{what} {sorted(actual)} != declared {sorted(d['name'] for d in declared)}"
+        for d in declared:
+            t = actual[d["name"]]
+            shape = [int(x) for x in t.shape]
+            if len(shape) != len(d["shape"]) or any(
+                w not in (-1, a) for w, a in zip(d["shape"], shape, strict=True)
+            ):
+                return f"{what[:-1]} {d['name']!r} has shape {shape}, declared {d['shape']}"
+            try:
+                same = np.dtype(t.dtype) == np.dtype(d["dtype"])
+            except TypeError:
+                same = False
+            if not same:
+                return f"{what[:-1]} {d['name']!r} is {np.dtype(t.dtype)}, declared {d['dtype']}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--golden", help=".npz of input arrays by name")
     p.add_argument("--accelerator", default="cpu")
+    p.add_argument("--contract", help="JSON file: the target's declared inputs/outputs")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -29,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model = Model.load(args.model)
+        if args.contract:
+            with open(args.contract, encoding="utf-8") as f:
+                problem = contract_mismatch(model, json.load(f))
+            if problem:
+                print(f"contract: {problem}", file=sys.stderr)
+                return EXIT_REFUSED
         if args.golden:
             with np.load(args.golden, allow_pickle=False) as z:
                 inputs = {k: z[k] for k in z.files}

@@ -123,6 +123,8 @@ class InstalledModel:
     variant: str | None = None
     target: str | None = None
     healthy: bool = True
+    contract: dict[str, Any] | None = None
+    """The target's declared inputs/outputs, checked by :func:`check_in_child`."""
 
 
 @dataclass(frozen=True)
@@ -536,6 +538,7 @@ class ModelStore:
                 "target": path,
                 "starts": 0,
                 "healthy": False,
+                "contract": _contract_of(offer),
                 "installed_at": int(self.clock()),
             }
             meta["previous"], meta["current"] = meta.get("current"), entry
@@ -690,6 +693,7 @@ class ModelStore:
             e.get("variant"),
             e.get("target"),
             bool(e.get("healthy", slot == "previous")),
+            e.get("contract") if isinstance(e.get("contract"), dict) else None,
         )
 
     def _serving_or_none(self) -> InstalledModel | None:
@@ -871,6 +875,18 @@ class ModelStore:
 # ------------------------------------------------------------------ helpers
 
 
+def _contract_of(offer: Offer) -> dict[str, Any] | None:
+    f = offer.fields
+    if f.inputs is None and f.outputs is None:
+        return None
+    out: dict[str, Any] = {}
+    if f.inputs is not None:
+        out["inputs"] = list(f.inputs)
+    if f.outputs is not None:
+        out["outputs"] = list(f.outputs)
+    return out
+
+
 def _is_dir(st: os.stat_result) -> bool:
     import stat as _stat
 
@@ -969,8 +985,10 @@ def check_in_child(
     """Load, compile and run ``model`` once in a child process.
 
     ``golden`` inputs are used if given, else zeros of the declared shapes.
-    ``command`` replaces the child's argv before the model path (default:
-    ``python -m edgepipe.ota.probe``), e.g. to run an app's own check.
+    A target's declared ``inputs``/``outputs`` (``model.contract``) must match
+    the model. ``command`` replaces the child's argv before the model path
+    (default: ``python -m edgepipe.ota.probe``), e.g. to run an app's own
+    check; it gets the model path only.
     A crash (signal), a refusal by edgepipe or a timeout raises
     :class:`HealthCheckError`; a transient failure (out of memory, interrupted)
     raises :class:`StoreError` and says nothing about the model.
@@ -984,12 +1002,18 @@ def check_in_child(
             args = [*command, path]
         else:
             args = [sys.executable, "-m", "edgepipe.ota.probe", path, "--accelerator", accelerator]
-        if golden is not None:
+        if golden is not None and command is None:
             import numpy as np
 
             npz = os.path.join(tmp, "golden.npz")
             np.savez(npz, **{k: np.asarray(v) for k, v in golden.items()})  # type: ignore[arg-type]
             args += ["--golden", npz]
+        contract = model.contract if isinstance(model, InstalledModel) else None
+        if contract and command is None:
+            cfile = os.path.join(tmp, "contract.json")
+            with open(cfile, "w", encoding="utf-8") as f:
+                json.dump(contract, f)
+            args += ["--contract", cfile]
         try:
             r = subprocess.run(args, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as e:
