@@ -9,11 +9,15 @@ bytes for a path (a malicious mirror); ``modes[path]`` makes a path misbehave:
 * ``trickle_headers``: the status line and headers one byte every 0.2 s
 * ``slow_body``: correct headers, then one body byte every 0.2 s
 * ``not_found``: 404
+* ``truncate_once``: the first response announces the whole file, sends half, hangs up
+
+Plain files honour ``Range: bytes=N-`` with a 206.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +40,7 @@ class RepoServer:
         self.overrides: dict[str, bytes] = {}
         self.modes: dict[str, str] = {}
         self.requests: list[str] = []
+        self.ranges: list[tuple[str, int]] = []
         self.stop_event = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -106,9 +111,25 @@ class RepoServer:
                         self.send_error(404)
                         return
                     data = f.read_bytes()
+                m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if m and mode == "ok" and 0 < int(m.group(1)) < len(data):
+                    start = int(m.group(1))
+                    owner.ranges.append((path, start))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Length", str(len(data) - start))
+                    self.end_headers()
+                    self.wfile.write(data[start:])
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if mode == "truncate_once":
+                    owner.modes[path] = "ok"
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if mode == "slow_body":
                     try:
                         for i in range(len(data)):

@@ -165,3 +165,34 @@ def test_mark_bad_falls_back_and_is_remembered(repo, server, root_bytes, tmp_pat
         store.update(server.url)
     publish(repo, "3")
     assert store.update(server.url).version == "3"
+
+
+def test_interrupted_download_resumes_with_a_range_request(repo, server, root_bytes, tmp_path):
+    data = publish(repo, "1", model_bytes("1", 500_000))
+    sha = repo.load("targets").signed.targets["det/1.tflite"].hashes["sha256"]
+    url_path = f"/targets/det/{sha}.1.tflite"
+    server.modes[url_path] = "truncate_once"
+    store = device(tmp_path / "dev", root_bytes)
+    with pytest.raises(E.DownloadError):
+        store.update(server.url)
+    kept = (store.dir / "downloads" / f"{sha}.partial").stat().st_size
+    assert 0 < kept < len(data)
+    r = store.update(server.url)
+    assert r.status == "installed"
+    assert server.ranges == [(url_path, kept)]
+    assert store.serving().path.read_bytes() == data
+    assert store.downloads.names() == []
+
+
+def test_a_stale_partial_with_wrong_bytes_is_caught_and_discarded(
+    repo, server, root_bytes, tmp_path
+):
+    data = publish(repo, "1", model_bytes("1", 200_000))
+    sha = repo.load("targets").signed.targets["det/1.tflite"].hashes["sha256"]
+    store = device(tmp_path / "dev", root_bytes)
+    (store.dir / "downloads" / f"{sha}.partial").write_bytes(b"x" * 1000)
+    with pytest.raises(E.IntegrityError):
+        store.update(server.url)
+    assert store.downloads.names() == []
+    assert store.update(server.url).status == "installed"
+    assert store.serving().path.read_bytes() == data

@@ -202,6 +202,18 @@ class TufSession:
         except Exception as e:
             raise translate(e, f"download {info.path}") from e
 
+    def fetch_from(self, info: TargetFile, start: int) -> tuple[int, Iterator[bytes]]:
+        """Resume target ``info`` at byte ``start`` when the fetcher and server can:
+        ``(offset, chunks)`` with ``offset`` 0 when starting over."""
+        resume = getattr(self.fetcher, "fetch_from", None)
+        if resume is None or start <= 0:
+            return 0, self.fetch(info)
+        try:
+            offset, chunks = resume(self.target_url(info), start)
+        except Exception as e:
+            raise translate(e, f"download {info.path}") from e
+        return int(offset), chunks
+
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -170,6 +170,26 @@ class BoundedFetcher(FetcherInterface):
         self.user_agent = user_agent
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        conn, resp = self._get(url, 0)
+        return self._chunks(conn, resp, url)
+
+    def fetch_from(self, url: str, start: int) -> tuple[int, Iterator[bytes]]:
+        """Resume: the bytes of ``url`` from offset ``start`` (an HTTP Range request).
+
+        Returns ``(offset, chunks)``: ``offset`` is ``start`` if the server
+        honoured the range, or 0 if it sent the whole file (start over).
+        """
+        if start <= 0:
+            return 0, self.fetch(url)
+        try:
+            conn, resp = self._get(url, start)
+        except tuf_exc.DownloadError:
+            raise
+        except Exception as e:
+            raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
+        return (start if resp.status == 206 else 0), self._chunks(conn, resp, url)
+
+    def _get(self, url: str, start: int) -> tuple[_Connection, http.client.HTTPResponse]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise tuf_exc.DownloadError(f"unsupported URL {url!r} (http or https only)")
@@ -181,12 +201,18 @@ class BoundedFetcher(FetcherInterface):
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
+        headers = {"Accept-Encoding": "identity", "User-Agent": self.user_agent}
+        if start:
+            headers["Range"] = f"bytes={start}-"
         try:
-            conn.request(
-                "GET", path, headers={"Accept-Encoding": "identity", "User-Agent": self.user_agent}
-            )
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            if resp.status != 200:
+            if resp.status == 206 and start:
+                # Appending bytes from anywhere else would splice two files together.
+                cr = resp.getheader("Content-Range") or ""
+                if not cr.startswith(f"bytes {start}-"):
+                    raise tuf_exc.DownloadError(f"GET {url}: bad Content-Range {cr[:80]!r}")
+            elif resp.status != 200:
                 raise tuf_exc.DownloadHTTPError(f"GET {url}: HTTP {resp.status}", resp.status)
             declared = resp.getheader("Content-Length")
             if (
@@ -204,7 +230,7 @@ class BoundedFetcher(FetcherInterface):
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
-        return self._chunks(conn, resp, url)
+        return conn, resp
 
     def _chunks(
         self, conn: _Connection, resp: http.client.HTTPResponse, url: str
@@ -219,6 +245,12 @@ class BoundedFetcher(FetcherInterface):
                         raise
                     raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
                 if not chunk:
+                    # http.client ends a body cut short of its Content-Length
+                    # quietly; that is a network failure, not the end of the file.
+                    if resp.length:
+                        raise tuf_exc.DownloadError(
+                            f"GET {url}: connection closed {resp.length} bytes short"
+                        )
                     return
                 total += len(chunk)
                 if total > self.max_bytes:

@@ -26,11 +26,13 @@ child process, and rolls it back once it has had ``max_starts`` chances.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import shutil
+import stat as _stat
 import sys
 import threading
 import time
@@ -577,11 +579,19 @@ class ModelStore:
 
         from .client import translate
 
-        fd = self.downloads.open_write(partial, append=False)
-        done = 0
+        # A prefix left by an interrupted attempt is resumed (HTTP Range); the
+        # final length and hash check covers every byte either way.
+        st = self.downloads.lstat(partial)
+        have = 0
+        if st is not None and _stat.S_ISREG(st.st_mode) and 0 < st.st_size < info.length:
+            have = st.st_size
+        offset, chunks = tuf.fetch_from(info, have)
+        fd = self.downloads.open_write(partial, append=offset > 0)
+        done = offset
+        keep = False
         try:
             try:
-                for chunk in tuf.fetch(info):
+                for chunk in chunks:
                     done += len(chunk)
                     if done > info.length:
                         raise IntegrityError(
@@ -591,14 +601,21 @@ class ModelStore:
                     write_all(fd, chunk)
                     if progress is not None:
                         progress(done, info.length)
+            except tuf_exc.DownloadLengthMismatchError as e:
+                raise translate(e, f"download {info.path}") from e
             except tuf_exc.DownloadError as e:
+                keep = True  # a network failure: keep the prefix to resume next time
                 raise translate(e, f"download {info.path}") from e
             except OSError as e:
                 raise StoreError(f"writing {partial} failed: {e.strerror or e}") from e
             os.fsync(fd)
         except BaseException:
+            if keep:
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
             os.close(fd)
-            self.downloads.unlink(partial)
+            if not keep:
+                self.downloads.unlink(partial)
             raise
         os.close(fd)
         rfd = self.downloads.open_read(partial)
@@ -888,8 +905,6 @@ def _contract_of(offer: Offer) -> dict[str, Any] | None:
 
 
 def _is_dir(st: os.stat_result) -> bool:
-    import stat as _stat
-
     return _stat.S_ISDIR(st.st_mode)
 
 
