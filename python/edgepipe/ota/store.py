@@ -430,8 +430,8 @@ class ModelStore:
             path = variant.target if variant and variant.target else offer.path
             info = tuf.targetinfo(path)
             sha = info.hashes.get("sha256")
-            if sha is None or len(sha) != 64:
-                raise MetadataError(f"target {path} has no sha256 hash")
+            if not isinstance(sha, str) or len(sha) != 64 or sha.strip("0123456789abcdef"):
+                raise MetadataError(f"target {path} has no valid sha256 hash")
             if info.length > self.max_model_bytes:
                 raise IntegrityError(
                     f"target {path} declares {info.length} bytes, above the "
