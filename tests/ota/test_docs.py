@@ -55,3 +55,31 @@ def test_tutorial_runs_as_written(tmp_path):
     assert lines[:4] == ["serving 1", "installed", "True 2", "1 {'2': 'too many false positives'}"]
     assert lines[4].startswith("refused: ") and "marked bad" in lines[4]
     assert '"version": "1"' in outs[2]
+
+
+def test_every_row_of_the_attack_table_names_an_existing_test():
+    text = DOC.read_text()
+    table = text[text.index("## Threat model") :]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`test_" in line]
+    assert len(rows) >= 11
+    sources = {p.name: p.read_text() for p in DOC.parents[1].joinpath("tests", "ota").glob("*.py")}
+    for row in rows:
+        ref = re.findall(r"`((?:test_\w+\.py::)?test_\w+)`", row)[-1]
+        file, _, name = ref.rpartition("::")
+        where = [sources[file]] if file else list(sources.values())
+        assert any(f"def {name or ref}(" in src for src in where), row
+    attacks = {row.split("|")[1].strip() for row in rows}
+    for attack in (
+        "Arbitrary installation",
+        "Endless data",
+        "Extraneous dependencies",
+        "Fast-forward",
+        "Indefinite freeze",
+        "Malicious mirrors",
+        "Mix-and-match",
+        "Rollback",
+        "Slow retrieval",
+        "Key compromise below threshold",
+        "Wrong software",
+    ):
+        assert attack in attacks
