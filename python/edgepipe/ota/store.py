@@ -326,6 +326,10 @@ class ModelStore:
             except HealthCheckError as e:
                 self.mark_bad(chosen.version, f"health check: {e}", sha256=chosen.sha256)
                 return self.start(health_check=health_check)
+            except StoreError as e:
+                # Transient (memory, interrupted): says nothing about the model.
+                # The start is counted, so a crash loop still ends in a rollback.
+                log.warning("health check of %s not conclusive: %s", chosen.version, e)
         return chosen
 
     def mark_healthy(self, version: str | Version | None = None) -> bool:
