@@ -186,3 +186,13 @@ def test_child_check_enforces_the_declared_contract(repo, server, root_bytes, tm
     store.update(server.url)
     assert store.start().version.text == "1"
     assert "declared [1, 1000]" in store.bad_versions["2"]
+
+
+def test_a_transient_child_failure_marks_nothing(repo, server, root_bytes, tmp_path):
+    store = _two_versions(repo, server, root_bytes, tmp_path)
+    enomem = [sys.executable, "-c", "import sys; sys.exit(4)"]  # the probe's transient exit
+    with pytest.raises(E.StoreError):
+        check_in_child(store.serving(), command=enomem)
+    chosen = store.start(health_check=lambda m: check_in_child(m, command=enomem))
+    assert chosen.version.text == "2" and store.bad_versions == {}
+    assert store.status()["current"]["starts"] == 1

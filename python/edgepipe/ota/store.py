@@ -318,6 +318,7 @@ class ModelStore:
                     meta = _copy(self._meta)
                     meta["current"]["starts"] = int(cur.get("starts", 0)) + 1
                     self._write_state(meta)
+                    self._meta = meta
         chosen = self.serving()
         if health_check and chosen.source != "bundled" and not chosen.healthy:
             check = check_in_child if health_check is True else health_check
