@@ -134,3 +134,24 @@ def test_pool_feeds_variant_stats(generator):
     assert snap["requests"] == 31 and snap["errors"] == 1
     assert snap["latency_samples"] == 31 and 0 < snap["latency_p50_s"] <= snap["latency_p99_s"]
     assert snap["fallbacks"] == fallbacks
+
+
+def test_watching_a_pool_feeds_its_variant_from_pool_stats(generator):
+    edgepipe = pytest.importorskip("edgepipe")
+    pytest.importorskip("edgepipe._core")
+    model = edgepipe.Model.from_bytes(generator.build_add_mul(n=4))
+    x = {"a": np.ones((1, 4), np.float32), "b": np.ones((1, 4), np.float32)}
+    stats = VariantStats()
+    with edgepipe.Pool(model, workers=1) as pool:
+        pool.run(x)  # before watching: not counted
+        stats.watch(pool, "float")
+        for _ in range(12):
+            pool.run(x)
+        pool.swap(edgepipe.Model.from_bytes(generator.build_add_mul(n=4)))
+        stats.watch(pool, "int8")  # the pool now serves the other arm
+        for _ in range(5):
+            pool.submit(x).result(timeout=10)
+        snap = stats.snapshot()
+    assert snap["float"]["requests"] == 12 and snap["int8"]["requests"] == 5
+    assert snap["float"]["errors"] == 0 and snap["float"]["latency_samples"] == 12
+    assert 0 < snap["float"]["latency_p50_s"] <= snap["float"]["latency_p99_s"]

@@ -86,6 +86,7 @@ class VariantStats:
         self._window = window
         self._data: dict[str, dict[str, Any]] = {}
         self._pools: dict[str, tuple[Any, int]] = {}
+        self._watched: dict[int, dict[str, Any]] = {}
 
     def _slot(self, variant: str) -> dict[str, Any]:
         d = self._data.get(variant)
@@ -122,6 +123,52 @@ class VariantStats:
             self._pools[variant] = (pool, 0 if count_past_fallbacks else len(pool.events()))
         return ObservedPool(pool, variant, self)
 
+    def watch(self, pool: Any, variant: str) -> None:
+        """Feed ``variant`` from ``pool.stats()`` itself, without wrapping the pool.
+
+        Requests and errors are the pool's ``completed``/``failed`` counters,
+        latency percentiles come from its ``run_time`` histogram, fallbacks from
+        its events, all counted from now on. After a hot swap onto another
+        variant, call ``watch(pool, new_variant)`` again: what came before stays
+        with the old variant. Use this or :meth:`observe` for a pool, not both.
+        """
+        with self._lock:
+            key = id(pool)
+            if key in self._watched:
+                self._sync_watched()
+            s = pool.stats()
+            self._watched[key] = {
+                "pool": pool,
+                "variant": variant,
+                "counts": (int(s.get("completed", 0)), int(s.get("failed", 0))),
+                "buckets": _buckets(s),
+                "events": len(s.get("fallback_events", ())),
+            }
+            self._slot(variant)
+
+    def _sync_watched(self) -> None:
+        for w in self._watched.values():
+            try:
+                s = w["pool"].stats()
+            except Exception as e:  # a closed pool keeps what it had
+                log.debug("stats of the pool of %s unavailable: %s", w["variant"], e)
+                continue
+            d = self._slot(w["variant"])
+            done, failed = int(s.get("completed", 0)), int(s.get("failed", 0))
+            d["requests"] += (done - w["counts"][0]) + (failed - w["counts"][1])
+            d["errors"] += failed - w["counts"][1]
+            w["counts"] = (done, failed)
+            now = _buckets(s)
+            hist = d.setdefault("histogram", {})
+            for bound, count in now.items():
+                delta = count - w["buckets"].get(bound, 0)
+                if delta > 0:
+                    hist[bound] = hist.get(bound, 0) + delta
+            w["buckets"] = now
+            events = len(s.get("fallback_events", ()))
+            d["fallbacks"] += max(0, events - w["events"])
+            w["events"] = events
+
     def _sync_fallbacks(self) -> None:
         for variant, (pool, seen) in list(self._pools.items()):
             try:
@@ -137,9 +184,14 @@ class VariantStats:
         """Variant → requests, errors, error_rate, fallbacks, latency p50/p90/p99 (seconds)."""
         with self._lock:
             self._sync_fallbacks()
+            self._sync_watched()
             out = {}
             for name, d in self._data.items():
                 lat = sorted(d["latency"])
+                hist = d.get("histogram") or {}
+                if not lat and hist:
+                    out[name] = _from_histogram(d, hist)
+                    continue
                 out[name] = {
                     "requests": d["requests"],
                     "errors": d["errors"],
@@ -163,6 +215,38 @@ class VariantStats:
             for v, (pool, _seen) in list(self._pools.items()):
                 self._pools[v] = (pool, len(pool.events()))
                 self._slot(v)
+
+
+def _buckets(stats: Any) -> dict[float, int]:
+    run_time = stats.get("run_time") or {}
+    return {float(b): int(c) for b, c in run_time.get("buckets", ())}
+
+
+def _from_histogram(d: dict[str, Any], hist: dict[float, int]) -> dict[str, Any]:
+    """Counters plus percentiles (upper bucket bounds, µs → s) of a watched pool."""
+    total = sum(hist.values())
+    bounds = sorted(hist)
+
+    def pct(q: float) -> float | None:
+        if not total:
+            return None
+        seen = 0
+        for b in bounds:
+            seen += hist[b]
+            if seen >= q * total:
+                return b / 1e6
+        return bounds[-1] / 1e6
+
+    return {
+        "requests": d["requests"],
+        "errors": d["errors"],
+        "error_rate": d["errors"] / d["requests"] if d["requests"] else 0.0,
+        "fallbacks": d["fallbacks"],
+        "latency_p50_s": pct(0.50),
+        "latency_p90_s": pct(0.90),
+        "latency_p99_s": pct(0.99),
+        "latency_samples": total,
+    }
 
 
 class ObservedPool:
