@@ -143,6 +143,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--runs must be >= 1 and --warmup >= 0")
     from .models import default_model_path
 
+    if args.ray:
+        from .ray.cli import run_bench_on_ray
+
+        return run_bench_on_ray(args, str(args.model or default_model_path()), runs=args.runs,
+                                warmup=args.warmup, threads=args.threads or 1,
+                                as_json=args.json)
     choice = _choice(args.model or default_model_path(), args)
     if args.workers is None:
         result = bench_session(args.model, runs=args.runs, warmup=args.warmup,
@@ -213,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", type=int, default=None,
                        help="concurrent clients for --workers (default 2N)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    from .ray.cli import add_bench_arguments as add_ray_bench_arguments
+    from .ray.cli import register as register_score
+
+    add_ray_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)
+    register_score(sub)
 
     for module, hook in (("accelerators", "add_accelerators_parser"),
                          ("ota.cli", "add_ota_parser")):
