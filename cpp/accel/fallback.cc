@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "accel/plugin.h"
+#include "accel/crash_mark.h"
 
 namespace edgepipe {
 

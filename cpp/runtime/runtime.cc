@@ -1,7 +1,5 @@
 #include "runtime/runtime.h"
 
-#include "accel/plugin.h"
-
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -188,92 +186,22 @@ std::string Runtime::dispatch_library_dir() const {
   return env != nullptr && *env != '\0' ? std::string(env) : library_dir_;
 }
 
-litert::Environment Runtime::accelerator_environment(const std::string& dir) {
+Runtime::AcceleratorEnvironment Runtime::accelerator_environment(const std::string& dir,
+                                                                EnvironmentBuilder build) {
   std::lock_guard<std::mutex> lock(env_mutex_);
   const std::string wanted = dir.empty() ? library_dir_ : dir;
-  if (accel_env_ == nullptr) {
-    auto* cpu_def = static_cast<const litert::AcceleratorDefHead* const*>(
-        dlsym(handle_, "LiteRtStaticLinkedAcceleratorCpuDef"));
-    const bool ordered = cpu_def != nullptr && *cpu_def != nullptr &&
-                         api_.LiteRtCreateAccelerator != nullptr &&
-                         api_.LiteRtSetDelegateFunction != nullptr &&
-                         api_.LiteRtWrapDelegate != nullptr;
-    const std::string dispatch_dir = dispatch_library_dir();
-    std::vector<litert::EnvOption> extra;
-    litert::EnvOption o{};
-    o.tag = litert::kEnvDispatchLibraryDir;
-    o.value.type = litert::kAnyString;
-    o.value.str_value = dispatch_dir.c_str();
-    extra.push_back(o);
-    if (ordered) {
-      o = litert::EnvOption{};
-      o.tag = litert::kEnvAutoRegisterAccelerators;
-      o.value.type = litert::kAnyInt;
-      o.value.int_value = litert::kHwGpu | litert::kHwNpu;
-      extra.push_back(o);
-    }
-    litert::Environment env = CreateEnvironment(wanted, extra);
-    if (ordered) {
-      RegisterDelegateDispatcher(api_, env);
-      const litert::AcceleratorDefHead* def = *cpu_def;
-      litert::Accelerator cpu = nullptr;
-      Check(api_.LiteRtCreateAccelerator(&cpu), ErrorKind::kRuntime,
-            "cannot create the CPU accelerator");
-      api_.LiteRtSetAcceleratorGetName(cpu, def->get_name);
-      api_.LiteRtSetAcceleratorGetVersion(cpu, def->get_version);
-      api_.LiteRtSetAcceleratorGetHardwareSupport(cpu, def->get_hardware_support);
-      api_.LiteRtSetIsAcceleratorDelegateResponsibleForJitCompilation(cpu,
-                                                                      def->is_jit_responsible);
-      api_.LiteRtSetDelegateFunction(cpu, def->create_delegate);
-      Check(api_.LiteRtRegisterAccelerator(env, cpu, nullptr, nullptr), ErrorKind::kRuntime,
-            "cannot register the CPU accelerator");
-    }
-    plugins_supported_ = ordered;
-    accel_env_ = env;
-    accel_env_dir_ = wanted;
-  } else if (wanted != accel_env_dir_) {
+  if (accel_env_.env == nullptr) {
+    accel_env_ = build(*this, wanted);
+    accel_env_.dir = wanted;
+  } else if (wanted != accel_env_.dir) {
     throw Error(ErrorKind::kAccelerator,
-                "an accelerator environment for " + accel_env_dir_ +
+                "an accelerator environment for " + accel_env_.dir +
                     " already exists; one accelerator folder per process");
   }
   return accel_env_;
 }
 
-bool Runtime::delegate_plugins_supported() {
-  accelerator_environment();
-  std::lock_guard<std::mutex> lock(env_mutex_);
-  return plugins_supported_;
-}
-
-std::vector<Runtime::AcceleratorEntry> Runtime::registered_accelerators() {
-  litert::Environment env = accelerator_environment();
-  std::vector<AcceleratorEntry> out;
-  if (api_.LiteRtGetNumAccelerators == nullptr || api_.LiteRtGetAccelerator == nullptr) return out;
-  litert::ParamIndex n = 0;
-  if (api_.LiteRtGetNumAccelerators(env, &n) != litert::kOk) return out;
-  for (litert::ParamIndex i = 0; i < n; ++i) {
-    litert::Accelerator acc = nullptr;
-    if (api_.LiteRtGetAccelerator(env, i, &acc) != litert::kOk) continue;
-    AcceleratorEntry e;
-    const char* name = nullptr;
-    if (api_.LiteRtGetAcceleratorName && api_.LiteRtGetAcceleratorName(acc, &name) == litert::kOk &&
-        name != nullptr) {
-      e.name = name;
-    }
-    if (api_.LiteRtGetAcceleratorHardwareSupport) {
-      api_.LiteRtGetAcceleratorHardwareSupport(acc, &e.hardware);
-    }
-    out.push_back(e);
-  }
-  return out;
-}
-
-bool Runtime::has_registered(int hardware_bit) {
-  for (const auto& e : registered_accelerators()) {
-    if (e.hardware & hardware_bit) return true;
-  }
-  return false;
-}
+void* Runtime::Symbol(const char* name) const { return dlsym(handle_, name); }
 
 std::vector<std::string> Runtime::missing_optional_symbols() const {
   return missing_optional_;

@@ -1,4 +1,4 @@
-#include "accel/plugin.h"
+#include "delegate/plugin.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <set>
 
-#include "accel/tfl_abi.h"
+#include "delegate/tfl_abi.h"
 
 namespace edgepipe {
 namespace {
@@ -260,99 +260,6 @@ void AttachDelegateSession(const LiteRtApi& api, litert::Options options,
     api.LiteRtDestroyOpaqueOptions(opaque);
     ThrowStatus(ErrorKind::kCompile, st, "cannot attach the delegate option");
   }
-}
-
-namespace {
-std::mutex& CaptureMutex() {
-  static auto* m = new std::mutex;
-  return *m;
-}
-}  // namespace
-
-bool CaptureAcceleratorLogDefault() {
-  const char* v = std::getenv("EDGEPIPE_CAPTURE_ACCELERATOR_LOG");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
-StderrCapture::StderrCapture(bool enabled) {
-  if (!enabled) return;
-  lock_ = std::unique_lock<std::mutex>(CaptureMutex());
-  char name[] = "/tmp/edgepipe-accel-log-XXXXXX";
-  file_fd_ = mkstemp(name);
-  if (file_fd_ < 0) return;  // no capture, the log goes to stderr as usual
-  unlink(name);
-  std::fflush(stderr);
-  saved_fd_ = dup(2);
-  if (saved_fd_ < 0 || dup2(file_fd_, 2) < 0) {
-    if (saved_fd_ >= 0) close(saved_fd_);
-    close(file_fd_);
-    saved_fd_ = file_fd_ = -1;
-  }
-}
-
-std::string StderrCapture::Finish() {
-  if (saved_fd_ >= 0) {
-    std::fflush(stderr);
-    dup2(saved_fd_, 2);
-    close(saved_fd_);
-    saved_fd_ = -1;
-    off_t size = lseek(file_fd_, 0, SEEK_END);
-    if (size > 0) {
-      text_.resize(static_cast<size_t>(size));
-      ssize_t got = pread(file_fd_, &text_[0], text_.size(), 0);
-      text_.resize(got > 0 ? static_cast<size_t>(got) : 0);
-      // Re-emitted so other threads' lines written meanwhile are not lost.
-      if (write(2, text_.data(), text_.size()) < 0) {
-        // stderr is gone; the text is still returned to the caller
-      }
-    }
-    close(file_fd_);
-    file_fd_ = -1;
-  }
-  if (lock_.owns_lock()) lock_.unlock();
-  return text_;
-}
-
-StderrCapture::~StderrCapture() { Finish(); }
-
-CrashMark::CrashMark(const std::string& dir, const std::string& accelerator,
-                     const std::string& model) {
-  if (dir.empty()) return;
-  static std::atomic<unsigned> counter{0};
-  std::string safe;
-  for (char c : accelerator) safe += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
-  if (safe.size() > 80) safe = safe.substr(safe.size() - 80);
-  path_ = dir + "/" + safe + "." + std::to_string(getpid()) + "." +
-          std::to_string(counter.fetch_add(1)) + ".mark";
-  std::string body = "{\"accelerator\": \"";
-  for (char c : accelerator) {
-    if (c == '"' || c == '\\') body += '\\';
-    body += c;
-  }
-  body += "\", \"pid\": " + std::to_string(getpid()) + ", \"model\": \"";
-  for (char c : model) {
-    if (c == '"' || c == '\\') body += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) body += c;
-  }
-  body += "\"}\n";
-  mkdir(dir.c_str(), 0755);
-  int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    path_.clear();  // unwritable cache: no crash protection, but no failure
-    return;
-  }
-  bool ok = write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
-  // fsync: the mark must survive the crash it is there to detect.
-  ok = fsync(fd) == 0 && ok;
-  close(fd);
-  if (!ok) {
-    unlink(path_.c_str());
-    path_.clear();
-  }
-}
-
-CrashMark::~CrashMark() {
-  if (!path_.empty()) unlink(path_.c_str());
 }
 
 }  // namespace edgepipe

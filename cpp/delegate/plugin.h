@@ -39,19 +39,6 @@ namespace edgepipe {
 // Identifier of the opaque compile option that selects the dispatcher.
 constexpr const char* kDelegateSessionOption = "edgepipe.delegate_session";
 
-// An accelerator failure together with the stage it happened at
-// ("library_load", "accelerator_init", "compile", "first_run", "run"), so
-// fallback events say where, not only what.
-class AcceleratorError : public Error {
- public:
-  AcceleratorError(std::string stage, const std::string& message)
-      : Error(ErrorKind::kAccelerator, message), stage_(std::move(stage)) {}
-  const std::string& stage() const noexcept { return stage_; }
-
- private:
-  std::string stage_;
-};
-
 using PluginOptions = std::vector<std::pair<std::string, std::string>>;
 
 // A dlopen()ed external-delegate plugin. Never unloaded: delegates created
@@ -102,45 +89,5 @@ void RegisterDelegateDispatcher(const LiteRtApi& api, litert::Environment env);
 // Adds the opaque option carrying `session` to compile options.
 void AttachDelegateSession(const LiteRtApi& api, litert::Options options,
                            const std::shared_ptr<DelegateSession>& session);
-
-// Redirects fd 2 into a temporary file while alive, then restores it and
-// writes what was captured back to the real stderr (so nothing is lost, only
-// delayed). One at a time process-wide, because fd 2 is process-global: the
-// runtime's GPU/NPU errors ("No adapters found") exist only as log lines, and
-// this is the one way to put them into a fallback event.
-class StderrCapture {
- public:
-  explicit StderrCapture(bool enabled);
-  ~StderrCapture();
-  // Stops capturing (idempotent) and returns the captured text.
-  std::string Finish();
-  StderrCapture(const StderrCapture&) = delete;
-  StderrCapture& operator=(const StderrCapture&) = delete;
-
- private:
-  std::unique_lock<std::mutex> lock_;
-  int saved_fd_ = -1;
-  int file_fd_ = -1;
-  std::string text_;
-};
-
-// Whether compiles on non-CPU accelerators capture stderr
-// (EDGEPIPE_CAPTURE_ACCELERATOR_LOG, default on; "0" turns it off).
-bool CaptureAcceleratorLogDefault();
-
-// A crash mark: a file that exists only while an accelerator is being
-// initialised, compiled and run for the first time. A process killed in
-// between leaves it behind, and the next start (python/edgepipe/accel/crash.py)
-// turns it into a denylist entry, like TFLite's mini-benchmark does.
-class CrashMark {
- public:
-  CrashMark(const std::string& dir, const std::string& accelerator, const std::string& model);
-  ~CrashMark();
-  CrashMark(const CrashMark&) = delete;
-  CrashMark& operator=(const CrashMark&) = delete;
-
- private:
-  std::string path_;
-};
 
 }  // namespace edgepipe

@@ -1,0 +1,65 @@
+#include "common/stderr_capture.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace edgepipe {
+
+namespace {
+std::mutex& CaptureMutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+}  // namespace
+
+bool CaptureAcceleratorLogDefault() {
+  const char* v = std::getenv("EDGEPIPE_CAPTURE_ACCELERATOR_LOG");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+StderrCapture::StderrCapture(bool enabled) {
+  if (!enabled) return;
+  lock_ = std::unique_lock<std::mutex>(CaptureMutex());
+  char name[] = "/tmp/edgepipe-accel-log-XXXXXX";
+  file_fd_ = mkstemp(name);
+  if (file_fd_ < 0) return;  // no capture, the log goes to stderr as usual
+  unlink(name);
+  std::fflush(stderr);
+  saved_fd_ = dup(2);
+  if (saved_fd_ < 0 || dup2(file_fd_, 2) < 0) {
+    if (saved_fd_ >= 0) close(saved_fd_);
+    close(file_fd_);
+    saved_fd_ = file_fd_ = -1;
+  }
+}
+
+std::string StderrCapture::Finish() {
+  if (saved_fd_ >= 0) {
+    std::fflush(stderr);
+    dup2(saved_fd_, 2);
+    close(saved_fd_);
+    saved_fd_ = -1;
+    off_t size = lseek(file_fd_, 0, SEEK_END);
+    if (size > 0) {
+      text_.resize(static_cast<size_t>(size));
+      ssize_t got = pread(file_fd_, &text_[0], text_.size(), 0);
+      text_.resize(got > 0 ? static_cast<size_t>(got) : 0);
+      // Re-emitted so other threads' lines written meanwhile are not lost.
+      if (write(2, text_.data(), text_.size()) < 0) {
+        // stderr is gone; the text is still returned to the caller
+      }
+    }
+    close(file_fd_);
+    file_fd_ = -1;
+  }
+  if (lock_.owns_lock()) lock_.unlock();
+  return text_;
+}
+
+StderrCapture::~StderrCapture() { Finish(); }
+
+}  // namespace edgepipe
