@@ -1,6 +1,5 @@
 // Binding of the shared-hardware scheduler (cpp/sched/scheduler.h): types only.
 // A Pool joins a scheduler through its `scheduler=` and `priority=` arguments.
-#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
@@ -8,9 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "bindings.h"
 #include "sched/scheduler.h"
-
-namespace py = pybind11;
 
 namespace edgepipe::bindings {
 
