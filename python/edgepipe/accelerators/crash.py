@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._cache import cache_dir
+from .._files import atomic_write, cache_dir
+from .._runtime import runtime_version
 from .device import device_facts
 
 _lock = threading.Lock()
@@ -61,12 +62,6 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _runtime_version() -> str:
-    from .._runtime import runtime_version
-
-    return runtime_version()
-
-
 def _read_denylist() -> list[dict[str, Any]]:
     try:
         data = json.loads(denylist_path().read_text())
@@ -82,9 +77,7 @@ def _read_denylist() -> list[dict[str, Any]]:
 
 
 def _write_denylist(entries: list[dict[str, Any]]) -> None:
-    tmp = denylist_path().with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(entries, indent=2))
-    os.replace(tmp, denylist_path())
+    atomic_write(denylist_path(), json.dumps(entries, indent=2))
 
 
 def deny(accelerator: str, reason: str) -> None:
@@ -95,13 +88,12 @@ def deny(accelerator: str, reason: str) -> None:
         "reason": reason,
         "device": facts["device"],
         "os": facts["os"],
-        "runtime": _runtime_version(),
+        "runtime": runtime_version(),
         "time": time.time(),
     }
     with _lock:
         entries = [
-            e for e in _read_denylist()
-            if not (e["accelerator"] == accelerator and _applies(e))
+            e for e in _read_denylist() if not (e["accelerator"] == accelerator and _applies(e))
         ]
         entries.append(entry)
         _write_denylist(entries)
@@ -109,7 +101,7 @@ def deny(accelerator: str, reason: str) -> None:
 
 def _applies(entry: dict[str, Any]) -> bool:
     facts = device_facts()
-    return entry.get("device") == facts["device"] and entry.get("runtime") == _runtime_version()
+    return entry.get("device") == facts["device"] and entry.get("runtime") == runtime_version()
 
 
 def denied() -> dict[str, str]:

@@ -4,15 +4,18 @@ The document is JSON of the remote-config kind, so a fleet can ship it next
 to the model::
 
     {
-      "preference": ["npu", "gpu", "cpu"],
-      "plugins": [{"path": "/vendor/lib64/libedgetpu.so.1", "options": {"device": "usb"}}],
-      "rules": [
-        {"deny": "gpu", "when": {"device": "Pixel 6*", "runtime": "2.3.*"},
-         "reason": "wrong results on Mali G78 with this runtime"},
-        {"allow": "npu", "when": {"model": "3fa2*"}},
-        {"deny": "npu"}
-      ],
-      "auto": {"rtol": 1e-3, "atol": 1e-4, "runs": 20, "budget_seconds": 1.0}
+        "preference": ["npu", "gpu", "cpu"],
+        "plugins": [{"path": "/vendor/lib64/libedgetpu.so.1", "options": {"device": "usb"}}],
+        "rules": [
+            {
+                "deny": "gpu",
+                "when": {"device": "Pixel 6*", "runtime": "2.3.*"},
+                "reason": "wrong results on Mali G78 with this runtime",
+            },
+            {"allow": "npu", "when": {"model": "3fa2*"}},
+            {"deny": "npu"},
+        ],
+        "auto": {"rtol": 1e-3, "atol": 1e-4, "runs": 20, "budget_seconds": 1.0},
     }
 
 ``when`` keys are matched with shell globs (``fnmatch``): ``device``,
@@ -32,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._runtime import runtime_version
 from ..errors import InputError
+from ..model import Model
 from . import names
 from .device import device_facts
 
@@ -93,16 +98,25 @@ class Policy:
                     f"known: {sorted(_WHEN_KEYS)}"
                 )
             rules.append(
-                Rule(actions[0], target, {k: str(v) for k, v in when.items()},
-                     str(raw.get("reason", "")))
+                Rule(
+                    actions[0],
+                    target,
+                    {k: str(v) for k, v in when.items()},
+                    str(raw.get("reason", "")),
+                )
             )
         plugins = []
         for p in doc.get("plugins", []):
             spec = p if isinstance(p, str) else p.get("path", "")
             options = {} if isinstance(p, str) else dict(p.get("options", {}))
-            plugins.append((names.normalize(spec if names.is_plugin_spec(spec) else
-                                            names.PLUGIN_PREFIX + spec),
-                            {str(k): str(v) for k, v in options.items()}))
+            plugins.append(
+                (
+                    names.normalize(
+                        spec if names.is_plugin_spec(spec) else names.PLUGIN_PREFIX + spec
+                    ),
+                    {str(k): str(v) for k, v in options.items()},
+                )
+            )
         auto = {str(k): float(v) for k, v in dict(doc.get("auto", {})).items()}
         return cls(pref, tuple(rules), tuple(plugins), auto)
 
@@ -132,14 +146,11 @@ def active_policy() -> Policy:
     return Policy.load(path) if path else Policy()
 
 
-def facts_for(model: Any | None = None) -> dict[str, str]:
+def facts_for(model: Model | None = None) -> dict[str, str]:
     """Device facts plus the runtime version and (optionally) the model's identity."""
-    from .._runtime import runtime_version
-
     facts = dict(device_facts())
     facts["runtime"] = runtime_version()
     if model is not None:
         facts["model_sha256"] = model.sha256
-        path = getattr(model, "path", None) or getattr(model, "_path", None)
-        facts["model_name"] = os.path.basename(str(path)) if path else ""
+        facts["model_name"] = model.path.name if model.path else ""
     return facts

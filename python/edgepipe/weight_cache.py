@@ -1,5 +1,6 @@
-"""Cache locations (XNNPACK weight caches, accelerator decisions), and the
-lifecycle of weight-cache files.
+"""The XNNPACK weight cache: where a model's cache file lives, and its lifecycle.
+
+Layer: above the model, below accelerators, sessions and pools.
 
 LiteRT's XNNPACK weight cache is unsafe to hand a shared path as-is (see
 ``docs/weight-cache.md``): it rebuilds a file it cannot load *in place*
@@ -36,14 +37,12 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import platformdirs
-
-from ._files import fsync_dir, hash_fd, unlink_logged
-
-if TYPE_CHECKING:
-    from .model import Model
+from . import _core
+from ._files import atomic_write, cache_dir, hash_fd, unlink_logged
+from ._runtime import runtime_version
+from .model import Model
 
 log = logging.getLogger("edgepipe")
 
@@ -58,14 +57,6 @@ _HEADER = struct.Struct("<QQQB")
 # Hashes of cache files already checked in this process, by file identity.
 _checked: dict[tuple[int, int, int, int, int], str] = {}
 _checked_lock = threading.Lock()
-
-
-def cache_dir() -> Path:
-    """Root of edgepipe's caches: ``EDGEPIPE_CACHE_DIR`` or the user cache dir."""
-    override = os.environ.get("EDGEPIPE_CACHE_DIR")
-    root = Path(override) if override else Path(platformdirs.user_cache_dir("edgepipe"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def weight_cache_path(model_sha256: str, runtime_version: str) -> Path:
@@ -158,24 +149,31 @@ def _build_in_child(model: Model, out: Path) -> None:
     """
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["EDGEPIPE_LITERT_LIBRARY"] = model._core.runtime.library_path
-    child = "import sys; from edgepipe._cache import _build_main; sys.exit(_build_main(sys.argv))"
+    child = (
+        "import sys; from edgepipe.weight_cache import _build_main; sys.exit(_build_main(sys.argv))"
+    )
     cmd = [sys.executable, "-c", child, str(out)]
     try:
         proc = subprocess.run(
-            cmd, input=bytes(model._core.bytes), capture_output=True,
-            timeout=_BUILD_TIMEOUT, env=env, check=False,
+            cmd,
+            input=bytes(model._core.bytes),
+            capture_output=True,
+            timeout=_BUILD_TIMEOUT,
+            env=env,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise CacheUnavailable(f"building it took over {_BUILD_TIMEOUT:.0f} s") from exc
     except OSError as exc:
         raise CacheUnavailable(f"the build process could not start: {exc}") from exc
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines()
-                 if ln.strip() and "Created TensorFlow Lite" not in ln]
+        lines = [
+            ln
+            for ln in proc.stderr.decode(errors="replace").splitlines()
+            if ln.strip() and "Created TensorFlow Lite" not in ln
+        ]
         if proc.returncode < 0:
             try:
                 how = f"was killed by {signal.Signals(-proc.returncode).name}"
@@ -199,9 +197,7 @@ def _build(model: Model, path: Path, runtime: str) -> None:
     # keep their mapping.
     unlink_logged(path)
     unlink_logged(_sibling(path, _META_SUFFIX))
-    token = f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    tmp = path.with_name(path.name + token)
-    tmp_meta = path.with_name(path.name + _META_SUFFIX + token)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         _build_in_child(model, tmp)
         try:
@@ -217,22 +213,22 @@ def _build(model: Model, path: Path, runtime: str) -> None:
             digest, _ = hash_fd(fd)
         finally:
             os.close(fd)
-        meta = {"format": _META_FORMAT, "model_sha256": model.sha256, "runtime": runtime,
-                "size": size, "sha256": digest}
-        with open(tmp_meta, "w") as f:
-            json.dump(meta, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # The cache first: a crash between the two leaves a sidecar that does
-        # not match, which means a rebuild, never a wrong cache.
+        meta = {
+            "format": _META_FORMAT,
+            "model_sha256": model.sha256,
+            "runtime": runtime,
+            "size": size,
+            "sha256": digest,
+        }
+        # The cache first: a crash between the two leaves no sidecar (or an
+        # old one that does not match), which means a rebuild, never a wrong
+        # cache. atomic_write fsyncs the folder, making both renames durable.
         os.replace(tmp, path)
-        os.replace(tmp_meta, _sibling(path, _META_SUFFIX))
-        fsync_dir(folder)
+        atomic_write(_sibling(path, _META_SUFFIX), json.dumps(meta))
     except OSError as exc:
         raise CacheUnavailable(f"cannot write in {folder}: {exc}") from exc
     finally:
         unlink_logged(tmp)
-        unlink_logged(tmp_meta)
 
 
 def _lock(path: Path) -> int:
@@ -274,7 +270,7 @@ def open_weight_cache(model: Model, path: Path, runtime: str, *, build: bool = T
         if fd is not None:
             return fd
         if why != "there is no cache file yet":
-            log.warning("edgepipe: rebuilding the weight cache %s: %s", path, why)
+            log.warning("rebuilding the weight cache %s: %s", path, why)
         _build(model, path, runtime)
         fd, why = _open_checked(path, model.sha256, runtime)
         if fd is None:
@@ -296,6 +292,17 @@ def _close_fd(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def resolve_weight_cache(
+    model: Model, weight_cache: bool | str | os.PathLike[str] | None
+) -> WeightCache:
+    """The weight cache to compile with: checked (built if needed), or none.
+
+    Never raises for a cache that cannot be had: the returned object then
+    has an empty ``core_path`` and the reason in its ``events``.
+    """
+    return WeightCache(model, False if weight_cache is None else weight_cache)
 
 
 class WeightCache:
@@ -329,8 +336,9 @@ class WeightCache:
         core_path = _fd_path(fd)
         if core_path is None:
             os.close(fd)
-            self._record("this platform has no /proc/self/fd or /dev/fd to hand over "
-                         "a checked cache file")
+            self._record(
+                "this platform has no /proc/self/fd or /dev/fd to hand over a checked cache file"
+            )
             return
         self._fd = fd
         self.core_path = core_path
@@ -339,13 +347,9 @@ class WeightCache:
     def _path_for(self, model: Model) -> Path:
         if self._explicit is not None:
             return self._explicit
-        from ._runtime import runtime_version
-
         return weight_cache_path(model.sha256, runtime_version())
 
     def _open(self, model: Model, build: bool = True) -> int | None:
-        from ._runtime import runtime_version
-
         try:
             path = self._path_for(model)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,14 +357,23 @@ class WeightCache:
         except CacheUnavailable as exc:
             self._record(f"no XNNPACK weight cache for {model.sha256[:12]}…: {exc}")
         except OSError as exc:
-            self._record(f"no XNNPACK weight cache for {model.sha256[:12]}…: "
-                         f"cannot use the cache folder: {exc}")
+            self._record(
+                f"no XNNPACK weight cache for {model.sha256[:12]}…: "
+                f"cannot use the cache folder: {exc}"
+            )
         return None
 
     def _record(self, why: str) -> None:
-        log.warning("edgepipe: %s; running without it", why)
-        self.events.append({"from": "weight_cache", "to": None, "stage": "weight_cache",
-                            "error": why, "time": time.time()})
+        log.warning("%s; running without it", why)
+        self.events.append(
+            {
+                "from": "weight_cache",
+                "to": None,
+                "stage": "weight_cache",
+                "error": why,
+                "time": time.time(),
+            }
+        )
 
     def swap_to(self, model: Model, swap: Callable[[], None]) -> None:
         """Call ``swap()`` with the core's cache path pointing at ``model``'s cache.
@@ -401,10 +414,6 @@ class WeightCache:
 
 def _build_main(argv: list[str]) -> int:
     """Child side of :func:`_build_in_child`: model bytes on stdin, cache path in argv."""
-    from . import _core
-    from .model import Model
-
     model = Model.from_bytes(sys.stdin.buffer.read())
     _core.Session(model._core, ["cpu"], 1, argv[-1], 0, False)
     return 0
-
