@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import edgepipe  # noqa: E402
-from edgepipe.scheduler import Scheduler, usable_cpus  # noqa: E402
+import edgepipe
+from edgepipe.scheduler import Scheduler, usable_cpus
 
 
 def _inputs(model: edgepipe.Model) -> dict[str, np.ndarray]:
@@ -94,9 +94,10 @@ def one_round(model: edgepipe.Model, fps: float, seconds: float) -> dict[str, An
         sched = Scheduler(cpu_threads=cores) if mode == "scheduled" else None
         kw_hi = {"scheduler": sched, "priority": 10} if sched else {}
         kw_lo = {"scheduler": sched, "priority": 0} if sched else {}
-        with edgepipe.Pool(model, workers=1, **kw_hi) as cam, edgepipe.Pool(
-            model, workers=cores, queue_size=4 * cores, **kw_lo
-        ) as low:
+        with (
+            edgepipe.Pool(model, workers=1, **kw_hi) as cam,
+            edgepipe.Pool(model, workers=cores, queue_size=4 * cores, **kw_lo) as low,
+        ):
             stop, done = threading.Event(), [0]
             t = threading.Thread(target=flood, args=(low, x, stop, done))
             t.start()
@@ -133,11 +134,15 @@ def summarize(rounds: list[dict[str, Any]], fps: float) -> dict[str, Any]:
     res["camera_solo_p99_ms"] = statistics.median(p(r["camera_solo_ms"], 99) for r in rounds)
     res["targets"] = {
         "camera_p99_within_1.3x_solo": {
-            "measured": res["scheduled"]["camera_p99_vs_solo"], "threshold": 1.3,
-            "met": res["scheduled"]["camera_p99_vs_solo"] <= 1.3},
+            "measured": res["scheduled"]["camera_p99_vs_solo"],
+            "threshold": 1.3,
+            "met": res["scheduled"]["camera_p99_vs_solo"] <= 1.3,
+        },
         "flood_gets_half_the_leftover": {
-            "measured": res["scheduled"]["flood_share_of_leftover"], "threshold": 0.5,
-            "met": res["scheduled"]["flood_share_of_leftover"] >= 0.5},
+            "measured": res["scheduled"]["flood_share_of_leftover"],
+            "threshold": 0.5,
+            "met": res["scheduled"]["flood_share_of_leftover"] >= 0.5,
+        },
     }
     return res
 

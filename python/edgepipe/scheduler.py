@@ -104,8 +104,10 @@ class Scheduler:
             if not isinstance(name, str) or not name:
                 raise InputError(f"accelerators keys must be accelerator names, got {name!r}")
             _whole(f"accelerators[{name!r}]", n, 0)
-        if isinstance(aging, bool) or not isinstance(aging, (int, float)) or not (
-            math.isfinite(aging) and aging > 0
+        if (
+            isinstance(aging, bool)
+            or not isinstance(aging, (int, float))
+            or not (math.isfinite(aging) and aging > 0)
         ):
             raise InputError(f"aging must be a positive number of seconds, got {aging!r}")
         self._core = _core.Scheduler(threads, slots, float(aging))
