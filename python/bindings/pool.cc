@@ -132,8 +132,9 @@ void RegisterPool(py::module_& m) {
             return outputs;
           },
           py::arg("inputs"), py::arg("timeout") = -1.0, py::arg("output_indices") = py::none(),
-          "Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free "
-          "worker (0: only a worker free now); `output_indices` selects the outputs returned.")
+          "Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free worker "
+          "(0:\n"
+          "only a worker free now); `output_indices` selects the outputs returned.")
       .def(
           "submit",
           [](Pool& pool, const py::list& inputs, const py::list& outputs, py::object callback,
@@ -168,7 +169,8 @@ void RegisterPool(py::module_& m) {
           py::arg("inputs"), py::arg("outputs"), py::arg("callback"), py::arg("timeout") = -1.0,
           py::arg("block_timeout") = -1.0, py::arg("output_indices") = py::none(),
           "Queues a request; returns its ticket for cancel(). The inputs are copied now. "
-          "`outputs` holds one array per selected output (all, or `output_indices`).")
+          "`outputs`\n"
+          "holds one array per selected output (all, or `output_indices`).")
       .def(
           "cancel",
           [](Pool& pool, uint64_t ticket) {
@@ -177,18 +179,21 @@ void RegisterPool(py::module_& m) {
             return removed;
           },
           py::arg("ticket"),
-          "Removes a request that has not started: True, and it never runs (its callback "
-          "runs once with kind 'cancelled'). False when it already started or ended.")
+          "Removes a request that has not started: True, and it never runs (its callback runs "
+          "once\n"
+          "with kind 'cancelled'). False when it already started or ended.")
       .def(
           "close", [](Pool& pool, bool drain) { WithoutGil([&] { pool.Close(drain); }); },
           py::arg("drain") = true,
-          "Stops taking requests; joins the workers and waits for completion callbacks up to "
+          "Stops taking requests; joins the workers and waits for completion callbacks up to\n"
           "`callback_wait` seconds (the pool's option), so a blocked callback cannot hang it.")
-      .def("swap",
-           [](Pool& pool, std::shared_ptr<Model> model) {
-             py::gil_scoped_release release;
-             pool.Swap(std::move(model));
-           })
+      .def(
+          "swap",
+          [](Pool& pool, std::shared_ptr<Model> model) {
+            py::gil_scoped_release release;
+            pool.Swap(std::move(model));
+          },
+          py::arg("model"))
       .def_property_readonly("closed", &Pool::closed)
       .def_property_readonly("model", &Pool::model)
       .def_property_readonly("inputs", [](Pool& p) { return TensorList(p.inputs()); })
