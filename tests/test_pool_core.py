@@ -179,6 +179,13 @@ def test_non_contiguous_inputs_give_the_outputs_of_their_contiguous_copies(add_m
     try:
         for got, expected in zip(pool.run([a, b]), want):
             np.testing.assert_array_equal(got, expected)
+        out = [np.empty((1, 4), np.float32) for _ in range(2)]
+        got_done: list[bool] = []
+        pool.submit([a, b], out, lambda ok, *_: got_done.append(ok))
+        wait_for(lambda: bool(got_done))
+        assert got_done == [True]
+        for got, expected in zip(out, want):
+            np.testing.assert_array_equal(got, expected)
     finally:
         pool.close()
 

@@ -117,7 +117,7 @@ class Pool {
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
   };
 
-  void WorkerLoop(size_t index);
+  void WorkerLoop(size_t index, Clock::time_point started);
   // Runs `request` on worker `index`; sets *free_since to when the worker
   // became free again (before the request is ended).
   void Execute(size_t index, Request& request, Clock::time_point* free_since);

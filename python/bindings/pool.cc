@@ -26,10 +26,15 @@ struct PendingCall {
 
 // A request for `pool` from checked caller arrays. `outputs` holds one array
 // per selected output. Inputs are copied into the request (GIL held).
+// `refs` keeps the temporary contiguous copies of non-contiguous inputs that
+// the request points at: it must outlive the request's use of its inputs
+// (or OwnInputs must copy them first).
 std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const py::list& outputs,
-                                      const std::vector<size_t>& selected, double timeout) {
+                                      const std::vector<size_t>& selected, double timeout,
+                                      std::vector<InputRef>* refs_out) {
   const auto& out_info = pool.outputs();
-  std::vector<InputRef> refs = CheckedInputs(inputs, pool.inputs());
+  std::vector<InputRef>& refs = *refs_out;
+  refs = CheckedInputs(inputs, pool.inputs());
   if (outputs.size() != selected.size()) {
     throw Error(ErrorKind::kInput, "outputs must hold " + std::to_string(selected.size()) +
                                        " arrays, got " + std::to_string(outputs.size()));
@@ -123,10 +128,10 @@ void RegisterPool(py::module_& m) {
             const auto selected = OutputSelection(output_indices, pool.outputs().size());
             py::list outputs;
             for (size_t i : selected) outputs.append(NewOutput(pool.outputs()[i]));
-            auto request = BuildRequest(pool, inputs, outputs, selected, timeout);
-            // The caller waits, so its arrays cannot change meanwhile unless
-            // another thread writes them; copies made for non-contiguous
-            // inputs live in `request` only as long as this call.
+            std::vector<InputRef> refs;  // alive until the run is over
+            auto request = BuildRequest(pool, inputs, outputs, selected, timeout, &refs);
+            // The caller waits, so its arrays are read in place (no copy at
+            // submit); copies made for non-contiguous inputs live in `refs`.
             WithoutGil([&] { pool.Run(request, timeout); });
             if (!request->ok()) ThrowRequestError(*request);
             return outputs;
@@ -140,7 +145,8 @@ void RegisterPool(py::module_& m) {
           [](Pool& pool, const py::list& inputs, const py::list& outputs, py::object callback,
              double timeout, double block_timeout, const py::object& output_indices) {
             const auto selected = OutputSelection(output_indices, pool.outputs().size());
-            auto request = BuildRequest(pool, inputs, outputs, selected, timeout);
+            std::vector<InputRef> refs;
+            auto request = BuildRequest(pool, inputs, outputs, selected, timeout, &refs);
             CheckedSeconds(block_timeout, "block_timeout");
             // Copy at submit: the caller may reuse or change its arrays as
             // soon as submit returns.
