@@ -61,8 +61,11 @@ class Held:
     def __init__(self, model: Any, plugin: str, gate: pathlib.Path, **kwargs: Any) -> None:
         self.gate = gate
         self.pool = _core.Pool(
-            model, workers=1, accelerators=["plugin:" + plugin],
-            plugin_options={plugin: [("gate", str(gate))]}, **kwargs,
+            model,
+            workers=1,
+            accelerators=["plugin:" + plugin],
+            plugin_options={plugin: [("gate", str(gate))]},
+            **kwargs,
         )
         self.done: dict[int, Done] = {}
         self.lock = threading.Lock()
@@ -83,8 +86,9 @@ class Held:
     def hold(self) -> tuple[int, list[np.ndarray]]:
         self.gate.touch()
         held = self.submit(pair(-1))
-        wait_for(lambda: self.pool.stats()["busy_workers"] == 1
-                 and self.pool.stats()["queue_depth"] == 0)
+        wait_for(
+            lambda: self.pool.stats()["busy_workers"] == 1 and self.pool.stats()["queue_depth"] == 0
+        )
         return held
 
     def release(self) -> None:
@@ -152,8 +156,9 @@ def test_pool_returns_only_the_selected_outputs(add_mul: Any) -> None:
         np.testing.assert_array_equal(product, a * b)
         out = [np.empty((1, 4), np.float32)]
         got: list[Done] = []
-        pool.submit([a, b], out, lambda ok, kind, msg, q, r: got.append((ok, kind, msg)),
-                    output_indices=[0])
+        pool.submit(
+            [a, b], out, lambda ok, kind, msg, q, r: got.append((ok, kind, msg)), output_indices=[0]
+        )
         wait_for(lambda: bool(got))
         assert got[0][0], got
         np.testing.assert_array_equal(out[0], a + b)
@@ -163,8 +168,8 @@ def test_pool_returns_only_the_selected_outputs(add_mul: Any) -> None:
 
 def test_non_contiguous_inputs_give_the_outputs_of_their_contiguous_copies(add_mul: Any) -> None:
     base = np.arange(32, dtype=np.float32).reshape(4, 8)
-    a = base[1:2, ::2]          # strided crop
-    b = base[2:3, 7::-2]        # reversed
+    a = base[1:2, ::2]  # strided crop
+    b = base[2:3, 7::-2]  # reversed
     assert not a.flags.c_contiguous and not b.flags.c_contiguous
     want = [a + b, a * b]
     s = _core.Session(add_mul)
@@ -173,6 +178,13 @@ def test_non_contiguous_inputs_give_the_outputs_of_their_contiguous_copies(add_m
     pool = _core.Pool(add_mul, workers=1)
     try:
         for got, expected in zip(pool.run([a, b]), want):
+            np.testing.assert_array_equal(got, expected)
+        out = [np.empty((1, 4), np.float32) for _ in range(2)]
+        got_done: list[bool] = []
+        pool.submit([a, b], out, lambda ok, *_: got_done.append(ok))
+        wait_for(lambda: bool(got_done))
+        assert got_done == [True]
+        for got, expected in zip(out, want):
             np.testing.assert_array_equal(got, expected)
     finally:
         pool.close()
@@ -220,8 +232,9 @@ def test_huge_and_infinite_timeouts_wait_forever(held: Held, timeout: float) -> 
     np.testing.assert_array_equal(product, a * b)
 
 
-def test_infinite_block_timeout_waits_for_room(add_mul: Any, plugins: dict[str, str],
-                                               tmp_path: pathlib.Path) -> None:
+def test_infinite_block_timeout_waits_for_room(
+    add_mul: Any, plugins: dict[str, str], tmp_path: pathlib.Path
+) -> None:
     h = Held(add_mul, plugins["good"], tmp_path / "gate", queue_size=1)
     try:
         h.hold()
@@ -307,7 +320,8 @@ def test_close_returns_while_a_callback_blocks(add_mul: Any) -> None:
 
 
 def test_a_destroyed_pool_fails_its_queued_requests_with_closed(
-        add_mul: Any, plugins: dict[str, str], tmp_path: pathlib.Path) -> None:
+    add_mul: Any, plugins: dict[str, str], tmp_path: pathlib.Path
+) -> None:
     h = Held(add_mul, plugins["good"], tmp_path / "gate")
     try:
         h.hold()
@@ -325,8 +339,11 @@ def test_a_destroyed_pool_fails_its_queued_requests_with_closed(
 # -- a quiet stderr ---------------------------------------------------------------------
 def _run_child(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-        timeout=120, env={**os.environ, **(env or {})},
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -344,7 +361,8 @@ CHILD = """
 
 
 def test_a_cpu_run_prints_nothing_to_stderr_at_the_default_level(
-        generated_models: dict[str, pathlib.Path]) -> None:
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     path = str(generated_models["add_mul"])
     done = _run_child(CHILD.format(severity=3, path=path, accelerators=["cpu"]))
     assert done.returncode == 0, done.stderr
@@ -355,7 +373,8 @@ def test_a_cpu_run_prints_nothing_to_stderr_at_the_default_level(
 
 
 def test_a_gpu_fallback_keeps_the_runtime_text_in_the_event(
-        generated_models: dict[str, pathlib.Path]) -> None:
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     path = str(generated_models["add_mul"])
     done = _run_child(CHILD.format(severity=3, path=path, accelerators=["gpu", "cpu"]))
     assert done.returncode == 0, done.stderr

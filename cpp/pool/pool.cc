@@ -98,9 +98,11 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
                                            [this](const std::string& e) { NoteCallbackError(e); });
   }
   worker_runs_ = std::make_unique<std::atomic<uint64_t>[]>(options_.workers);
+  const Clock::time_point started = Clock::now();
+  for (size_t i = 0; i < options_.workers; ++i) queue_.WorkerFree();
   try {
     for (size_t i = 0; i < options_.workers; ++i) {
-      threads_.emplace_back([this, i] { WorkerLoop(i); });
+      threads_.emplace_back([this, i, started] { WorkerLoop(i, started); });
       thread_ids_.push_back(threads_.back().get_id());
     }
   } catch (const std::system_error& e) {
@@ -233,11 +235,12 @@ void Pool::End(Request& request, bool ok, ErrorKind kind, std::string error) {
   }
 }
 
-void Pool::WorkerLoop(size_t index) {
+void Pool::WorkerLoop(size_t index, Clock::time_point started) {
   // When this worker last became free: a request enqueued after that (with
   // any time limit, 0 included) found a free worker and starts.
-  Clock::time_point free_since = Clock::now();
-  queue_.WorkerFree();
+  // (Free since the pool started: counted by the constructor, so a request
+  // made before this thread got going still finds it free.)
+  Clock::time_point free_since = started;
   for (;;) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;

@@ -124,7 +124,7 @@ class Pool {
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
   };
 
-  void WorkerLoop(size_t index);
+  void WorkerLoop(size_t index, Clock::time_point started);
   Scheduler::Demand Demand(size_t index) const;  // what one run of worker `index` needs
   // Runs `request` on worker `index`; sets *free_since to when the worker
   // became free again (before the request is ended).

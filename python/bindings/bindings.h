@@ -3,7 +3,7 @@
 //   errors.cc       error kinds -> edgepipe.errors classes (translator, tables)
 //   gil.h           releasing and retaking the GIL safely (also at exit)
 //   conversions.cc  numpy/dict <-> C++ structs, argument checks
-//   runtime.cc      Runtime, accelerator probes, the core's tables
+//   runtime.cc      Runtime, the core's tables; accelerator probes
 //   model.cc        Model, its bytes, verify_bytes
 //   session.cc      Session (a thin wrapper of cpp/session)
 //   scheduler.cc    Scheduler (a thin wrapper of cpp/sched), before Pool, which takes one
@@ -22,6 +22,7 @@ namespace py = pybind11;
 void RegisterErrors(py::module_& m);
 void RegisterRuntime(py::module_& m);
 void RegisterModel(py::module_& m);
+void RegisterAcceleratorProbes(py::module_& m);  // runtime.cc
 void RegisterSession(py::module_& m);
 void RegisterScheduler(py::module_& m);
 void RegisterPool(py::module_& m);

@@ -42,12 +42,15 @@ void RegisterErrors(py::module_& m) {
   m.attr("ERROR_KINDS") = table();
   m.def("error_kinds", table,
         "Error kind name -> edgepipe.errors class name, in the core's order (a new dict).");
-  m.def("error_class_name", [](const std::string& kind) {
-    for (ErrorKind k : kAllKinds) {
-      if (kind == ErrorKindName(k)) return std::string(ErrorClassName(k));
-    }
-    return std::string("EdgepipeError");
-  });
+  m.def(
+      "error_class_name",
+      [](const std::string& kind) {
+        for (ErrorKind k : kAllKinds) {
+          if (kind == ErrorKindName(k)) return std::string(ErrorClassName(k));
+        }
+        return std::string("EdgepipeError");
+      },
+      py::arg("kind"));
 }
 
 }  // namespace edgepipe::bindings

@@ -95,13 +95,16 @@ void RegisterModel(py::module_& m) {
         return d;
       });
 
-  m.def("verify_bytes", [](const py::buffer& buffer) {
-    py::buffer_info info = buffer.request();
-    const auto* data = static_cast<const uint8_t*>(info.ptr);
-    const size_t size = static_cast<size_t>(info.size * info.itemsize);
-    py::gil_scoped_release release;
-    VerifyTflite(data, size);
-  });
+  m.def(
+      "verify_bytes",
+      [](const py::buffer& buffer) {
+        py::buffer_info info = buffer.request();
+        const auto* data = static_cast<const uint8_t*>(info.ptr);
+        const size_t size = static_cast<size_t>(info.size * info.itemsize);
+        py::gil_scoped_release release;
+        VerifyTflite(data, size);
+      },
+      py::arg("buffer"));
 }
 
 }  // namespace edgepipe::bindings

@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
   RegisterErrors(m);
   RegisterRuntime(m);
   RegisterModel(m);
+  RegisterAcceleratorProbes(m);
   RegisterSession(m);
   RegisterScheduler(m);
   RegisterPool(m);

@@ -26,10 +26,15 @@ struct PendingCall {
 
 // A request for `pool` from checked caller arrays. `outputs` holds one array
 // per selected output. Inputs are copied into the request (GIL held).
+// `refs` keeps the temporary contiguous copies of non-contiguous inputs that
+// the request points at: it must outlive the request's use of its inputs
+// (or OwnInputs must copy them first).
 std::shared_ptr<Request> BuildRequest(Pool& pool, const py::list& inputs, const py::list& outputs,
-                                      const std::vector<size_t>& selected, double timeout) {
+                                      const std::vector<size_t>& selected, double timeout,
+                                      std::vector<InputRef>* refs_out) {
   const auto& out_info = pool.outputs();
-  std::vector<InputRef> refs = CheckedInputs(inputs, pool.inputs());
+  std::vector<InputRef>& refs = *refs_out;
+  refs = CheckedInputs(inputs, pool.inputs());
   if (outputs.size() != selected.size()) {
     throw Error(ErrorKind::kInput, "outputs must hold " + std::to_string(selected.size()) +
                                        " arrays, got " + std::to_string(outputs.size()));
@@ -130,23 +135,25 @@ void RegisterPool(py::module_& m) {
             const auto selected = OutputSelection(output_indices, pool.outputs().size());
             py::list outputs;
             for (size_t i : selected) outputs.append(NewOutput(pool.outputs()[i]));
-            auto request = BuildRequest(pool, inputs, outputs, selected, timeout);
-            // The caller waits, so its arrays cannot change meanwhile unless
-            // another thread writes them; copies made for non-contiguous
-            // inputs live in `request` only as long as this call.
+            std::vector<InputRef> refs;  // alive until the run is over
+            auto request = BuildRequest(pool, inputs, outputs, selected, timeout, &refs);
+            // The caller waits, so its arrays are read in place (no copy at
+            // submit); copies made for non-contiguous inputs live in `refs`.
             WithoutGil([&] { pool.Run(request, timeout); });
             if (!request->ok()) ThrowRequestError(*request);
             return outputs;
           },
           py::arg("inputs"), py::arg("timeout") = -1.0, py::arg("output_indices") = py::none(),
-          "Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free "
-          "worker (0: only a worker free now); `output_indices` selects the outputs returned.")
+          "Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free worker "
+          "(0:\n"
+          "only a worker free now); `output_indices` selects the outputs returned.")
       .def(
           "submit",
           [](Pool& pool, const py::list& inputs, const py::list& outputs, py::object callback,
              double timeout, double block_timeout, const py::object& output_indices) {
             const auto selected = OutputSelection(output_indices, pool.outputs().size());
-            auto request = BuildRequest(pool, inputs, outputs, selected, timeout);
+            std::vector<InputRef> refs;
+            auto request = BuildRequest(pool, inputs, outputs, selected, timeout, &refs);
             CheckedSeconds(block_timeout, "block_timeout");
             // Copy at submit: the caller may reuse or change its arrays as
             // soon as submit returns.
@@ -175,7 +182,8 @@ void RegisterPool(py::module_& m) {
           py::arg("inputs"), py::arg("outputs"), py::arg("callback"), py::arg("timeout") = -1.0,
           py::arg("block_timeout") = -1.0, py::arg("output_indices") = py::none(),
           "Queues a request; returns its ticket for cancel(). The inputs are copied now. "
-          "`outputs` holds one array per selected output (all, or `output_indices`).")
+          "`outputs`\n"
+          "holds one array per selected output (all, or `output_indices`).")
       .def(
           "cancel",
           [](Pool& pool, uint64_t ticket) {
@@ -184,18 +192,21 @@ void RegisterPool(py::module_& m) {
             return removed;
           },
           py::arg("ticket"),
-          "Removes a request that has not started: True, and it never runs (its callback "
-          "runs once with kind 'cancelled'). False when it already started or ended.")
+          "Removes a request that has not started: True, and it never runs (its callback runs "
+          "once\n"
+          "with kind 'cancelled'). False when it already started or ended.")
       .def(
           "close", [](Pool& pool, bool drain) { WithoutGil([&] { pool.Close(drain); }); },
           py::arg("drain") = true,
-          "Stops taking requests; joins the workers and waits for completion callbacks up to "
+          "Stops taking requests; joins the workers and waits for completion callbacks up to\n"
           "`callback_wait` seconds (the pool's option), so a blocked callback cannot hang it.")
-      .def("swap",
-           [](Pool& pool, std::shared_ptr<Model> model) {
-             py::gil_scoped_release release;
-             pool.Swap(std::move(model));
-           })
+      .def(
+          "swap",
+          [](Pool& pool, std::shared_ptr<Model> model) {
+            py::gil_scoped_release release;
+            pool.Swap(std::move(model));
+          },
+          py::arg("model"))
       .def_property_readonly("closed", &Pool::closed)
       .def_property_readonly("model", &Pool::model)
       .def_property_readonly("inputs", [](Pool& p) { return TensorList(p.inputs()); })

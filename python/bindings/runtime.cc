@@ -96,7 +96,10 @@ void RegisterRuntime(py::module_& m) {
              return DelegatePluginsSupported(rt);
            })
       .def_property_readonly("dispatch_library_dir", &Runtime::dispatch_library_dir);
+}
 
+// After RegisterModel: the probes take a Model.
+void RegisterAcceleratorProbes(py::module_& m) {
   // Compiles `model` for exactly `accelerator` (no CPU bit when exact_bits,
   // no fallback) and drops it: the detection probe. Returns ("", "") when it
   // compiled, else (stage, error text); the error is the answer, not a
@@ -127,15 +130,18 @@ void RegisterRuntime(py::module_& m) {
       py::arg("plugin_options") = PluginOptionMap{});
 
   // Loads a delegate plugin library; returns "" or why it cannot be used.
-  m.def("check_plugin", [](const std::string& path) {
-    py::gil_scoped_release release;
-    try {
-      PluginLibrary::Load(path);
-      return std::string();
-    } catch (const AcceleratorError& e) {
-      return std::string(e.what());
-    }
-  });
+  m.def(
+      "check_plugin",
+      [](const std::string& path) {
+        py::gil_scoped_release release;
+        try {
+          PluginLibrary::Load(path);
+          return std::string();
+        } catch (const AcceleratorError& e) {
+          return std::string(e.what());
+        }
+      },
+      py::arg("path"));
 }
 
 }  // namespace edgepipe::bindings

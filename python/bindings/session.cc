@@ -73,8 +73,8 @@ void RegisterSession(py::module_& m) {
            py::arg("crash_mark_dir") = "")
       .def("run", &Run, py::arg("inputs"), py::arg("outputs") = py::none(),
            py::arg("output_indices") = py::none(),
-           "Runs once. `output_indices` (None: all) selects the outputs returned, in that "
-           "order; `outputs`, when given, holds one preallocated array per returned output.")
+           "Runs once. `output_indices` (None: all) selects the outputs returned, in that order;\n"
+           "`outputs`, when given, holds one preallocated array per returned output.")
       .def(
           "bench_loop",
           [](Session& s, size_t n, bool copy) {
@@ -82,19 +82,23 @@ void RegisterSession(py::module_& m) {
             return s.BenchLoop(n, copy);
           },
           py::arg("n"), py::arg("copy") = true)
-      .def("resize",
-           [](Session& s, size_t index, const std::vector<int32_t>& shape) {
-             py::gil_scoped_release release;
-             s.Resize(index, shape);
-           })
-      .def("input_view",
-           [](py::object self, size_t i) {
-             Session& s = self.cast<Session&>();
-             const TensorInfo t = s.inputs().at(i);
-             // The view's base is the session, which owns the buffer.
-             return py::array(DtypeOf(t.element_type), Dims(t.shape), s.instance()->input_data(i),
-                              self);
-           })
+      .def(
+          "resize",
+          [](Session& s, size_t index, const std::vector<int32_t>& shape) {
+            py::gil_scoped_release release;
+            s.Resize(index, shape);
+          },
+          py::arg("index"), py::arg("shape"))
+      .def(
+          "input_view",
+          [](py::object self, size_t i) {
+            Session& s = self.cast<Session&>();
+            const TensorInfo t = s.inputs().at(i);
+            // The view's base is the session, which owns the buffer.
+            return py::array(DtypeOf(t.element_type), Dims(t.shape), s.instance()->input_data(i),
+                             self);
+          },
+          py::arg("index"))
       .def_property_readonly("inputs", [](Session& s) { return TensorList(s.inputs()); })
       .def_property_readonly("outputs", [](Session& s) { return TensorList(s.outputs()); })
       .def_property_readonly("accelerator", &Session::accelerator)
