@@ -26,6 +26,10 @@
 namespace py = pybind11;
 using namespace edgepipe;
 
+namespace edgepipe::bindings {
+void RegisterProfile(py::module_& m);  // profile.cc
+}  // namespace edgepipe::bindings
+
 namespace {
 
 py::object g_errors;  // the edgepipe.errors module, kept for the translator
@@ -767,4 +771,5 @@ PYBIND11_MODULE(_core, m) {
         d["run_time"] = HistogramDict(s.run_time);
         return d;
       });
+  edgepipe::bindings::RegisterProfile(m);
 }
