@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import logging
 import threading
+from typing import ClassVar
 
 import edgepipe
 import numpy as np
@@ -150,9 +151,9 @@ def test_histogram_rebucketing_is_exact():
 
 
 class _Collector(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, str, bytes]] = []
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, self.headers["Content-Type"], body))
         self.send_response(200)

@@ -64,7 +64,7 @@ def log_events(events: list[dict[str, Any]], *, level: int = logging.WARNING) ->
                    e["from"], e["to"] or "none", e["stage"], e["error"])
 
 
-def PoolCollector(pool: Any, name: str = "default", **labels: str) -> Any:  # noqa: N802
+def PoolCollector(pool: Any, name: str = "default", **labels: str) -> Any:
     """A Prometheus collector for one pool (constructing it is the opt-in).
 
     Shorthand for ``Telemetry(enabled=True)`` watching ``pool`` under ``name``
