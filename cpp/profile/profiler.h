@@ -54,7 +54,8 @@ extern const EventLayout kLayout104;
 // 88 bytes: LiteRtMemoryUsage with two size_t (the published header's).
 extern const EventLayout kLayout88;
 
-// The stride pinned for a runtime version ("2.3.0"), 0 when not known.
+// The stride pinned for a runtime version ("2.3.0"), 0 when not known;
+// "stride:N" pins N bytes explicitly.
 size_t PinnedStride(const std::string& runtime_version);
 
 // Bytes reserved per event in the array handed to the runtime: twice the
