@@ -117,7 +117,7 @@ def test_bad_inputs_are_one_error_line(generated_models, tmp_path, bad, message)
 
 
 def test_input_range_max_secs_run_delay_and_no_progress_when_piped(generated_models):
-    r = _json(bench(str(generated_models["add_mul"]), "--input-range", "-1,1", "--runs",
+    r = _json(bench(str(generated_models["add_mul"]), "--input-range=-1,1", "--runs",
                     "100000", "--rounds", "100000", "--max-secs", "1", "--run-delay", "0.001",
                     "--json"))
     assert r["settings"]["stopped_early"] and r["settings"]["input_range"] == [-1.0, 1.0]

@@ -60,7 +60,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="real inputs: arrays named after the inputs (or in order; a leading "
                         "N stacks N samples), or a folder of such .npz files")
     p.add_argument("--input-range", default=None, metavar="LOW,HIGH",
-                   help="range of the random inputs (default [0,1) floats, [-100,100] ints)")
+                   help="range of the random inputs (default [0,1) floats, [-100,100] ints); "
+                        "write --input-range=-1,1 when LOW is negative")
     p.add_argument("--max-secs", type=float, default=None,
                    help="stop measuring after this many seconds")
     p.add_argument("--run-delay", type=float, default=0.0, metavar="SECS",

@@ -17,6 +17,10 @@ How the runtime's events become rows (LiteRT 2.3.0):
   node is only a row when the delegate reported nothing inside it.
 - ``DEFAULT`` ``LiteRT::Run[...]``: the runtime's buffer work around the
   graph, rows of engine ``runtime``; ``Invoke`` encloses the graph (timeline only).
+- Two ``runtime`` rows hold what the runtime's own timestamps show but no
+  event covers: ``Invoke (between ops)`` (the interpreter and delegate between
+  ops) and ``LiteRT::Run (between phases)``. They are what is left of the
+  run once every op is counted, so a large one says "not in the ops".
 - Telemetry and instrumentation events carry status codes, not times (the
   ``Invoke`` telemetry event's "duration" is 2^32 µs): never rows. Any
   event longer than its run is dropped and listed in ``dropped``.
@@ -41,6 +45,9 @@ from ..errors import InputError
 # LiteRtProfilerEventType bits.
 DEFAULT, OPERATOR, DELEGATE_OP, DELEGATE_PROFILED_OP = 1, 2, 4, 8
 _FIELDS = ("run", "tag", "type", "start_us", "elapsed_us", "metadata1", "metadata2", "source")
+#: Rows of runtime time no event covers (measured on the runtime's own clock).
+INVOKE_GAP = "Invoke (between ops)"
+RUN_GAP = "LiteRT::Run (between phases)"
 #: The runtime keeps at most this many events per profiling session.
 MAX_EVENTS = 512 * 1024
 
@@ -111,6 +118,12 @@ class Profile:
         return float(statistics.median(ratios)) if ratios else 0.0
 
     @property
+    def op_coverage(self) -> float:
+        """Share of the wall time in ops alone (no ``runtime`` rows)."""
+        ops = sum(r.total_us for r in self.ops if r.engine != "runtime")
+        return ops / self.total_wall_us if self.total_wall_us else 0.0
+
+    @property
     def coverage_total(self) -> float:
         return self.total_op_us / self.total_wall_us if self.total_wall_us else 0.0
 
@@ -157,6 +170,7 @@ class Profile:
             "op_us_per_run": self.total_op_us / self.runs if self.runs else 0.0,
             "coverage": self.coverage,
             "coverage_total": self.coverage_total,
+            "op_coverage": self.op_coverage,
             # Wall time in no profiled event: LiteRT::Run's own work between
             # its instrumented phases, and preemption. Tens of µs per run.
             "unattributed_us_per_run": (self.total_wall_us - self.total_op_us) / self.runs
@@ -328,6 +342,30 @@ def build_rows(events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
         acc.setdefault(key, []).append(float(e["elapsed_us"]))
         if 0 <= e["run"] < runs:
             per_run[e["run"]] += float(e["elapsed_us"])
+    # The runtime's own time that no event covers, from its timestamps: inside
+    # Invoke between ops, and inside LiteRT::Run between its phases.
+    by_run: dict[int, list[Mapping[str, Any]]] = {}
+    for e in events:
+        by_run.setdefault(e["run"], []).append(e)
+    for run, evs in by_run.items():
+        if not 0 <= run < runs:
+            continue
+        invoke = [e for e in evs if e["type"] == DEFAULT and e["tag"] == "Invoke"]
+        ops = sum(float(e["elapsed_us"]) for e in evs
+                  if _kind(e) in ("delegate-op", "builtin")
+                  or (_kind(e) == "delegate-node" and run not in runs_with_delegate_ops))
+        top = [e for e in evs if _kind(e) == "runtime"] + invoke
+        gaps = []
+        if invoke:
+            gaps.append((INVOKE_GAP, max(0.0, sum(float(e["elapsed_us"]) for e in invoke) - ops)))
+        if top:
+            begin = min(int(e["start_us"]) for e in top)
+            end = max(int(e["start_us"]) + int(e["elapsed_us"]) for e in top)
+            covered = sum(float(e["elapsed_us"]) for e in top)
+            gaps.append((RUN_GAP, max(0.0, (end - begin) - covered)))
+        for name, us in gaps:
+            acc.setdefault((name, "runtime", "runtime"), []).append(us)
+            per_run[run] += us
     total = sum(sum(v) for v in acc.values()) or 1.0
     rows = []
     for (name, node, engine), times in acc.items():
