@@ -553,7 +553,7 @@ def format_report(result: dict[str, Any]) -> str:
     prof = result.get("_profile")
     if prof is not None:
         lines.append("")
-        lines.append(prof.format_table())
+        lines.append(prof.format_table(top=int(result.get("_top", 15))))
     return "\n".join(lines)
 
 

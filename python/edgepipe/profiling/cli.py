@@ -117,6 +117,7 @@ def run_bench(args: argparse.Namespace) -> int:
         max_secs=args.max_secs, run_delay=args.run_delay, plugin_options=plugin_options,
         profile=args.profile, profile_runs=args.profile_runs, progress=args.progress,
     )
+    result["_top"] = args.top
     prof = result.get("_profile")
     if prof is not None:
         result["profile"] = prof.to_dict(top=args.top)

@@ -57,7 +57,7 @@ class OpRow:
     """One op node (or runtime phase) over all profiled runs."""
 
     name: str          # op type as the engine names it
-    node: str          # "node 12" (interpreter node index) or "xnnpack 3" (delegate op index)
+    node: str          # "node 12" (interpreter node) or "xnnpack 0:3" (delegate partition:op)
     engine: str        # "XNNPACK", "builtin", "delegate:<accelerator>", "runtime"
     count: int         # times it ran over all runs
     total_us: float
@@ -324,11 +324,18 @@ def build_rows(events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
     runs_with_delegate_ops = {e["run"] for e in events if _kind(e) == "delegate-op"}
     acc: dict[tuple[str, str, str], list[float]] = {}
     per_run = [0.0] * runs
+    # A delegate numbers ops within each of its partitions; a partition
+    # starts where the numbering does not go up.
+    prefix = delegate_engine.split(":")[-1].lower()
+    partition: dict[int, tuple[int, int]] = {}  # run -> (partition, last index)
     for e in events:
         kind = _kind(e)
         if kind == "delegate-op":
-            key = (str(e["tag"]), f"{delegate_engine.split(':')[0].lower()} {e['metadata1']}",
-                   delegate_engine)
+            part, last = partition.get(e["run"], (-1, 1 << 62))
+            if int(e["metadata1"]) <= last:
+                part += 1
+            partition[e["run"]] = (part, int(e["metadata1"]))
+            key = (str(e["tag"]), f"{prefix} {part}:{e['metadata1']}", delegate_engine)
         elif kind == "builtin":
             key = (str(e["tag"]), f"node {e['metadata1']}", "builtin")
         elif kind == "delegate-node":

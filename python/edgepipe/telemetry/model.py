@@ -265,7 +265,11 @@ class VariantStatsSource:
 
     def snapshot(self) -> list[Snapshot]:
         out = []
-        for variant, d in sorted(self._stats.snapshot().items()):
+        if hasattr(self._stats, "collect"):  # edgepipe.ota VariantStats
+            variants = self._stats.collect()["ota_variants"]
+        else:
+            variants = self._stats.snapshot()
+        for variant, d in sorted(variants.items()):
             requests = dict.fromkeys(OUTCOMES, 0)
             errors = int(d.get("errors", 0))
             requests["failed"] = errors
