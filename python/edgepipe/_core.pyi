@@ -109,3 +109,26 @@ class Pool:
     def inputs(self) -> list[dict[str, Any]]: ...
     @property
     def outputs(self) -> list[dict[str, Any]]: ...
+
+
+# -- profiling (python/bindings/profile.cc) ----------------------------------
+
+PROFILER_EVENT_SLACK: int
+
+class ProfiledSession:
+    def __init__(
+        self,
+        model: Model,
+        accelerators: list[str] = ...,
+        threads: int = 0,
+        signature: int = 0,
+        allow_cpu_fallback: bool = True,
+        runtime_version: str = "",
+    ) -> None: ...
+    def profile(self, inputs: list[Any], runs: int, warmup: int = 1) -> dict[str, Any]: ...
+    @property
+    def accelerator(self) -> str: ...
+    @property
+    def fallback_count(self) -> int: ...
+
+def profiler_event_layout(data: bytes, count: int) -> str: ...

@@ -227,8 +227,9 @@ class _Runner:
         else:
             self.clients = clients or 2 * config.workers
             threads_kw = "threads" if "threads" in _pool_parameters() else "threads_per_worker"
+            pool_kwargs: dict[str, Any] = {threads_kw: config.threads or 1, **accel_kwargs}
             self.pool = Pool(model, workers=config.workers, queue_size=max(64, 4 * self.clients),
-                             **{threads_kw: config.threads or 1}, **accel_kwargs)
+                             **pool_kwargs)
             self.infos = self.pool.inputs
         self.init_ms = (time.perf_counter() - t0) * 1e3
         self._mem_before = before
@@ -372,7 +373,7 @@ def _progress(total: int, enabled: bool | None) -> Any:
     show = sys.stderr.isatty() if enabled is None else enabled
     if not show:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
     return tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
 

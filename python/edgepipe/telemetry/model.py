@@ -370,7 +370,7 @@ class Telemetry:
             sources = list(self._sources)
         out: list[Snapshot] = []
         for src in sources:
-            got = src.snapshot() if hasattr(src, "snapshot") else src()  # type: ignore[operator]
+            got = src.snapshot() if hasattr(src, "snapshot") else src()
             if isinstance(got, Snapshot):
                 out.append(got)
             else:
