@@ -149,3 +149,36 @@ def test_text_report_names_the_figures_and_the_profile(generated_models, tmp_pat
                  "Top 15 ops", "By op type"):
         assert word in proc.stdout
     assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_progress_bar_on_a_terminal(generated_models):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    try:
+        proc = subprocess.run([*BENCH, str(generated_models["add_mul"]), "--runs", "200",
+                               "--json"], stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO once the terminal is drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0
+    tty_text = b"".join(chunks).decode(errors="replace")
+    assert "/200" in tty_text and "run" in tty_text  # tqdm drew its bar on the terminal
+    assert json.loads(proc.stdout)["runs"] == 200       # stdout stays clean JSON
