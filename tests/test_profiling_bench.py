@@ -182,3 +182,12 @@ def test_progress_bar_on_a_terminal(generated_models):
     tty_text = b"".join(chunks).decode(errors="replace")
     assert "/200" in tty_text and "run" in tty_text  # tqdm drew its bar on the terminal
     assert json.loads(proc.stdout)["runs"] == 200       # stdout stays clean JSON
+
+
+def test_edgepipe_bench_is_this_engine():
+    proc = subprocess.run([sys.executable, "-m", "edgepipe", "bench", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--profile", "--threads", "--workers", "--accelerator", "--inputs",
+                 "--input-range", "--max-secs", "--run-delay", "--csv", "--plot"):
+        assert flag in proc.stdout

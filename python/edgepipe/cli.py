@@ -126,50 +126,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_workers(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise UsageError(f"--workers takes a number or a list like 1,2,4, not {text!r}") from exc
-    if not values or any(v < 1 for v in values):
-        raise UsageError(f"--workers values must be >= 1, got {text!r}")
-    return values
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_pool, bench_session, format_pool_report, format_session_report
-
-    if args.runs < 1 or args.warmup < 0:
-        raise UsageError("--runs must be >= 1 and --warmup >= 0")
-    from .models import default_model_path
-
-    choice = _choice(args.model or default_model_path(), args)
-    if args.workers is None:
-        result = bench_session(args.model, runs=args.runs, warmup=args.warmup,
-                               threads=args.threads, **choice)
-        if args.json:
-            _print_json(result)
-        else:
-            print(format_session_report(result))
-        return 0
-    sweep = _parse_workers(args.workers)
-    results = [
-        bench_pool(args.model, workers=n, clients=args.clients, runs=args.runs,
-                   warmup=args.warmup, threads=args.threads or 1, **choice)
-        for n in sweep
-    ]
-    if args.json:
-        _print_json(results[0] if len(results) == 1 else {"mode": "pool_sweep",
-                                                           "results": results})
-    else:
-        first = results[0]
-        print(f"Model: {first['model']} (sha256 {first['model_sha256'][:16]}..., "
-              f"LiteRT {first['runtime_version']})")
-        for r in results:
-            print(format_pool_report(r))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edgepipe`` command."""
     p = argparse.ArgumentParser(
@@ -200,20 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=cmd_run)
 
-    bench = sub.add_parser("bench", help="benchmark a model (default: the bundled one)")
-    bench.add_argument("model", nargs="?", default=None)
-    bench.add_argument("--runs", type=int, default=50)
-    bench.add_argument("--warmup", type=int, default=5)
-    bench.add_argument("--threads", type=int, default=None, help="CPU threads per instance")
-    bench.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
-    bench.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
-                       help="option for a delegate plugin (repeatable)")
-    bench.add_argument("--workers", default=None,
-                       help="benchmark a pool with N workers, or sweep 1,2,4")
-    bench.add_argument("--clients", type=int, default=None,
-                       help="concurrent clients for --workers (default 2N)")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.set_defaults(func=cmd_bench)
+    from .profiling.cli import register as register_bench
+
+    register_bench(sub)
 
     for module, hook in (("accelerators", "add_accelerators_parser"),
                          ("ota.cli", "add_ota_parser")):
