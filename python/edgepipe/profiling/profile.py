@@ -476,8 +476,14 @@ def profile(
     raw = core.profile(arrays, runs, warmup)
     fields = list(raw["event_fields"])
     events = [dict(zip(fields, t)) for t in raw["events"]]
-    if len(events) >= MAX_EVENTS:
-        raise InputError(f"{runs} runs overflow the runtime's event buffer; profile fewer runs")
+    per_run_events = [0] * runs
+    for e in events:
+        per_run_events[e["run"]] += 1
+    if len(events) >= MAX_EVENTS or (max(per_run_events) > 0 and min(per_run_events) == 0):
+        # The runtime's buffer holds MAX_EVENTS events; later runs recorded none.
+        raise InputError(f"{runs} runs overflow the runtime's profiler buffer "
+                         f"({MAX_EVENTS} events, {max(per_run_events)} per run here); "
+                         "profile fewer runs")
     accelerator_used = str(core.accelerator)
     rows, per_run = build_rows(events, runs, accelerator_used)
     return Profile(
