@@ -46,9 +46,10 @@ FIELDS: tuple[Field, ...] = (
           "requests by outcome: completed, failed, rejected (queue full), dropped "
           "(keep_latest), expired (deadline), cancelled"),
     Field("edgepipe_latency_seconds", "histogram", "s", (),
-          "time the model ran per request (Session: the whole run call)"),
+          "time the model ran per request (Session: the whole run call); "
+          + HISTOGRAM_RESOLUTION),
     Field("edgepipe_queue_wait_seconds", "histogram", "s", (),
-          "time a pool request waited in the queue (pools only)"),
+          "time a pool request waited in the queue (pools only); " + HISTOGRAM_RESOLUTION),
     Field("edgepipe_fallbacks", "counter", "1", ("from_accelerator", "stage"),
           "accelerator fallbacks by the accelerator left and the stage it failed at "
           "(policy, library_load, accelerator_init, compile, first_run, run, retired)"),
