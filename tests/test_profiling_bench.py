@@ -102,7 +102,7 @@ def test_real_inputs_file_and_folder(generated_models, tmp_path):
     assert r["settings"]["samples"] == 2
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(("bad", "message"), [
     ({"a": np.ones((1, 5), np.float32), "b": np.ones((1, 4), np.float32)}, "shape"),
     ({"a": np.ones((1, 4), np.int32), "b": np.ones((1, 4), np.float32)}, "int32"),
     ({"x": np.ones((1, 4), np.float32)}, "the model takes"),

@@ -52,9 +52,9 @@ def test_off_unless_opted_in(monkeypatch, generated_models):
     monkeypatch.delenv("EDGEPIPE_TELEMETRY", raising=False)
     tel = Telemetry()
     assert not tel.enabled
-    with edgepipe.Pool(generated_models["add_mul"], workers=1) as pool:
-        with pytest.raises(TelemetryDisabledError, match="opt in"):
-            tel.watch_pool(pool)
+    with edgepipe.Pool(generated_models["add_mul"], workers=1) as pool, \
+            pytest.raises(TelemetryDisabledError, match="opt in"):
+        tel.watch_pool(pool)
     with pytest.raises(TelemetryDisabledError):
         tel.prometheus_collector()
     assert tel.snapshots() == []

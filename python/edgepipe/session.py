@@ -197,10 +197,10 @@ class Session:
         Compiles a separate profiling instance; see :func:`edgepipe.profiling.profile`
         for the keyword arguments and the :class:`~edgepipe.profiling.Profile` returned.
         """
-        from .profiling import profile
+        from . import profiling
 
         self._session()
-        return profile(self, runs=runs, **kwargs)
+        return profiling.profile(self, runs=runs, **kwargs)
 
     def close(self) -> None:
         """Release the compiled instance (the model stays usable)."""

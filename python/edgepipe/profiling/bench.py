@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import Model, Pool, Session, TensorInfo, runtime_version
+from .. import Model, Pool, Session, TensorInfo, accelerators, runtime_version
 from ..errors import InputError
+from ..models import default_model_path
 from .profile import profile as run_profile
 from .profile import random_inputs
 
@@ -205,6 +206,20 @@ def _events(obj: Any) -> list[dict[str, Any]]:
     return list(ev() if callable(ev) else ev)
 
 
+def bench_fields(runner: Any) -> dict[str, Any]:
+    """``{"accelerator", "fallbacks"}`` of a Session or Pool, as ``bench --json`` shows them.
+
+    For a pool, ``accelerator`` is that of most workers and
+    ``worker_accelerators`` lists each one.
+    """
+    if hasattr(runner, "stats") and hasattr(runner, "workers"):
+        per_worker = list(runner.stats()["worker_accelerators"])
+        acc = max(set(per_worker), key=per_worker.count) if per_worker else "cpu"
+        return {"accelerator": acc, "worker_accelerators": per_worker,
+                "fallbacks": _events(runner)}
+    return {"accelerator": runner.accelerator, "fallbacks": _events(runner)}
+
+
 def _pool_parameters() -> set[str]:
     import inspect
 
@@ -329,18 +344,13 @@ class _Runner:
             "latency_ms": _percentiles(self.latencies),
             "throughput_per_s": runs / self.busy_s if self.busy_s > 0 else 0.0,
             "memory_mb": self.memory,
-            "fallbacks": _events(runner),
+            **bench_fields(runner),
         }
         if self.session is not None:
-            out["accelerator"] = self.session.accelerator
             out["fully_accelerated"] = self.session.fully_accelerated
         else:
             assert self.pool is not None
             stats = self.pool.stats()
-            per_worker = list(stats["worker_accelerators"])
-            out["accelerator"] = max(set(per_worker), key=per_worker.count) if per_worker \
-                else "cpu"
-            out["worker_accelerators"] = per_worker
             out["clients"] = self.clients
             out["threads_per_worker"] = self.config.threads or 1
             out["rss_per_worker_mb"] = self.memory.get("rss_anon_mb", float("nan")) / \
@@ -361,8 +371,6 @@ class _Runner:
 
 def _accel_kwargs(model: Model, accelerator: str, plugin_options: dict[str, str] | None
                   ) -> dict[str, Any]:
-    from .. import accelerators
-
     spec = accelerator.replace(">", ",")
     choice = accelerators.resolve_accelerator(model, spec, plugin_options=plugin_options or {})
     return dict(choice.kwargs())
@@ -421,8 +429,6 @@ def bench(
     if run_delay < 0 or (max_secs is not None and not max_secs > 0):
         raise InputError("run_delay must be >= 0 and max_secs > 0")
     configs = list(configs or [BenchConfig()])
-    from ..models import default_model_path
-
     path = Path(model_path) if model_path else default_model_path()
     mem0 = memory_mb()
     t0 = time.perf_counter()
@@ -534,9 +540,8 @@ def format_report(result: dict[str, Any]) -> str:
         mark = "  <== best" if r["best"] and len(result["configs"]) > 1 else ""
         lines.append("")
         lines.append(f"[{r['label']}] Accelerator: {r['accelerator']}{mark}")
-        for e in r["fallbacks"]:
-            lines.append(f"  fallback {e['from']} -> {e['to'] or 'none'} at {e['stage']}: "
-                         f"{e['error']}")
+        lines.extend(f"  fallback {e['from']} -> {e['to'] or 'none'} at {e['stage']}: "
+                     f"{e['error']}" for e in r["fallbacks"])
         lines.append(f"  Init: {r['init_ms']:.2f} ms (load {r['load_ms']:.2f} ms, compile "
                      f"{r['compile_ms']:.2f} ms)")
         lines.append(f"  First inference: {r['first_inference_ms']:.3f} ms")

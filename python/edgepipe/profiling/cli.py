@@ -15,10 +15,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from ..errors import InputError
+from .. import accelerators as acc
+from ..errors import EdgepipeError, InputError
 from . import bench as engine
+from .plot import plot_bench
 
 
 def _json_default(o: Any) -> Any:
@@ -38,18 +40,43 @@ def _clean(o: Any) -> Any:
     return o
 
 
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``bench``'s arguments to ``p``."""
     p.add_argument("model", nargs="?", default=None, help="the .tflite file (default: bundled)")
-    p.add_argument("--runs", type=int, default=50, help="measured runs per configuration")
-    p.add_argument("--warmup", type=int, default=5, help="unmeasured runs after the first")
-    p.add_argument("--rounds", type=int, default=None,
+    p.add_argument("--runs", type=_int_at_least(1), default=50,
+                   help="measured runs per configuration")
+    p.add_argument("--warmup", type=_int_at_least(0), default=5,
+                   help="unmeasured runs after the first")
+    p.add_argument("--rounds", type=_int_at_least(1), default=None,
                    help="interleaved rounds over the configurations (default: runs/10, <= 5)")
     p.add_argument("--threads", default=None, metavar="N[,N...]",
                    help="CPU threads per instance, or a sweep like 1,2,4")
     p.add_argument("--workers", default=None, metavar="N[,N...]",
                    help="benchmark a pool with N workers, or sweep 1,2,4 (default: a session)")
-    p.add_argument("--clients", type=int, default=None,
+    p.add_argument("--clients", type=_int_at_least(1), default=None,
                    help="closed-loop client threads per pool (default: 2 x workers)")
     p.add_argument("--accelerator", default="cpu", metavar="A[,A...]",
                    help="cpu, gpu, npu, auto, plugin:/path/lib.so; a comma list sweeps, "
@@ -62,16 +89,16 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-range", default=None, metavar="LOW,HIGH",
                    help="range of the random inputs (default [0,1) floats, [-100,100] ints); "
                         "write --input-range=-1,1 when LOW is negative")
-    p.add_argument("--max-secs", type=float, default=None,
+    p.add_argument("--max-secs", type=_seconds, default=None,
                    help="stop measuring after this many seconds")
-    p.add_argument("--run-delay", type=float, default=0.0, metavar="SECS",
+    p.add_argument("--run-delay", type=_seconds, default=0.0, metavar="SECS",
                    help="sleep after each run (like benchmark_model --run_delay)")
     p.add_argument("--profile", action="store_true",
                    help="profile the best configuration op by op")
-    p.add_argument("--profile-runs", type=int, default=None, help="profiled runs")
+    p.add_argument("--profile-runs", type=_int_at_least(1), default=None, help="profiled runs")
     p.add_argument("--profile-out", action="append", default=[], metavar="FILE",
                    help="write the profile: .json, .csv or .trace.json (Chrome/Perfetto)")
-    p.add_argument("--top", type=int, default=15, help="rows of the per-op top list")
+    p.add_argument("--top", type=_int_at_least(1), default=15, help="rows of the per-op top list")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--csv", default=None, metavar="FILE", help="write one CSV line per config")
     p.add_argument("--plot", default=None, metavar="FILE.png",
@@ -107,8 +134,6 @@ def run_bench(args: argparse.Namespace) -> int:
     accelerators = engine.parse_accelerators(args.accelerator)
     plugin_options = None
     if args.plugin_option:
-        from .. import accelerators as acc
-
         plugin_options = acc.parse_plugin_options(args.plugin_option)
     configs = engine.configurations(accelerators, threads, workers)
     result = engine.bench(
@@ -127,8 +152,6 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.csv:
         Path(args.csv).write_text(engine.to_csv(result), encoding="utf-8")
     if args.plot:
-        from .plot import plot_bench
-
         plot_bench(result, args.plot)
     if args.json:
         public = engine.public(result)
@@ -154,10 +177,17 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_bench)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one "error:" line, like edgepipe's CLI
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m edgepipe.profiling.cli`` (the same as ``edgepipe bench``)."""
-    parser = argparse.ArgumentParser(prog="edgepipe bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="edgepipe bench", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -166,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from ..errors import EdgepipeError
-
         if isinstance(exc, EdgepipeError):
             print(f"error: {exc}", file=sys.stderr)
             return 1

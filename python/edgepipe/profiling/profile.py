@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import Model, Session, TensorInfo, _core
+from .. import Model, Session, TensorInfo, _core, runtime_version
 from ..errors import InputError
 
 # LiteRtProfilerEventType bits.
@@ -283,16 +283,16 @@ class Profile:
         lines.append(f"Top {top} ops:")
         lines.append(f"  {'op':<40} {'node':<12} {'engine':<10} {'count':>6} {'avg us':>9} "
                      f"{'total us':>10} {'share':>7}")
-        for r in self.top(top):
-            lines.append(f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.count:>6} "
-                         f"{r.avg_us:>9.1f} {r.total_us:>10.0f} {r.percent:>6.1f}%")
+        lines.extend(f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.count:>6} "
+                     f"{r.avg_us:>9.1f} {r.total_us:>10.0f} {r.percent:>6.1f}%"
+                     for r in self.top(top))
         lines.append("")
         lines.append("By op type:")
         lines.append(f"  {'op type':<40} {'engine':<10} {'nodes':>5} {'count':>6} "
                      f"{'avg us':>9} {'total us':>10} {'share':>7}")
-        for t in self.by_type():
-            lines.append(f"  {t.name[:40]:<40} {t.engine:<10} {t.nodes:>5} {t.count:>6} "
-                         f"{t.avg_us:>9.1f} {t.total_us:>10.0f} {t.percent:>6.1f}%")
+        lines.extend(f"  {t.name[:40]:<40} {t.engine:<10} {t.nodes:>5} {t.count:>6} "
+                     f"{t.avg_us:>9.1f} {t.total_us:>10.0f} {t.percent:>6.1f}%"
+                     for t in self.by_type())
         if self.dropped:
             lines.append(f"  ({len(self.dropped)} events with impossible durations dropped, "
                          f"e.g. {self.dropped[0]['tag']!r} of type {self.dropped[0]['type']})")
@@ -455,8 +455,6 @@ def profile(
     Raises:
         InputError: bad runs/inputs. RuntimeLoadError: no profiler in this runtime.
     """
-    from .. import runtime_version
-
     if runs < 1 or warmup < 0:
         raise InputError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     if isinstance(target, Session):

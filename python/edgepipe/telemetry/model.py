@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 from ..errors import EdgepipeError, InputError
 from .fields import BUCKET_BOUNDS_S, OUTCOMES
+from .otlp import OtlpExporter
+from .prometheus import TelemetryCollector
 
 _BOUNDS_US = tuple(b * 1e6 for b in BUCKET_BOUNDS_S)
 _ENV_SWITCH = "EDGEPIPE_TELEMETRY"
@@ -380,14 +382,10 @@ class Telemetry:
     def prometheus_collector(self) -> Any:
         """A ``prometheus_client`` collector over this hub (extra ``[prometheus]``)."""
         self._require_enabled()
-        from .prometheus import TelemetryCollector
-
         return TelemetryCollector(self)
 
     def otlp_exporter(self, endpoint: str, **kwargs: Any) -> Any:
         """An OTLP/HTTP push exporter over this hub (extra ``[otlp]``); see
         :class:`edgepipe.telemetry.otlp.OtlpExporter`."""
         self._require_enabled()
-        from .otlp import OtlpExporter
-
         return OtlpExporter(self, endpoint, **kwargs)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .. import __version__
 from ..errors import EdgepipeError, InputError
 from .fields import BUCKET_BOUNDS_S, field
 
@@ -110,8 +111,6 @@ def build_request(snapshots: list[Snapshot], start_time_unix: float,
         p = workers.gauge.data_points.add()
         p.attributes.extend(attrs(labels))
         p.time_unix_nano, p.as_int = t_ns, int(s.workers)
-
-    from .. import __version__
 
     req = metrics_service_pb2.ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
