@@ -310,61 +310,9 @@ def compute_targets(report: dict[str, Any]) -> dict[str, Any]:
 
 def plot(report: dict[str, Any], out: Path) -> None:
     """Throughput vs workers per model (with peer lines) and RSS per extra instance."""
-    import matplotlib
+    from edgepipe.profiling.plot import plot_benchmark_report
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = [n for n, m in report["models"].items() if m.get("throughput")]
-    mem_models = [n for n, m in report["models"].items() if m.get("memory")]
-    panels = max(1, len(models) + (1 if mem_models else 0))
-    cols = min(3, panels)
-    rows = math.ceil(panels / cols)
-    fig, grid = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
-    flat_axes = [ax for row in grid for ax in row]
-    for ax in flat_axes[panels:]:
-        ax.set_visible(False)
-    axes = [flat_axes[:panels]]
-    labels = {"pool": "edgepipe Pool (N workers)", "interpreter": "Interpreter x N threads",
-              "compiled_model": "CompiledModel x N threads",
-              "bare_loop": "bare C++ loop x N threads (ceiling)"}
-    for ax, name in zip(axes[0], models):
-        tp = report["models"][name]["throughput"]
-        for key, style in (("pool", "o-"), ("interpreter", "s--"), ("compiled_model", "^:"),
-                           ("bare_loop", "k-")):
-            if key not in tp:
-                continue
-            xs = sorted(int(k) for k in tp[key])
-            ax.plot(xs, [tp[key][str(x)]["throughput_per_s"] for x in xs], style,
-                    label=labels[key])
-        role = report["models"][name].get("role", "")
-        ax.set_title(f"{name} ({role})", fontsize=9)
-        values = [v["throughput_per_s"] for k in tp for v in tp[k].values()]
-        if values and min(values) > 0 and max(values) / min(values) > 8:
-            ax.set_yscale("log")  # the bare loop of a tiny model dwarfs the rest
-        ax.set_xlabel("workers / threads")
-        ax.set_ylabel("inferences / s")
-        ax.set_xticks(xs)
-        ax.grid(alpha=0.3)
-    if models:
-        axes[0][0].legend(fontsize=7)
-    if mem_models:
-        ax = axes[0][panels - 1]
-        width = 0.2
-        for i, c in enumerate(benchlib.MEMORY_CONTENDERS):
-            vals = [report["models"][n]["memory"][c]["extra_instance_mb"]["RssAnon"]
-                    for n in mem_models]
-            ax.bar([j + (i - 1.5) * width for j in range(len(mem_models))], vals, width,
-                   label=c)
-        ax.set_xticks(range(len(mem_models)))
-        ax.set_xticklabels(mem_models, rotation=20, fontsize=7)
-        ax.set_ylabel("RssAnon per extra instance (MB)")
-        ax.set_title("memory per extra instance")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"edgepipe benchmarks {report['meta']['date']} ({report['meta']['cpus']} CPUs)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    plot_benchmark_report(report, out, memory_contenders=benchlib.MEMORY_CONTENDERS)
 
 
 # -- markdown ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ else:  # pragma: no cover - Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(edgepipe.__file__).resolve().parent
 # Feature areas other helpers own; their internal imports are theirs to keep in order.
-OTHER_AREAS = ("ota", "optimize", "profiling", "ray")
+OTHER_AREAS = ("ota", "optimize", "profiling", "ray", "telemetry")
 
 
 def _contract() -> dict:

@@ -115,10 +115,14 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
     // Buffer error-reporter mode: a failed run's text (a delegate kernel's
     // ReportError, "Node number N failed to invoke") is kept for
     // LiteRtCompiledModelGetErrorMessages instead of going to stderr only.
+    std::string runtime_toml;
     if (api_->LiteRtCompiledModelGetErrorMessages != nullptr) {
-      AddTomlOption(*api_, compile_options_, "runtime_options_string",
-                    "error_reporter_mode = 2\n");
+      runtime_toml += "error_reporter_mode = 2\n";
       error_buffer_ = true;
+    }
+    if (options_.profiling) runtime_toml += "enable_profiling = true\n";
+    if (!runtime_toml.empty()) {
+      AddTomlOption(*api_, compile_options_, "runtime_options_string", runtime_toml);
     }
     const bool accelerated =
         (options_.accelerators & ~litert::kHwCpu) != 0 || !options_.plugin_path.empty();

@@ -34,6 +34,9 @@ struct CompileOptions {
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> plugin_options;
   // Folder for crash marks around non-CPU first use ("" for none).
   std::string crash_mark_dir;
+  // Compile with LiteRT's profiler attached (runtime_options_string
+  // enable_profiling = true); read it through profile/profiler.h.
+  bool profiling = false;
 };
 
 struct DelegateSession;
@@ -62,6 +65,9 @@ class Instance {
   // Changes the shape of input `index` (dynamic models); output buffers are
   // re-derived from the runtime's new output layouts.
   void Resize(size_t index, const std::vector<int32_t>& shape);
+
+  // The runtime's compiled model (for profile/profiler.h); owned here.
+  litert::CompiledModel handle() const { return compiled_; }
 
   bool fully_accelerated() const;
   bool non_cpu_fully_accelerated() const;

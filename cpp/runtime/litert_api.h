@@ -35,6 +35,7 @@ struct CompiledModelT;
 struct TensorBufferT;
 struct AcceleratorT;
 struct DelegateWrapperT;
+struct ProfilerT;
 using Environment = EnvironmentT*;
 using Model = ModelT*;
 using Signature = SignatureT*;
@@ -47,6 +48,7 @@ using CompiledModel = CompiledModelT*;
 using TensorBuffer = TensorBufferT*;
 using Accelerator = AcceleratorT*;
 using DelegateWrapper = DelegateWrapperT*;
+using Profiler = ProfilerT*;
 using ParamIndex = size_t;
 using HwAcceleratorSet = int;
 
@@ -259,6 +261,17 @@ static_assert(sizeof(AcceleratorDefHead) == 48, "LiteRtAcceleratorDefV1 head ABI
     (Accelerator, AcceleratorJitFn))                                           \
   X(LiteRtWrapDelegate, Status, (void*, DelegateDeleterFn, DelegateWrapper*))  \
   X(LiteRtGetOpaqueOptions, Status, (Options, OpaqueOptions*))                 \
-  X(LiteRtFindOpaqueOptionsData, Status, (OpaqueOptions, const char*, void**))
+  X(LiteRtFindOpaqueOptionsData, Status, (OpaqueOptions, const char*, void**)) \
+  /* Profiler (litert_profiler.h); present only in compiled models whose    \
+     runtime_options_string says enable_profiling = true. The event array   \
+     is void*: its element layout differs between releases, see           \
+     profile/profiler.h. */                                                 \
+  X(LiteRtCompiledModelGetProfiler, Status, (CompiledModel, Profiler*))        \
+  X(LiteRtStartProfiler, Status, (Profiler))                                   \
+  X(LiteRtStopProfiler, Status, (Profiler))                                    \
+  X(LiteRtResetProfiler, Status, (Profiler))                                   \
+  X(LiteRtGetNumProfilerEvents, Status, (Profiler, int*))                      \
+  X(LiteRtGetProfilerEvents, Status, (Profiler, int, void*))                   \
+  X(LiteRtGetProfileSummary, Status, (Profiler, CompiledModel, const char**))
 
 }  // namespace edgepipe::litert

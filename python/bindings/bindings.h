@@ -8,6 +8,7 @@
 //   session.cc      Session (a thin wrapper of cpp/session)
 //   scheduler.cc    Scheduler (a thin wrapper of cpp/sched), before Pool, which takes one
 //   pool.cc         Pool (a thin wrapper of cpp/pool)
+//   profile.cc      ProfiledSession (a thin wrapper of cpp/profile)
 // Policy, names and UX live in the Python package; these files only convert
 // types, release the GIL around anything that can block or compute, and map
 // error kinds to exception classes.
@@ -26,5 +27,6 @@ void RegisterAcceleratorProbes(py::module_& m);  // runtime.cc
 void RegisterSession(py::module_& m);
 void RegisterScheduler(py::module_& m);
 void RegisterPool(py::module_& m);
+void RegisterProfile(py::module_& m);
 
 }  // namespace edgepipe::bindings

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   RegisterSession(m);
   RegisterScheduler(m);
   RegisterPool(m);
+  RegisterProfile(m);
 }

@@ -232,6 +232,17 @@ class Session:
         runs = _args.integer("runs", runs, low=1)
         return float(self._session().bench_loop(runs, copy))
 
+    def profile(self, runs: int = 20, **kwargs: Any) -> Any:
+        """Per-op profile of ``runs`` runs on this session's model and accelerator.
+
+        Compiles a separate profiling instance; see :func:`edgepipe.profiling.profile`
+        for the keyword arguments and the :class:`~edgepipe.profiling.Profile` returned.
+        """
+        from . import profiling
+
+        self._session()
+        return profiling.profile(self, runs=runs, **kwargs)
+
     def close(self) -> None:
         """Release the compiled instance (the model stays usable)."""
         self._core = None

@@ -10,12 +10,40 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
+from ..models import default_model_path
 from .._runtime import log_level_name
 from ..errors import EdgepipeError, InputError, ModelError
 from ..ota import cli as ota_cli
 from ..ray import cli as ray_cli
-from . import accelerators, bench, info, run
+from ..profiling import cli as profiling_cli
+from . import accelerators, info, run
 from .common import UsageError
+
+def _register_bench(subparsers: Any) -> None:
+    """``bench`` from edgepipe.profiling, plus ``--ray``/``--resources`` from edgepipe.ray
+    (a fleet benchmark: the same figures from every node of a cluster)."""
+    profiling_cli.register(subparsers)
+    parser = subparsers.choices["bench"]
+    ray_cli.add_bench_arguments(parser)
+    local = parser.get_default("func")
+
+    def run(args: argparse.Namespace) -> int:
+        if not args.ray:
+            return int(local(args))
+        threads = [int(t) for t in str(args.threads or "1").split(",") if t.strip()]
+        if len(threads) != 1:
+            raise UsageError("--ray benchmarks one configuration: give --threads one number")
+        return ray_cli.run_bench_on_ray(
+            args,
+            str(args.model or default_model_path()),
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=threads[0],
+            as_json=args.json,
+        )
+
+    parser.set_defaults(func=run)
+
 
 #: The subcommand hooks, in ``--help`` order: each ``register(subparsers)``
 #: adds one or more subcommands and sets their ``func``. Feature packages
@@ -23,7 +51,7 @@ from .common import UsageError
 COMMANDS: list[Callable[[Any], object]] = [
     info.register,
     run.register,
-    bench.register,
+    _register_bench,
     accelerators.register,
     ota_cli.add_ota_parser,
     ray_cli.register,
