@@ -132,8 +132,8 @@ def optimize(
         recipes: ``"all"`` or some of ``fp16``, ``weight_int8``, ``dynamic_int8``,
             ``int8`` (a list or a comma-separated string).
         out_dir: where variants are written, as ``<stem>.<recipe>.tflite``
-            (plus ``<stem>.fp32.tflite``, the normalised float model, when
-            normalisation changed anything, and ``<stem>.selected.tflite``).
+            (plus ``<stem>.fp32.tflite``, the normalised float32 model, when
+            normalisation folded float16 weights, and ``<stem>.selected.tflite``).
         calibration: data for the ``int8`` recipe (see :mod:`edgepipe.optimize.data`);
             without it ``int8`` is skipped, saying so.
         eval_data: inputs (and optional labels) the errors are measured on;
@@ -171,7 +171,9 @@ def optimize(
 
     normalized, steps = normalize(original.memoryview())
     candidates = [_measure.Candidate("original", src)]
-    if steps:
+    if any(s.name == "fold_fp16_weights" for s in steps):
+        # The float32 model the quantizer starts from differs from the original in size
+        # and speed: measure it too (it is also the base of size_ratio_fp32).
         path = out / f"{stem}.fp32.tflite"
         _write(path, normalized)
         candidates.append(_measure.Candidate("fp32", path, recipe="normalized"))

@@ -119,9 +119,14 @@ def accuracy(outputs: Sequence[dict[str, np.ndarray]], labels: Sequence[int | No
 
 def _accel_why(session: Session, accelerator: str) -> str:
     for e in session.events:
-        if e.get("error"):
-            return f"fell back to {session.accelerator} at {e.get('stage')}: " + \
-                str(e["error"]).splitlines()[0]
+        error = str(e.get("error") or "")
+        if not error:
+            continue
+        head = f"fell back to {session.accelerator} at {e.get('stage')}"
+        if "No adapters found" in error:
+            return f"{head}: no GPU adapter (WebGPU: No adapters found)"
+        first = error.splitlines()[0]
+        return f"{head}: {first[:200]}{'...' if len(first) > 200 else ''}"
     return f"runs on {session.accelerator} instead of {accelerator}"
 
 
@@ -139,8 +144,10 @@ def measure(
     Sets ``size``, ``load_ms``, ``compile_ms``, ``rss_delta_bytes``,
     ``quantized_io``, ``accelerators`` (per accelerator: ``p50_ms``/``p99_ms``
     and ``runs``, or ``available: False`` with ``why`` and the ``delegation``
-    details), ``errors`` (per output, see :func:`output_errors`), the summary
-    ``max_abs``/``mean_rel``/``min_cosine``/``min_top1`` and ``accuracy``.
+    details), ``size_ratio`` (to the first candidate), ``size_ratio_fp32`` (to
+    the candidate whose recipe is ``"normalized"``, else the first),
+    ``errors`` (per output, see :func:`output_errors`), the summary
+    ``max_abs``/``mean_rel``/``min_cosine``/``min_top1``, ``speedup`` and ``accuracy``.
     """
     for c in candidates:
         c.result["size"] = c.path.stat().st_size
@@ -204,6 +211,8 @@ def measure(
             runs=len(times), threads=threads)
 
     ref = candidates[0]
+    float32_size = next(
+        (c.result["size"] for c in candidates if c.recipe == "normalized"), ref.result["size"])
     for c in candidates:
         errs = output_errors(ref.outputs, c.outputs)
         c.result["errors"] = errs
@@ -216,6 +225,7 @@ def measure(
         ref_p50 = ref.result["accelerators"]["cpu"]["p50_ms"]
         c.result["speedup"] = ref_p50 / c.result["accelerators"]["cpu"]["p50_ms"]
         c.result["size_ratio"] = c.result["size"] / ref.result["size"]
+        c.result["size_ratio_fp32"] = c.result["size"] / float32_size
 
 
 def close(candidates: Sequence[Candidate]) -> None:

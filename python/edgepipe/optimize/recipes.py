@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,7 +83,9 @@ def _quiet() -> Any:
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Calibration keeps every tensor on purpose; the interpreter warns about it.
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
             yield
     finally:
         absl_logger.setLevel(level)

@@ -19,19 +19,21 @@ def _fmt(value: Any, spec: str = ".3g") -> str:
 
 def format_table(report: OptimizeReport) -> str:
     """One row per model (original first), then accelerator notes and choices."""
-    head = (f"{'VARIANT':<14} {'SIZE KiB':>9} {'RATIO':>6} {'LOAD ms':>8} {'P50 ms':>8} "
-            f"{'P99 ms':>8} {'SPEEDUP':>7} {'RSS MiB':>7} {'MAX ABS':>9} {'MEAN REL':>9} "
-            f"{'COSINE':>8} {'TOP1':>5} {'ACC':>5}")
+    head = (f"{'VARIANT':<14} {'SIZE KiB':>9} {'RATIO':>6} {'/FP32':>6} {'LOAD ms':>8} "
+            f"{'P50 ms':>8} {'P99 ms':>8} {'SPEEDUP':>7} {'RSS MiB':>7} {'MAX ABS':>9} "
+            f"{'MEAN REL':>9} {'COSINE':>8} {'TOP1':>5} {'ACC':>5}")
     lines = [f"model: {report.model}"]
     for step in report.normalization:
         lines.append(f"normalised: {step['name']} x{step['count']}: {step['detail']}")
     lines.append(head)
     notes = []
+    accel_notes: dict[tuple[str, str], list[str]] = {}
     for e in [report.original, *report.variants]:
         cpu = e["accelerators"]["cpu"]
         rss = e.get("rss_delta_bytes")
         lines.append(
             f"{e['name']:<14} {e['size'] / 1024:>9.1f} {e['size_ratio']:>6.3f} "
+            f"{e['size_ratio_fp32']:>6.3f} "
             f"{e['load_ms'] + e['compile_ms']:>8.2f} {cpu['p50_ms']:>8.3f} {cpu['p99_ms']:>8.3f} "
             f"{e['speedup']:>7.2f} {_fmt(rss / 2**20 if rss is not None else None, '.1f'):>7} "
             f"{_fmt(e['max_abs']):>9} {_fmt(e['mean_rel']):>9} {_fmt(e['min_cosine'], '.5f'):>8} "
@@ -43,10 +45,12 @@ def format_table(report: OptimizeReport) -> str:
                 notes.append(f"  {e['name']} on {accel}: p50 {a['p50_ms']:.3f} ms, p99 "
                              f"{a['p99_ms']:.3f} ms" + (f" ({a['why']})" if a.get("why") else ""))
             else:
-                notes.append(f"  {e['name']} on {accel}: not measured: {a.get('why')}")
+                accel_notes.setdefault((accel, str(a.get("why"))), []).append(e["name"])
         for fix in e.get("output_fixes", []):
             notes.append(f"  {e['name']}: normalised output: {fix['name']} x{fix['count']}: "
                          f"{fix['detail']}")
+    for (accel, why), names in accel_notes.items():
+        notes.append(f"  {accel}: not measured for {', '.join(names)}: {why}")
     for s in report.skipped:
         notes.append(f"  skipped {s['recipe']}: {s['why']}")
     if notes:
@@ -82,7 +86,7 @@ def plot(report: OptimizeReport, path: str | os.PathLike[str]) -> None:
     p50 = [e["accelerators"]["cpu"]["p50_ms"] for e in entries]
     floor = 1e-7
     errors = [max(e["mean_rel"], floor) for e in entries]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=100, layout="constrained")
     norm = LogNorm(vmin=floor, vmax=max(max(errors), floor * 10))
     points = ax.scatter(sizes, p50, c=errors, cmap="viridis", norm=norm, s=80,
                         edgecolors="black")
