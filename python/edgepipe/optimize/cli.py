@@ -26,7 +26,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     accelerators = [a.strip() for a in args.accelerators.split(",") if a.strip()]
     report = optimize(
         args.model,
-        args.recipe,
+        args.recipe or "all",
         out_dir=args.out,
         calibration=args.calibration,
         eval_data=args.eval,

@@ -130,6 +130,17 @@ def _accel_why(session: Session, accelerator: str) -> str:
     return f"runs on {session.accelerator} instead of {accelerator}"
 
 
+def _cpu_ops(model: Model, accelerator: str) -> list[str]:
+    """Op names the accelerator left on the CPU (edgepipe's delegation report)."""
+    from edgepipe import accelerators
+
+    try:
+        report = accelerators.delegation_report(model, accelerator)
+    except EdgepipeError:
+        return []
+    return list(report.get("cpu_ops") or [])
+
+
 def measure(
     candidates: Sequence[Candidate],
     data: Dataset,
@@ -185,7 +196,10 @@ def measure(
             else:
                 entry.update(available=True, fully_accelerated=s.fully_accelerated)
                 if not s.fully_accelerated:
-                    entry["why"] = "partial delegation: some ops stay on the CPU"
+                    entry["cpu_ops"] = _cpu_ops(c.model, accel)
+                    entry["why"] = "partial delegation: left on the CPU: " + (
+                        ", ".join(sorted(set(entry["cpu_ops"]))) if entry["cpu_ops"]
+                        else "ops the runtime did not name")
                 c.sessions[accel] = s
             c.result["accelerators"][accel] = entry
 

@@ -90,7 +90,7 @@ def pack_model(model: Any) -> bytearray:
     for i, buf in enumerate(model.buffers or []):
         if buf.data is not None and len(buf.data) >= _EXTERNAL_MIN_BYTES:
             arr = buf.data if isinstance(buf.data, np.ndarray) else np.asarray(buf.data, np.uint8)
-            external[i] = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+            external[i] = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
             total += len(external[i])
     if total < _INLINE_LIMIT:
         external = {}
@@ -196,7 +196,7 @@ def _drop_dangling(model: Any) -> list[NormalizeStep]:
         if len(used) == n:
             continue
         remap = {}
-        tensors = []
+        tensors: list[Any] = []
         for i, t in enumerate(sg.tensors):
             if i in used:
                 remap[i] = len(tensors)
