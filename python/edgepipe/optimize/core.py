@@ -202,6 +202,13 @@ def optimize(
     finally:
         _measure.close(candidates)
 
+    for c in [c for c in candidates if c.error is not None]:
+        # Written by the quantizer but unusable here: say why and do not leave it in OUT.
+        candidates.remove(c)
+        c.path.unlink(missing_ok=True)
+        skipped.append({"recipe": c.name,
+                        "why": f"the quantizer's output does not run in edgepipe: {c.error}"})
+
     def entry(c: _measure.Candidate) -> dict[str, Any]:
         return {"name": c.name, "recipe": c.recipe, "path": str(c.path),
                 "output_fixes": fixes.get(c.name, []), **c.result}

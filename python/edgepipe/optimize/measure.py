@@ -48,6 +48,8 @@ class Candidate:
     sessions: dict[str, Session] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    #: why the candidate could not be loaded, compiled or run in edgepipe (None: it ran)
+    error: str | None = None
 
 
 def _run(session: Session, sample: dict[str, np.ndarray], quantized: bool) -> dict[str, Any]:
@@ -152,6 +154,9 @@ def measure(
 ) -> None:
     """Fill ``candidate.result`` for every candidate; the first is the reference.
 
+    A candidate other than the first that edgepipe cannot load, compile or run
+    gets ``candidate.error`` instead (the first one's error is raised).
+
     Sets ``size``, ``load_ms``, ``compile_ms``, ``rss_delta_bytes``,
     ``quantized_io``, ``accelerators`` (per accelerator: ``p50_ms``/``p99_ms``
     and ``runs``, or ``available: False`` with ``why`` and the ``delegation``
@@ -160,16 +165,24 @@ def measure(
     ``errors`` (per output, see :func:`output_errors`), the summary
     ``max_abs``/``mean_rel``/``min_cosine``/``min_top1``, ``speedup`` and ``accuracy``.
     """
-    for c in candidates:
+    failed: list[Candidate] = []
+    for n, c in enumerate(candidates):
         c.result["size"] = c.path.stat().st_size
         before = rss_bytes()
-        t0 = time.perf_counter()
-        c.model = Model.load(c.path)
-        t1 = time.perf_counter()
-        cpu = Session(c.model, accelerator="cpu", threads=threads)
-        t2 = time.perf_counter()
-        quantized = has_quantized_io(cpu)
-        c.outputs = [_run(cpu, s, quantized) for s in data.samples]
+        try:
+            t0 = time.perf_counter()
+            c.model = Model.load(c.path)
+            t1 = time.perf_counter()
+            cpu = Session(c.model, accelerator="cpu", threads=threads)
+            t2 = time.perf_counter()
+            quantized = has_quantized_io(cpu)
+            c.outputs = [_run(cpu, s, quantized) for s in data.samples]
+        except EdgepipeError as exc:
+            if n == 0:
+                raise  # the reference itself does not run: nothing to compare against
+            c.error = f"{type(exc).__name__}: {exc}"
+            failed.append(c)
+            continue
         after = rss_bytes()
         c.sessions["cpu"] = cpu
         c.result.update({
@@ -203,6 +216,7 @@ def measure(
                 c.sessions[accel] = s
             c.result["accelerators"][accel] = entry
 
+    candidates = [c for c in candidates if c not in failed]
     # Interleaved latency: every (candidate, accelerator) runs once per round.
     sample = data.samples[0]
     timers: list[tuple[Candidate, str, Session, dict[str, np.ndarray], list[float]]] = []

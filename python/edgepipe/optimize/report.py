@@ -52,7 +52,8 @@ def format_table(report: OptimizeReport) -> str:
     for (accel, why), names in accel_notes.items():
         notes.append(f"  {accel}: not measured for {', '.join(names)}: {why}")
     for s in report.skipped:
-        notes.append(f"  skipped {s['recipe']}: {s['why']}")
+        why = s["why"].splitlines()[0] if s["why"] else ""
+        notes.append(f"  skipped {s['recipe']}: {why}")
     if notes:
         lines.append("notes:")
         lines.extend(notes)
