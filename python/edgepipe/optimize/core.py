@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,10 +103,17 @@ def _recipes(recipes: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _write(path: Path, data: bytes | bytearray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _write(path: Path, data: bytes | bytearray | memoryview) -> None:
+    """Write-then-rename inside ``path``'s folder; never follows a link at ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def optimize(
@@ -158,7 +166,10 @@ def optimize(
     src = Path(model)
     original = Model.load(src)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot use {out} as the output folder: {exc}") from exc
     stem = src.stem
 
     def load(source: DataSource | None) -> Dataset | None:
@@ -234,6 +245,6 @@ def optimize(
             report.selected = {"name": None, "path": None, "why": why}
         else:
             dest = out / f"{stem}.selected.tflite"
-            shutil.copyfile(chosen["path"], dest)
+            _write(dest, Path(chosen["path"]).read_bytes())
             report.selected = {"name": chosen["name"], "path": str(dest), "why": why}
     return report
