@@ -78,12 +78,14 @@ def _recipe(name: str) -> Any:
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """Silence the quantizer's progress report and absl INFO lines."""
+    """Silence the quantizer's progress report and bars (Python-level stdout/stderr),
+    absl INFO lines and its warning about keeping every tensor while calibrating."""
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             # Calibration keeps every tensor on purpose; the interpreter warns about it.
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
             yield
