@@ -191,16 +191,20 @@ def optimize(
 
     skipped: list[dict[str, str]] = []
     fixes: dict[str, list[dict[str, Any]]] = {}
+    quantizer_warnings: dict[str, list[str]] = {}
     for name in names:
         if name in NEEDS_CALIBRATION and calib is None:
             skipped.append({"recipe": name, "why": "needs calibration data (--calibration)"})
             continue
+        warned: list[str] = []
         try:
             data = quantize(normalized, name,
-                            calibration=calib.samples if calib is not None else None)
+                            calibration=calib.samples if calib is not None else None,
+                            warnings_out=warned)
         except QuantizationError as exc:
             skipped.append({"recipe": name, "why": str(exc)})
             continue
+        quantizer_warnings[name] = warned
         fix = fix_metadata_buffer(data)
         fixes[name] = [fix.to_dict()] if fix else []
         path = out / f"{stem}.{name}.tflite"
@@ -217,12 +221,15 @@ def optimize(
         # Written by the quantizer but unusable here: say why and do not leave it in OUT.
         candidates.remove(c)
         c.path.unlink(missing_ok=True)
-        skipped.append({"recipe": c.name,
-                        "why": f"the quantizer's output does not run in edgepipe: {c.error}"})
+        why = f"the quantizer's output does not run in edgepipe: {c.error}"
+        if quantizer_warnings.get(c.name):
+            why += f" (the quantizer warned: {'; '.join(quantizer_warnings[c.name])})"
+        skipped.append({"recipe": c.name, "why": why})
 
     def entry(c: _measure.Candidate) -> dict[str, Any]:
         return {"name": c.name, "recipe": c.recipe, "path": str(c.path),
-                "output_fixes": fixes.get(c.name, []), **c.result}
+                "output_fixes": fixes.get(c.name, []),
+                "quantizer_warnings": quantizer_warnings.get(c.name, []), **c.result}
 
     report = OptimizeReport(
         model=str(src),

@@ -17,7 +17,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -77,18 +77,21 @@ def _recipe(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _quiet() -> Any:
-    """Silence the quantizer's progress report and bars (Python-level stdout/stderr),
-    absl INFO lines and its warning about keeping every tensor while calibrating."""
+def _quiet() -> Iterator[list[warnings.WarningMessage]]:
+    """Silence the quantizer's progress report and bars (Python-level stdout/stderr)
+    and absl INFO lines; collect its warnings instead of showing (or, under
+    ``-W error``, raising) them. Its warning about keeping every tensor while
+    calibrating is dropped: that is what calibration asks for."""
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            # Calibration keeps every tensor on purpose; the interpreter warns about it.
+                contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-            yield
+            yield caught
     finally:
         absl_logger.setLevel(level)
 
@@ -100,12 +103,15 @@ def quantize(
     calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
     signature_key: str = "serving_default",
     threads: int = 1,
+    warnings_out: list[str] | None = None,
 ) -> bytearray:
     """Run ai-edge-quantizer's ``recipe`` on a (normalised) model's bytes.
 
     Returns the quantizer's output exactly as it wrote it (see
     :func:`edgepipe.optimize.normalize.fix_metadata_buffer` for the one fix
-    edgepipe applies to it).
+    edgepipe applies to it). Warnings the quantizer emits (e.g. numpy's
+    "invalid value encountered in cast" when a bias overflows int32) are
+    appended to ``warnings_out`` as ``"Category: message"`` instead of shown.
 
     Raises:
         MissingExtraError: ai-edge-quantizer is not installed.
@@ -121,12 +127,19 @@ def quantize(
             raise QuantizationError(
                 f"recipe {recipe!r} needs calibration data (--calibration DATA)")
     try:
-        with _quiet():
-            q = quantizer.Quantizer(bytes(model), _recipe(recipe))
-            result = None
-            if q.need_calibration:
-                result = q.calibrate({signature_key: samples}, num_threads=threads)
-            out = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
+        with _quiet() as caught:
+            try:
+                q = quantizer.Quantizer(bytes(model), _recipe(recipe))
+                result = None
+                if q.need_calibration:
+                    result = q.calibrate({signature_key: samples}, num_threads=threads)
+                out = q.quantize(result, enable_progress_bar=False,
+                                 enable_progress_report=False)
+            finally:
+                if warnings_out is not None:
+                    seen = dict.fromkeys(
+                        f"{w.category.__name__}: {w.message}" for w in caught)
+                    warnings_out.extend(seen)
     except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as exc:
         raise QuantizationError(f"ai-edge-quantizer failed on recipe {recipe!r}: {exc}") from exc
     return bytearray(out.quantized_model)

@@ -46,6 +46,8 @@ def format_table(report: OptimizeReport) -> str:
                              f"{a['p99_ms']:.3f} ms" + (f" ({a['why']})" if a.get("why") else ""))
             else:
                 accel_notes.setdefault((accel, str(a.get("why"))), []).append(e["name"])
+        notes.extend(f"  {e['name']}: the quantizer warned: {w}"
+                     for w in e.get("quantizer_warnings", []))
         notes.extend(f"  {e['name']}: normalised output: {fix['name']} x{fix['count']}: "
                      f"{fix['detail']}" for fix in e.get("output_fixes", []))
     for (accel, why), names in accel_notes.items():
