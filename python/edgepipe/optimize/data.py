@@ -40,9 +40,7 @@ SCALES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 LABEL_KEYS = ("label", "labels")
 
 Sample = Mapping[str, Any] | Sequence[np.ndarray] | np.ndarray
-DataSource = (
-    str | os.PathLike[str] | Callable[[], Iterable[Sample]] | Iterable[Sample]
-)
+DataSource = str | os.PathLike[str] | Callable[[], Iterable[Sample]] | Iterable[Sample]
 
 
 @dataclass
@@ -70,7 +68,8 @@ def _fit(name: str, arr: np.ndarray, info: TensorInfo) -> np.ndarray:
     fixed = all(d == s or d == -1 for d, s in zip(shape, a.shape))
     if a.ndim != len(shape) or not fixed:
         raise InputError(
-            f"sample {name}: input {info.name!r} needs shape {list(shape)}, got {list(a.shape)}")
+            f"sample {name}: input {info.name!r} needs shape {list(shape)}, got {list(a.shape)}"
+        )
     if info.dtype is not None and info.dtype.kind == "f" and a.dtype.kind in "iuf":
         a = a.astype(info.dtype)
     return a
@@ -85,8 +84,9 @@ def _label(value: Any) -> int | None:
     return int(arr[0])
 
 
-def _from_sample(name: str, sample: Sample, infos: Sequence[TensorInfo]) -> tuple[
-        dict[str, np.ndarray], int | None]:
+def _from_sample(
+    name: str, sample: Sample, infos: Sequence[TensorInfo]
+) -> tuple[dict[str, np.ndarray], int | None]:
     label = None
     if isinstance(sample, Mapping):
         items = dict(sample)
@@ -102,14 +102,14 @@ def _from_sample(name: str, sample: Sample, infos: Sequence[TensorInfo]) -> tupl
         else:
             raise InputError(
                 f"sample {name}: arrays {sorted(items)} do not name the model's inputs "
-                f"{[i.name for i in infos]} (or arg0..arg{len(infos) - 1})")
+                f"{[i.name for i in infos]} (or arg0..arg{len(infos) - 1})"
+            )
     elif isinstance(sample, np.ndarray):
         arrays = [sample]
     else:
         arrays = list(sample)
     if len(arrays) != len(infos):
-        raise InputError(f"sample {name}: the model takes {len(infos)} input(s), "
-                         f"got {len(arrays)}")
+        raise InputError(f"sample {name}: the model takes {len(infos)} input(s), got {len(arrays)}")
     return {i.name: _fit(name, a, i) for i, a in zip(infos, arrays)}, label
 
 
@@ -117,12 +117,16 @@ def _image_input(infos: Sequence[TensorInfo]) -> TensorInfo:
     if len(infos) != 1 or len(infos[0].shape) != 4 or infos[0].shape[-1] not in (1, 3):
         raise InputError(
             "image folders work for models with one NHWC image input (1 or 3 channels); "
-            f"this one takes {[(i.name, list(i.shape)) for i in infos]}: use .npz files")
+            f"this one takes {[(i.name, list(i.shape)) for i in infos]}: use .npz files"
+        )
     return infos[0]
 
 
 def load_image(
-    path: str | os.PathLike[str], info: TensorInfo, *, resize: str = "stretch",
+    path: str | os.PathLike[str],
+    info: TensorInfo,
+    *,
+    resize: str = "stretch",
     scale: str = "0,1",
 ) -> np.ndarray:
     """One image file as a batch of 1 for NHWC input ``info`` (see the module doc)."""
@@ -131,7 +135,8 @@ def load_image(
     except ImportError as exc:
         raise MissingExtraError(
             "reading images needs Pillow; install the optional extra: "
-            "pip install 'edgepipe[optimize]'") from exc
+            "pip install 'edgepipe[optimize]'"
+        ) from exc
     if scale not in SCALES:
         raise InputError(f"unknown image scale {scale!r}; choose from {', '.join(SCALES)}")
     if resize not in ("stretch", "crop"):
@@ -159,12 +164,16 @@ def load_image(
     return arr[None, ...].astype(dtype)
 
 
-def _folder(path: Path, infos: Sequence[TensorInfo], resize: str, scale: str,
-            limit: int | None) -> Dataset:
+def _folder(
+    path: Path, infos: Sequence[TensorInfo], resize: str, scale: str, limit: int | None
+) -> Dataset:
     if not path.is_dir():
         raise InputError(f"data {path} is not a folder of .npz files or images")
-    files = sorted(p for p in path.rglob("*") if p.is_file()
-                   and (p.suffix.lower() == ".npz" or p.suffix.lower() in IMAGE_SUFFIXES))
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and (p.suffix.lower() == ".npz" or p.suffix.lower() in IMAGE_SUFFIXES)
+    )
     if limit is not None:
         files = files[:limit]
     if not files:

@@ -84,26 +84,32 @@ def output_errors(
         b = np.concatenate([np.asarray(g[name], np.float64).reshape(-1) for g in got])
         diff = np.abs(a - b)
         na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-        cosine = 1.0 if na == 0 and nb == 0 else (
-            float(np.dot(a, b) / (na * nb)) if na > 0 and nb > 0 else 0.0)
+        cosine = (
+            1.0
+            if na == 0 and nb == 0
+            else (float(np.dot(a, b) / (na * nb)) if na > 0 and nb > 0 else 0.0)
+        )
         shape = np.shape(ref[0][name])
         top1 = None
         if is_classifier_like(name, shape, ref[0][name]):
-            agree = [np.argmax(r[name], axis=-1) == np.argmax(g[name], axis=-1)
-                     for r, g in zip(ref, got)]
+            agree = [
+                np.argmax(r[name], axis=-1) == np.argmax(g[name], axis=-1) for r, g in zip(ref, got)
+            ]
             top1 = float(np.mean(np.concatenate([np.ravel(x) for x in agree])))
         out[name] = {
             "max_abs": float(diff.max()) if diff.size else 0.0,
             "mean_rel": float(diff.mean() / max(float(np.abs(a).mean()), 1e-12))
-            if diff.size else 0.0,
+            if diff.size
+            else 0.0,
             "cosine": cosine,
             "top1": top1,
         }
     return out
 
 
-def accuracy(outputs: Sequence[dict[str, np.ndarray]], labels: Sequence[int | None]) -> \
-        float | None:
+def accuracy(
+    outputs: Sequence[dict[str, np.ndarray]], labels: Sequence[int | None]
+) -> float | None:
     """Share of samples whose classifier-like output's argmax equals the label."""
     if not outputs or any(label is None for label in labels):
         return None
@@ -114,8 +120,11 @@ def accuracy(outputs: Sequence[dict[str, np.ndarray]], labels: Sequence[int | No
     if not names:
         return None
     name = names[0]
-    hits = [int(np.argmax(np.asarray(o[name]).reshape(-1))) == int(label)
-            for o, label in zip(outputs, labels) if label is not None]
+    hits = [
+        int(np.argmax(np.asarray(o[name]).reshape(-1))) == int(label)
+        for o, label in zip(outputs, labels)
+        if label is not None
+    ]
     return float(np.mean(hits))
 
 
@@ -185,14 +194,17 @@ def measure(
             continue
         after = rss_bytes()
         c.sessions["cpu"] = cpu
-        c.result.update({
-            "load_ms": (t1 - t0) * 1e3,
-            "compile_ms": (t2 - t1) * 1e3,
-            "rss_delta_bytes": after - before if before is not None and after is not None
-            else None,
-            "quantized_io": quantized,
-            "accelerators": {"cpu": {"available": True, "ran_on": cpu.accelerator}},
-        })
+        c.result.update(
+            {
+                "load_ms": (t1 - t0) * 1e3,
+                "compile_ms": (t2 - t1) * 1e3,
+                "rss_delta_bytes": after - before
+                if before is not None and after is not None
+                else None,
+                "quantized_io": quantized,
+                "accelerators": {"cpu": {"available": True, "ran_on": cpu.accelerator}},
+            }
+        )
         for accel in accelerators:
             if accel == "cpu":
                 continue
@@ -201,8 +213,11 @@ def measure(
             except EdgepipeError as exc:
                 c.result["accelerators"][accel] = {"available": False, "why": str(exc)}
                 continue
-            entry: dict[str, Any] = {"ran_on": s.accelerator, "events": s.events,
-                                     "delegation": s.delegation}
+            entry: dict[str, Any] = {
+                "ran_on": s.accelerator,
+                "events": s.events,
+                "delegation": s.delegation,
+            }
             if s.accelerator == "cpu":
                 entry.update(available=False, why=_accel_why(s, accel))
                 s.close()
@@ -211,8 +226,10 @@ def measure(
                 if not s.fully_accelerated:
                     entry["cpu_ops"] = _cpu_ops(c.model, accel)
                     entry["why"] = "partial delegation: left on the CPU: " + (
-                        ", ".join(sorted(set(entry["cpu_ops"]))) if entry["cpu_ops"]
-                        else "ops the runtime did not name")
+                        ", ".join(sorted(set(entry["cpu_ops"])))
+                        if entry["cpu_ops"]
+                        else "ops the runtime did not name"
+                    )
                 c.sessions[accel] = s
             c.result["accelerators"][accel] = entry
 
@@ -235,12 +252,16 @@ def measure(
     for c, accel, _, _, times in timers:
         ms = np.asarray(times) * 1e3
         c.result["accelerators"][accel].update(
-            p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-            runs=len(times), threads=threads)
+            p50_ms=float(np.percentile(ms, 50)),
+            p99_ms=float(np.percentile(ms, 99)),
+            runs=len(times),
+            threads=threads,
+        )
 
     ref = candidates[0]
     float32_size = next(
-        (c.result["size"] for c in candidates if c.recipe == "normalized"), ref.result["size"])
+        (c.result["size"] for c in candidates if c.recipe == "normalized"), ref.result["size"]
+    )
     for c in candidates:
         errs = output_errors(ref.outputs, c.outputs)
         c.result["errors"] = errs

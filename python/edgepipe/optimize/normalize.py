@@ -136,8 +136,11 @@ def _opcode_steps(model: Any) -> list[NormalizeStep]:
             fixed += 1
     if not fixed:
         return []
-    return [NormalizeStep(
-        "opcodes", "set builtin_code from deprecated_builtin_code (0 reads as ADD)", fixed)]
+    return [
+        NormalizeStep(
+            "opcodes", "set builtin_code from deprecated_builtin_code (0 reads as ADD)", fixed
+        )
+    ]
 
 
 def _buffer_array(buf: Any) -> np.ndarray | None:
@@ -158,14 +161,22 @@ def _fold_fp16(model: Any) -> list[NormalizeStep]:
         keep = []
         for op in sg.operators or []:
             code = codes[op.opcodeIndex]
-            if (max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
-                    == _DEQUANTIZE and len(op.inputs or []) == 1 and len(op.outputs or []) == 1):
+            if (
+                max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0)) == _DEQUANTIZE
+                and len(op.inputs or []) == 1
+                and len(op.outputs or []) == 1
+            ):
                 src = sg.tensors[op.inputs[0]]
                 dst = sg.tensors[op.outputs[0]]
                 raw = _buffer_array(model.buffers[src.buffer]) if src.buffer else None
-                if (raw is not None and src.type == _FLOAT16 and dst.type == _FLOAT32
-                        and src.sparsity is None and op.outputs[0] not in outputs
-                        and raw.size % 2 == 0):
+                if (
+                    raw is not None
+                    and src.type == _FLOAT16
+                    and dst.type == _FLOAT32
+                    and src.sparsity is None
+                    and op.outputs[0] not in outputs
+                    and raw.size % 2 == 0
+                ):
                     values = raw.view("<f2").astype("<f4")
                     new = schema.BufferT()
                     new.data = values.view(np.uint8)
@@ -177,9 +188,13 @@ def _fold_fp16(model: Any) -> list[NormalizeStep]:
         sg.operators = keep
     if not folded:
         return []
-    return [NormalizeStep(
-        "fold_fp16_weights", "float16 weights behind DEQUANTIZE folded to float32 constants",
-        folded)]
+    return [
+        NormalizeStep(
+            "fold_fp16_weights",
+            "float16 weights behind DEQUANTIZE folded to float32 constants",
+            folded,
+        )
+    ]
 
 
 def _drop_dangling(model: Any) -> list[NormalizeStep]:
@@ -252,8 +267,11 @@ def _add_signature(model: Any) -> list[NormalizeStep]:
     sig.inputs = [tensor_map(i) for i in sg.inputs or []]
     sig.outputs = [tensor_map(i) for i in sg.outputs or []]
     model.signatureDefs = [sig]
-    return [NormalizeStep(
-        "signature", "added SignatureDef 'serving_default' (static calibration needs one)", 1)]
+    return [
+        NormalizeStep(
+            "signature", "added SignatureDef 'serving_default' (static calibration needs one)", 1
+        )
+    ]
 
 
 def _metadata_buffer_step(model: Any) -> list[NormalizeStep]:
@@ -266,9 +284,13 @@ def _metadata_buffer_step(model: Any) -> list[NormalizeStep]:
     if len(good) == len(entries):
         return []
     model.metadataBuffer = good
-    return [NormalizeStep(
-        "metadata_buffer", "dropped metadata_buffer entries that point past the "
-        f"{n} buffers or at an empty one", len(entries) - len(good))]
+    return [
+        NormalizeStep(
+            "metadata_buffer",
+            f"dropped metadata_buffer entries that point past the {n} buffers or at an empty one",
+            len(entries) - len(good),
+        )
+    ]
 
 
 def normalize(
@@ -326,4 +348,5 @@ def fix_metadata_buffer(data: bytearray) -> NormalizeStep | None:
     return NormalizeStep(
         "metadata_buffer",
         f"dropped metadata_buffer entries past the {n_buffers} buffers (in place)",
-        length - len(good))
+        length - len(good),
+    )

@@ -42,7 +42,8 @@ def quantize_array(x: np.ndarray, info: TensorInfo) -> np.ndarray:
             return arr  # already quantized by the caller
         raise InputError(
             f"input {info.name!r} is quantized ({info.element_type}); pass floats to "
-            f"quantize or {info.element_type} values, got {arr.dtype}")
+            f"quantize or {info.element_type} values, got {arr.dtype}"
+        )
     scales = np.asarray(q.scales, np.float64)
     zps = np.asarray(q.zero_points, np.float64)
     if q.axis is not None and len(scales) > 1:
@@ -86,7 +87,8 @@ def quantize_inputs(
         unknown = [k for k in inputs if k not in {i.name for i in infos}]
         if unknown:
             raise InputError(
-                f"unknown input(s) {unknown}; the model takes {[i.name for i in infos]}")
+                f"unknown input(s) {unknown}; the model takes {[i.name for i in infos]}"
+            )
         return {i.name: quantize_array(inputs[i.name], i) for i in infos if i.name in inputs}
     items = list(inputs)
     if len(items) != len(infos):
@@ -99,15 +101,15 @@ def dequantize_outputs(
 ) -> dict[str, np.ndarray]:
     """Outputs by name, integer-quantized ones turned back into float32."""
     by_name = {i.name: i for i in _infos(target, "outputs")}
-    return {k: dequantize_array(v, by_name[k]) if k in by_name else v
-            for k, v in outputs.items()}
+    return {k: dequantize_array(v, by_name[k]) if k in by_name else v for k, v in outputs.items()}
 
 
 def has_quantized_io(target: Model | Session) -> bool:
     """True when any input or output of ``target`` is an integer-quantized tensor."""
     return any(
         i.quantization is not None and i.dtype is not None and i.dtype.kind in "iu"
-        for i in _infos(target, "inputs") + _infos(target, "outputs"))
+        for i in _infos(target, "inputs") + _infos(target, "outputs")
+    )
 
 
 class FloatIOSession:

@@ -86,9 +86,11 @@ def _quiet() -> Iterator[list[warnings.WarningMessage]]:
     level = absl_logger.level
     absl_logger.setLevel(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings(record=True) as caught:
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            warnings.catch_warnings(record=True) as caught,
+        ):
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
             yield caught
@@ -125,7 +127,8 @@ def quantize(
         samples = [dict(s) for s in calibration or []]
         if not samples:
             raise QuantizationError(
-                f"recipe {recipe!r} needs calibration data (--calibration DATA)")
+                f"recipe {recipe!r} needs calibration data (--calibration DATA)"
+            )
     try:
         with _quiet() as caught:
             try:
@@ -133,12 +136,10 @@ def quantize(
                 result = None
                 if q.need_calibration:
                     result = q.calibrate({signature_key: samples}, num_threads=threads)
-                out = q.quantize(result, enable_progress_bar=False,
-                                 enable_progress_report=False)
+                out = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             finally:
                 if warnings_out is not None:
-                    seen = dict.fromkeys(
-                        f"{w.category.__name__}: {w.message}" for w in caught)
+                    seen = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
                     warnings_out.extend(seen)
     except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as exc:
         raise QuantizationError(f"ai-edge-quantizer failed on recipe {recipe!r}: {exc}") from exc

@@ -36,7 +36,11 @@ METRICS: dict[str, tuple[str, Callable[[Mapping[str, Any]], float | None]]] = {
 }
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 _CONDITION = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+)\s*$")
 
@@ -58,7 +62,8 @@ class Condition:
         if got is None:
             raise InputError(
                 f"--select uses {self.metric!r}, which variant {entry.get('name')!r} does not "
-                f"have ({METRICS[self.metric][0]})")
+                f"have ({METRICS[self.metric][0]})"
+            )
         return _OPS[self.op](float(got), self.value), float(got)
 
 
@@ -73,11 +78,11 @@ def parse_select(text: str) -> list[Condition]:
         if not m:
             raise InputError(
                 f"cannot read --select condition {part.strip()!r}; write METRIC<VALUE, e.g. "
-                "max_error<0.01")
+                "max_error<0.01"
+            )
         metric, op, value = m.groups()
         if metric not in METRICS:
-            raise InputError(f"unknown --select metric {metric!r}; use one of "
-                             f"{', '.join(METRICS)}")
+            raise InputError(f"unknown --select metric {metric!r}; use one of {', '.join(METRICS)}")
         try:
             out.append(Condition(metric, op, float(value)))
         except ValueError as exc:
@@ -106,15 +111,19 @@ def choose(
         else:
             passing.append(e)
     if not passing:
-        return None, (f"no variant meets {select}: " + "; ".join(rejected)) if rejected \
-            else "no variant to choose from"
+        return None, (
+            f"no variant meets {select}: " + "; ".join(rejected)
+        ) if rejected else "no variant to choose from"
 
     def key(e: Mapping[str, Any]) -> float:
         return float(e["size"] if pick == "smallest" else e["accelerators"]["cpu"]["p50_ms"])
 
     best = min(passing, key=key)
-    what = (f"{best['size']} bytes" if pick == "smallest"
-            else f"CPU p50 {best['accelerators']['cpu']['p50_ms']:.3f} ms")
+    what = (
+        f"{best['size']} bytes"
+        if pick == "smallest"
+        else f"CPU p50 {best['accelerators']['cpu']['p50_ms']:.3f} ms"
+    )
     among = ", ".join(e["name"] for e in passing)
     why = f"{best['name']}: the {pick} ({what}) of {len(passing)} variant(s) "
     why += f"meeting {select} ({among})" if select else f"({among})"
