@@ -13,6 +13,7 @@ from .. import __version__
 from ..models import default_model_path
 from .._runtime import log_level_name
 from ..errors import EdgepipeError, InputError, ModelError
+from ..optimize import cli as optimize_cli
 from ..ota import cli as ota_cli
 from ..ray import cli as ray_cli
 from ..profiling import cli as profiling_cli
@@ -54,6 +55,7 @@ COMMANDS: list[Callable[[Any], object]] = [
     _register_bench,
     accelerators.register,
     ota_cli.add_ota_parser,
+    optimize_cli.register,
     ray_cli.register,
 ]
 
