@@ -13,6 +13,8 @@ Quick start::
 
 from __future__ import annotations
 
+import importlib.metadata
+
 from . import accelerators, errors
 from ._runtime import load_runtime, runtime_info, runtime_version
 from .errors import (
@@ -24,6 +26,7 @@ from .errors import (
     InferenceError,
     InputError,
     ModelError,
+    PlatformError,
     PoolClosedError,
     PoolError,
     QueueFullError,
@@ -35,7 +38,10 @@ from .models import default_model_path
 from .pool import Pool
 from .session import Session
 
-__version__ = "0.1.0"
+try:  # one version number: pyproject.toml's, as installed
+    __version__ = importlib.metadata.version("edgepipe")
+except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AcceleratorError",
@@ -47,6 +53,7 @@ __all__ = [
     "InputError",
     "Model",
     "ModelError",
+    "PlatformError",
     "Pool",
     "PoolClosedError",
     "PoolError",

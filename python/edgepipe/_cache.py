@@ -22,7 +22,6 @@ write to a shared cache file:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from ._files import fsync_dir, hash_fd, unlink_logged
+from ._platform import need
 
 if TYPE_CHECKING:
     from .model import Model
@@ -236,7 +236,12 @@ def _build(model: Model, path: Path, runtime: str) -> None:
 
 
 def _lock(path: Path) -> int:
-    """Take the exclusive build lock of ``path`` (its fd; close to release)."""
+    """Take the exclusive build lock of ``path`` (its fd; close to release).
+
+    Raises:
+        PlatformError: this platform has no ``fcntl`` (no shared weight cache).
+    """
+    fcntl = need("fcntl", "a shared XNNPACK weight cache (its build lock)")
     fd = os.open(_sibling(path, _LOCK_SUFFIX), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     deadline = time.monotonic() + _BUILD_TIMEOUT + 30
     while True:

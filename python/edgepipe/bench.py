@@ -8,8 +8,8 @@ throughput and peak RSS.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -61,16 +61,27 @@ def _percentiles(latencies_ms: Sequence[float]) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process in MB (NaN where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; bytes on macOS
+    return peak / (1 << 20 if sys.platform == "darwin" else 1 << 10)
 
 
 def rss_anon_mb() -> float:
-    """Current anonymous resident memory (RssAnon) in MB; shared file maps excluded."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024.0
+    """Current anonymous resident memory (RssAnon) in MB; shared file maps excluded.
+
+    NaN without Linux's ``/proc``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024.0
+    except FileNotFoundError:
+        pass
     return float("nan")
 
 
