@@ -45,8 +45,10 @@ fi
 build_wheel() {
   local py=$1 raw="$WORK/raw-$RANDOM"
   echo "== wheel: building for $("$py" -c 'import sys; print(sys.version.split()[0])')" >&2
+  # A current pip (config settings, build isolation) whatever the interpreter's own.
+  "$py" -m venv "$raw.venv" && "$raw.venv/bin/python" -m pip install --quiet --upgrade pip >&2
   # pip shows the build's own output (CMake, compiler progress) only with -v.
-  "$py" -m pip wheel --no-deps --wheel-dir "$raw" "${config[@]}" -v "$ROOT" \
+  "$raw.venv/bin/python" -m pip wheel --no-deps --wheel-dir "$raw" "${config[@]}" -v "$ROOT" \
     > "$raw.log" 2>&1 || { tail -40 "$raw.log" >&2; return 1; }
   grep -E '^\s*\[[0-9]+/[0-9]+\]' "$raw.log" | tail -1 >&2 || true
   mkdir -p "$WHEEL_DIR"
