@@ -59,7 +59,8 @@ build_wheel() {
   grep -E '^\s*\[[0-9]+/[0-9]+\]' "$raw.log" | tail -1 >&2 || true
   mkdir -p "$WHEEL_DIR"
   # Default --plat: the most compatible manylinux tag the symbols allow.
-  "$TOOLS/bin/auditwheel" repair --wheel-dir "$WHEEL_DIR" "$raw"/edgepipe-*.whl >&2
+  "$TOOLS/bin/auditwheel" repair --wheel-dir "$WHEEL_DIR" "$raw"/edgepipe-*.whl 2>&1 \
+    | { grep -v '^INFO:' || true; } >&2
   local wheel
   wheel=$(ls -t "$WHEEL_DIR"/edgepipe-*"$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"-*manylinux*.whl | head -1)
   "$TOOLS/bin/auditwheel" show "$wheel" | sed -n '1,4p' >&2
