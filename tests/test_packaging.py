@@ -32,8 +32,11 @@ def test_installed_metadata():
     meta = importlib.metadata.metadata("edgepipe")
     assert meta["License-Expression"] == "Apache-2.0"
     classifiers = meta.get_all("Classifier") or []
-    pythons = {c.rsplit(" ", 1)[-1] for c in classifiers
-               if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    pythons = {
+        c.rsplit(" ", 1)[-1]
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
     assert pythons == {"3.10", "3.11", "3.12", "3.13", "3.14"}
     assert "Operating System :: POSIX :: Linux" in classifiers
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
@@ -43,7 +46,7 @@ def test_installed_metadata():
 
 def test_cibuildwheel_covers_the_runtimes_pythons_and_runs_the_readme_tests():
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    section = text[text.index("[tool.cibuildwheel]"):]
+    section = text[text.index("[tool.cibuildwheel]") :]
     for tag in ("cp310", "cp311", "cp312", "cp313", "cp314"):
         assert f"{tag}-*" in section
     assert '"x86_64", "aarch64"' in section

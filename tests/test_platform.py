@@ -36,8 +36,9 @@ _CHILD = textwrap.dedent("""
 
 def test_import_and_run_without_linux_only_modules(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "outputs 1"
@@ -56,10 +57,12 @@ def test_platform_error_is_typed():
 
 @pytest.mark.parametrize(
     ("system", "machine", "status"),
-    [("Linux", "x86_64", "supported and tested"),
-     ("Linux", "aarch64", "supported and tested"),
-     ("Darwin", "arm64", "expected to work but untested"),
-     ("Windows", "AMD64", "not supported")],
+    [
+        ("Linux", "x86_64", "supported and tested"),
+        ("Linux", "aarch64", "supported and tested"),
+        ("Darwin", "arm64", "expected to work but untested"),
+        ("Windows", "AMD64", "not supported"),
+    ],
 )
 def test_support_note(monkeypatch, system, machine, status):
     monkeypatch.setattr(_platform, "here", lambda: (system, machine))

@@ -37,12 +37,14 @@ for path, line, code in blocks:
 def python_blocks(path: pathlib.Path) -> list[tuple[str, int, str]]:
     """(document, first line of the code, code) of every ```python block."""
     text = path.read_text(encoding="utf-8")
-    return [(str(path), text.count("\n", 0, m.start(1)) + 1, m.group(1))
-            for m in _FENCE.finditer(text)]
+    return [
+        (str(path), text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in _FENCE.finditer(text)
+    ]
 
 
-def run_document(path: pathlib.Path, tmp_path: pathlib.Path,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_document(
+    path: pathlib.Path, tmp_path: pathlib.Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     blocks = python_blocks(path)
     assert blocks, f"{path} has no python block"
     spec = tmp_path / "blocks.json"
@@ -52,11 +54,17 @@ def run_document(path: pathlib.Path, tmp_path: pathlib.Path,
     child_env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     child_env.pop("MODEL", None)
     child_env.update(env or {})
-    done = subprocess.run([sys.executable, "-c", _RUNNER, str(spec)], cwd=work,
-                          env=child_env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(spec)],
+        cwd=work,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, (
-        f"{path.name} failed:\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n"
-        f"{done.stderr[-6000:]}")
+        f"{path.name} failed:\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-6000:]}"
+    )
     return done
 
 
@@ -64,8 +72,10 @@ def test_readme_starts_with_the_two_commands():
     first = re.search(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     assert first is not None
     commands = [line.split("#")[0].strip() for line in first.group(1).splitlines()]
-    assert commands == ["pip install . && edgepipe bench",
-                        "pip install '.[test]' && python -m pytest tests"]
+    assert commands == [
+        "pip install . && edgepipe bench",
+        "pip install '.[test]' && python -m pytest tests",
+    ]
     # CI keeps the second one true.
     assert "python -m pytest tests" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 

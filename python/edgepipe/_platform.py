@@ -36,8 +36,10 @@ def support_note() -> str:
         status = "expected to work but untested"
     else:
         status = "not supported"
-    return (f"edgepipe supports Linux x86_64 and aarch64 (tested) and macOS arm64 "
-            f"(untested); this machine ({system} {machine}) is {status}.")
+    return (
+        f"edgepipe supports Linux x86_64 and aarch64 (tested) and macOS arm64 "
+        f"(untested); this machine ({system} {machine}) is {status}."
+    )
 
 
 def runtime_library_name() -> str:
@@ -55,6 +57,5 @@ def need(module: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise PlatformError(
-            f"{feature} needs the {module!r} module, which this platform lacks. "
-            + support_note()
+            f"{feature} needs the {module!r} module, which this platform lacks. " + support_note()
         ) from exc

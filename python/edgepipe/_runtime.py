@@ -78,8 +78,12 @@ def load_runtime(library: str | os.PathLike[str] | None = None) -> _core.Runtime
         search = [d for d in [_package_dir()] if d]
         path = str(library) if library else ""
         name = _platform.runtime_library_name()
-        if (not path and name != "libLiteRt.so" and search
-                and not os.environ.get("EDGEPIPE_LITERT_LIBRARY")):
+        if (
+            not path
+            and name != "libLiteRt.so"
+            and search
+            and not os.environ.get("EDGEPIPE_LITERT_LIBRARY")
+        ):
             # The core searches folders for libLiteRt.so only.
             candidate = Path(search[0], name)
             path = str(candidate) if candidate.is_file() else ""
