@@ -28,6 +28,7 @@ and the import-linter contract in pyproject.toml)::
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 
 from . import accelerators, errors
@@ -41,6 +42,7 @@ from .errors import (
     InferenceError,
     InputError,
     ModelError,
+    PlatformError,
     PoolClosedError,
     PoolError,
     QueueFullError,
@@ -57,7 +59,10 @@ from .tensors import Quantization, Signature, TensorInfo
 # A library leaves logging output to the application (no "No handlers" noise).
 logging.getLogger("edgepipe").addHandler(logging.NullHandler())
 
-__version__ = "0.1.0"
+try:  # one version number: pyproject.toml's, as installed
+    __version__ = importlib.metadata.version("edgepipe")
+except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AcceleratorError",
@@ -69,6 +74,7 @@ __all__ = [
     "InputError",
     "Model",
     "ModelError",
+    "PlatformError",
     "Pool",
     "PoolClosedError",
     "PoolError",

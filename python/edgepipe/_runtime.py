@@ -2,7 +2,8 @@
 
 The search order is: an explicit library path (argument or the
 ``EDGEPIPE_LITERT_LIBRARY`` environment variable), the installed
-``ai_edge_litert`` package folder, then the system loader.
+``ai_edge_litert`` package folder, then the system loader. On macOS (untested)
+the package folder's ``libLiteRt.dylib`` is used.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 import threading
 from pathlib import Path
 
-from . import _core, errors
-from .errors import EdgepipeError, InputError
+from . import _core, _platform, errors
+from .errors import EdgepipeError, InputError, RuntimeLoadError
 
 #: The core's error kinds (``kind`` of a pool callback) and the class each
 #: becomes, from the C++ table the binding exposes (one source).
@@ -75,9 +76,23 @@ def load_runtime(library: str | os.PathLike[str] | None = None) -> _core.Runtime
         if library is None and _default is not None:
             return _default
         search = [d for d in [_package_dir()] if d]
-        rt = _core.Runtime.load(
-            str(library) if library else "", search, log_severity=LOG_LEVELS[log_level_name()]
-        )
+        path = str(library) if library else ""
+        name = _platform.runtime_library_name()
+        if (
+            not path
+            and name != "libLiteRt.so"
+            and search
+            and not os.environ.get("EDGEPIPE_LITERT_LIBRARY")
+        ):
+            # The core searches folders for libLiteRt.so only.
+            candidate = Path(search[0], name)
+            path = str(candidate) if candidate.is_file() else ""
+        try:
+            rt = _core.Runtime.load(path, search, log_severity=LOG_LEVELS[log_level_name()])
+        except RuntimeLoadError as exc:
+            if _platform.here() in _platform.TESTED:
+                raise
+            raise RuntimeLoadError(f"{exc}\n{_platform.support_note()}") from exc
         if library is None:
             _default = rt
         return rt

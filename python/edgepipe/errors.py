@@ -20,6 +20,10 @@ class RuntimeLoadError(EdgepipeError):
     """The LiteRT runtime library or one of its symbols could not be loaded."""
 
 
+class PlatformError(EdgepipeError, NotImplementedError):
+    """This platform lacks something the call needs (see ``docs/platforms.md``)."""
+
+
 class ModelError(EdgepipeError, ValueError):
     """The model file or buffer is missing, corrupt or otherwise unusable."""
 
@@ -73,6 +77,7 @@ __all__ = [
     "InferenceError",
     "InputError",
     "ModelError",
+    "PlatformError",
     "PoolClosedError",
     "PoolError",
     "QueueFullError",

@@ -23,7 +23,6 @@ write to a shared cache file:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from typing import Any
 
 from . import _core
 from ._files import atomic_write, cache_dir, hash_fd, unlink_logged
+from ._platform import need
 from ._runtime import runtime_version
 from .model import Model
 
@@ -368,7 +368,12 @@ def _build(model: Model, path: Path, runtime: str) -> None:
 
 
 def _lock(path: Path) -> int:
-    """Take the exclusive build lock of ``path`` (its fd; close to release)."""
+    """Take the exclusive build lock of ``path`` (its fd; close to release).
+
+    Raises:
+        PlatformError: this platform has no ``fcntl`` (no shared weight cache).
+    """
+    fcntl = need("fcntl", "a shared XNNPACK weight cache (its build lock)")
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     fd = os.open(_sibling(path, _LOCK_SUFFIX), flags, 0o644)
     deadline = time.monotonic() + _BUILD_TIMEOUT + 30
