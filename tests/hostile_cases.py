@@ -178,12 +178,14 @@ def expect_argument_error(fn: Callable[[], object], argument: str) -> str:
     try:
         fn()
     except errors.EdgepipeError as exc:
-        assert isinstance(exc, ValueError), f"{type(exc).__name__} is not a ValueError: {exc}"
-        assert argument in str(exc), f"{type(exc).__name__} does not name {argument!r}: {exc}"
-        return f"{type(exc).__name__}: {str(exc)[:160]}"
+        typed: errors.EdgepipeError = exc
     except BaseException as exc:
         raise AssertionError(f"untyped {type(exc).__module__}.{type(exc).__name__}: {exc}") from exc
-    raise AssertionError(f"accepted a bad {argument}")
+    else:
+        raise AssertionError(f"accepted a bad {argument}")
+    assert isinstance(typed, ValueError), f"{type(typed).__name__} is not a ValueError: {typed}"
+    assert argument in str(typed), f"{type(typed).__name__} does not name {argument!r}: {typed}"
+    return f"{type(typed).__name__}: {str(typed)[:160]}"
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
@@ -252,7 +254,7 @@ def _mutant(kind: str) -> bytes:
     return bytes(builder.Output())
 
 
-@case("1", needs="verifier")
+@case("1")
 def case_quant_tiny_scale_no_zero_point_load(ctx: Ctx) -> str:
     import edgepipe
 
@@ -261,7 +263,7 @@ def case_quant_tiny_scale_no_zero_point_load(ctx: Ctx) -> str:
     return expect(edgepipe.ModelError, lambda: edgepipe.Model.load(path).compile())
 
 
-@case("1", needs="verifier")
+@case("1")
 def case_quant_tiny_scale_no_zero_point_from_bytes(ctx: Ctx) -> str:
     import edgepipe
 
@@ -269,14 +271,14 @@ def case_quant_tiny_scale_no_zero_point_from_bytes(ctx: Ctx) -> str:
     return expect(edgepipe.ModelError, lambda: edgepipe.Model.from_bytes(data).compile())
 
 
-@case("1", needs="verifier")
+@case("1")
 def case_quant_tiny_scale_no_zero_point_cli_info(ctx: Ctx) -> str:
     path = ctx.tmp / "tiny_scale.tflite"
     path.write_bytes(_mutant("tiny_scale"))
     return cli_error(cli("info", str(path)))
 
 
-@case("1", needs="verifier")
+@case("1")
 def case_opcode_conv2d_replaced_by_split_compile(ctx: Ctx) -> str:
     import edgepipe
 
@@ -286,7 +288,7 @@ def case_opcode_conv2d_replaced_by_split_compile(ctx: Ctx) -> str:
     return expect(edgepipe.ModelError, lambda: edgepipe.Model.load(path).compile())
 
 
-@case("1", needs="verifier")
+@case("1")
 def case_opcode_conv2d_replaced_by_split_cli_run(ctx: Ctx) -> str:
     path = ctx.tmp / "split.tflite"
     path.write_bytes(_mutant("split"))
@@ -709,7 +711,7 @@ def _pool(ctx: Ctx, model: str = "add_mul", **kwargs: Any) -> Any:
     return edgepipe.Pool(edgepipe.Model.load(ctx.models[model]), **kwargs)
 
 
-@case("4", needs="pylayers")
+@case("4")
 def case_timeouts_huge_or_inf_wait_forever(ctx: Ctx) -> str:
     with _pool(ctx, workers=1) as pool:
         x = inputs_for(pool.model)
@@ -719,7 +721,7 @@ def case_timeouts_huge_or_inf_wait_forever(ctx: Ctx) -> str:
     return "run and submit with 1e10, 1e300, inf"
 
 
-@case("4", needs="pylayers")
+@case("4")
 def case_block_timeout_inf_waits_for_room(ctx: Ctx) -> str:
     with _pool(ctx, "weight_heavy", workers=1, queue_size=1, policy="block",
                block_timeout=math.inf) as pool:
@@ -731,7 +733,7 @@ def case_block_timeout_inf_waits_for_room(ctx: Ctx) -> str:
     return "24 submits into a queue of 1, none refused"
 
 
-@case("4", needs="pylayers")
+@case("4")
 def case_nan_timeouts_are_refused(ctx: Ctx) -> str:
     with _pool(ctx, workers=1) as pool:
         x = inputs_for(pool.model)
@@ -744,7 +746,7 @@ def case_nan_timeouts_are_refused(ctx: Ctx) -> str:
     return out[0]
 
 
-@case("4", needs="cppcore")
+@case("4")
 def case_timeout_zero_with_idle_workers_runs(ctx: Ctx) -> str:
     with _pool(ctx, workers=2) as pool:
         x = inputs_for(pool.model)
@@ -819,16 +821,10 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_")
 
 
-# Refused with a typed error naming the argument before #10 (kept as regression tests).
-_TYPED_ALREADY = {"workers=0", "workers=-1", "queue_size=0", "policy='drop'", "Pool signature=3",
-                  "compile threads=-1", "compile accelerator='warp'", "Session signature='nope'",
-                  "Session signature=3", "Session.run(3)", "Session.run('x')",
-                  "run timeout=-1", "run(3)", "submit('x')"}
-
 for _i, (_arg, _what, _) in enumerate(_BAD_ARGUMENTS):
     _fn = _bad_argument_case(_i)
     _fn.__name__ = f"case_bad_argument_{_slug(_what)}"
-    case("4", needs=None if _what in _TYPED_ALREADY else "pylayers")(_fn)
+    case("4")(_fn)
 
 
 def _pool_call_cases() -> None:
@@ -856,13 +852,13 @@ def _pool_call_cases() -> None:
             return detail
 
         run_case.__name__ = f"case_bad_argument_pool_{_slug(what)}"
-        case("4", needs=None if what in _TYPED_ALREADY else "pylayers")(run_case)
+        case("4")(run_case)
 
 
 _pool_call_cases()
 
 
-@case("4", needs="cppcore")
+@case("4")
 def case_close_returns_while_a_callback_blocks(ctx: Ctx) -> str:
     gate = threading.Event()
     entered = threading.Event()
@@ -886,7 +882,7 @@ def case_close_returns_while_a_callback_blocks(ctx: Ctx) -> str:
     return f"close() returned after {took:.1f} s"
 
 
-@case("4", needs="pylayers+cppcore")
+@case("4")
 def case_collected_pool_drains_or_fails_its_futures(ctx: Ctx) -> str:
     from edgepipe import errors
 
@@ -908,7 +904,7 @@ def case_collected_pool_drains_or_fails_its_futures(ctx: Ctx) -> str:
     return f"{done} drained, {failed} PoolClosedError"
 
 
-@case("4", needs="pylayers")
+@case("4")
 def case_submit_copies_its_inputs(ctx: Ctx) -> str:
     with _pool(ctx, "weight_heavy", workers=1, queue_size=64) as pool:
         x = inputs_for(pool.model)
@@ -927,7 +923,7 @@ def case_submit_copies_its_inputs(ctx: Ctx) -> str:
 # ============================================================================
 # 5. The command line
 # ============================================================================
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_run_inputs_npy(ctx: Ctx) -> str:
     np.save(ctx.tmp / "x.npy", np.zeros((1, 4), np.float32))
     proc = cli("run", str(ctx.models["add_mul"]), "--inputs", str(ctx.tmp / "x.npy"),
@@ -935,20 +931,20 @@ def case_cli_run_inputs_npy(ctx: Ctx) -> str:
     return cli_error(proc, "x.npy")
 
 
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_bench_negative_clients(ctx: Ctx) -> str:
     proc = cli("bench", str(ctx.models["add_mul"]), "--workers", "1", "--clients", "-1",
                "--runs", "1")
     return cli_error(proc, "clients")
 
 
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_bad_log_level(ctx: Ctx) -> str:
     proc = cli("info", str(ctx.models["add_mul"]), env={"EDGEPIPE_LOG_LEVEL": "loud"})
     return cli_error(proc, "EDGEPIPE_LOG_LEVEL")
 
 
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_broken_pipe(ctx: Ctx) -> str:
     read, write = os.pipe()
     os.close(read)  # like `| head` that has already exited
@@ -961,7 +957,7 @@ def case_cli_broken_pipe(ctx: Ctx) -> str:
     return f"exit {proc.returncode}, quiet stderr"
 
 
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_run_outputs_written_exactly_where_named(ctx: Ctx) -> str:
     np.savez(ctx.tmp / "in.npz", a=np.ones((1, 4), np.float32), b=np.ones((1, 4), np.float32))
     out = ctx.tmp / "result.bin"
@@ -975,7 +971,7 @@ def case_cli_run_outputs_written_exactly_where_named(ctx: Ctx) -> str:
     return "wrote result.bin"
 
 
-@case("5", needs="pylayers")
+@case("5")
 def case_cli_run_npz_saved_positionally_runs_or_names_its_key(ctx: Ctx) -> str:
     # np.savez(f, arr) stores the array under "arr_0".
     np.savez(ctx.tmp / "in.npz", np.zeros((1, 96, 96, 3), np.float32))

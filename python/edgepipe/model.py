@@ -1,4 +1,4 @@
-"""Models: verified, memory-mapped .tflite files and what they take and give.
+"""Models: verified .tflite files held in sealed memory, and what they take and give.
 
 Layer: above tensors, files and the runtime loader; below the weight cache,
 accelerators, sessions and pools. :meth:`Model.compile` is the one call that
@@ -45,11 +45,13 @@ def as_model(value: Model | str | os.PathLike[str], argument: str = "model") -> 
 class Model:
     """A verified model, shared by every session and pool made from it.
 
-    Load one with :meth:`load` (a file, memory-mapped read-only, never
-    copied) or :meth:`from_bytes` (a bytes-like object, used in place when it
-    is aligned). Every model is checked byte by byte before the runtime sees
-    it: a corrupt or hostile file raises :class:`~edgepipe.errors.ModelError`
-    instead of crashing the process.
+    Load one with :meth:`load` (a regular file) or :meth:`from_bytes` (a
+    bytes-like object). Either is copied once into sealed read-only memory
+    (a memfd nobody can write, shrink or grow; see ``docs/models.md``), so a
+    file truncated or rewritten, or a buffer changed, after loading cannot
+    reach the runtime. Every model is checked byte by byte before the runtime
+    sees it: a corrupt or hostile file raises
+    :class:`~edgepipe.errors.ModelError` instead of crashing the process.
     """
 
     def __init__(self, core_model: _core.Model, path: Path | None = None) -> None:
@@ -70,7 +72,7 @@ class Model:
     def load(
         cls, path: str | os.PathLike[str], *, verify: bool = True, runtime: str | None = None
     ) -> Model:
-        """Map and verify a ``.tflite`` file.
+        """Copy a ``.tflite`` file into sealed memory and verify it.
 
         Args:
             path: the model file.
@@ -79,7 +81,9 @@ class Model:
             runtime: explicit path of ``libLiteRt.so`` (default: search).
 
         Raises:
-            ModelError: missing file, directory, empty, truncated or corrupt.
+            ModelError: missing, not a regular file (a directory, FIFO, device,
+                socket), a NUL in the path, empty, changed while read, truncated
+                or corrupt.
             RuntimeLoadError: the runtime library cannot be loaded.
         """
         p = _args.path("path", path)
@@ -94,8 +98,8 @@ class Model:
     ) -> Model:
         """Verify and load a model held in memory.
 
-        The buffer is used in place (and kept alive) when it is 16-byte
-        aligned, else copied once into aligned memory; see :attr:`zero_copy`.
+        The bytes are copied once into sealed memory: the caller may change,
+        resize or free ``data`` as soon as this returns.
         """
         _args.boolean("verify", verify)
         if isinstance(data, np.ndarray):
@@ -109,7 +113,7 @@ class Model:
 
     @property
     def path(self) -> Path | None:
-        """The file the model was mapped from, or None for in-memory models."""
+        """The file the model was loaded from, or None for in-memory models."""
         return self._path
 
     @property
@@ -139,12 +143,12 @@ class Model:
 
     @property
     def zero_copy(self) -> bool:
-        """True when the runtime reads the file mapping or caller buffer itself."""
+        """Always False: the runtime reads edgepipe's sealed copy (kept for compatibility)."""
         return bool(self._core.zero_copy)
 
     @property
     def sha256(self) -> str:
-        """Hex SHA-256 of the model bytes (computed once, from the mapping)."""
+        """Hex SHA-256 of the model bytes (computed once, from the sealed copy)."""
         if self._sha256 is None:
             self._sha256 = hashlib.sha256(memoryview(self._core.bytes)).hexdigest()
         return self._sha256
