@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate cpp/model/op_names.inc from the TFLite schema bundled with LiteRT.
+"""Generate cpp/model/op_names.inc (X-macro tables) from the TFLite schema bundled with LiteRT.
 
 The verifier needs two facts per schema revision that are tedious and risky to
 keep by hand: the BuiltinOperator code -> name table, and the field layout of
@@ -86,9 +86,17 @@ def main():
         "// ai_edge_litert.schema_py_generated (the TFLite schema shipped with",
         "// LiteRT). Do not edit: re-run the script after upgrading ai-edge-litert.",
         "//",
-        "// kBuiltinOpNames[code] is the BuiltinOperator name; nullptr marks a gap.",
-        "// kBuiltinOptionsLayouts / kBuiltinOptions2Layouts are indexed by union",
-        "// type; each layout has one character per vtable slot:",
+        "// The one table of TFLite builtin operator codes and builtin-options",
+        "// layouts, as X-macros: an includer defines the macro(s) it needs and",
+        "// includes this file; undefined macros expand to nothing. Consumers:",
+        "// cpp/model/op_names.h (op::Code enum, options::Type enum) and",
+        "// cpp/model/op_names.cc (name and layout tables).",
+        "//",
+        "//   EDGEPIPE_BUILTIN_OP(code, NAME)             BuiltinOperator, by code",
+        "//   EDGEPIPE_BUILTIN_OPTIONS(type, Name, \"layout\")   BuiltinOptions union",
+        "//   EDGEPIPE_BUILTIN_OPTIONS2(type, Name, \"layout\")  BuiltinOptions2 union",
+        "//",
+        "// A layout has one character per vtable slot of the options table:",
         "//   1 2 4 8  scalar of that many bytes",
         "//   g        int32 subgraph index",
         "//   b h w q  vector of 1/2/4/8-byte scalars",
@@ -97,29 +105,30 @@ def main():
         "//   t        table (checked structurally only)",
         "//   ?        deprecated slot of unknown type (checked for bounds only)",
         "",
-        "static constexpr int kMaxBuiltinOp = %d;" % ops[-1][0],
-        "static const char* const kBuiltinOpNames[kMaxBuiltinOp + 1] = {",
+        "#ifndef EDGEPIPE_BUILTIN_OP",
+        "#define EDGEPIPE_BUILTIN_OP(code, name)",
+        "#endif",
+        "#ifndef EDGEPIPE_BUILTIN_OPTIONS",
+        "#define EDGEPIPE_BUILTIN_OPTIONS(type, name, layout)",
+        "#endif",
+        "#ifndef EDGEPIPE_BUILTIN_OPTIONS2",
+        "#define EDGEPIPE_BUILTIN_OPTIONS2(type, name, layout)",
+        "#endif",
+        "",
     ]
-    by_code = dict(ops)
-    for code in range(ops[-1][0] + 1):
-        name = by_code.get(code)
-        lines.append('    /* %3d */ %s,' % (code, '"%s"' % name if name else "nullptr"))
-    lines.append("};")
-    lines += ["", "struct OptionsLayout {", "  const char* name;", "  const char* fields;", "};"]
-    for union, var in (("BuiltinOptions", "kBuiltinOptionsLayouts"),
-                       ("BuiltinOptions2", "kBuiltinOptions2Layouts")):
+    for code, name in ops:
+        lines.append("EDGEPIPE_BUILTIN_OP(%d, %s)" % (code, name))
+    for union, macro in (("BuiltinOptions", "EDGEPIPE_BUILTIN_OPTIONS"),
+                         ("BuiltinOptions2", "EDGEPIPE_BUILTIN_OPTIONS2")):
         members = enum_members(getattr(schema, union))
         if [v for v, _ in members] != list(range(len(members))):
-            raise SystemExit("%s has gaps; the table below assumes none" % union)
+            raise SystemExit("%s has gaps; the tables assume none" % union)
         lines.append("")
-        lines.append("static constexpr int k%sMax = %d;" % (union, members[-1][0]))
-        lines.append("static const OptionsLayout %s[k%sMax + 1] = {" % (var, union))
         for value, name in members:
-            if value == 0:
-                lines.append('    {"NONE", ""},')
-                continue
-            lines.append('    {"%s", "%s"},' % (name, field_layout(source, name)))
-        lines.append("};")
+            layout = "" if value == 0 else field_layout(source, name)
+            lines.append('%s(%d, %s, "%s")' % (macro, value, "NONE" if value == 0 else name, layout))
+    lines += ["", "#undef EDGEPIPE_BUILTIN_OP", "#undef EDGEPIPE_BUILTIN_OPTIONS",
+              "#undef EDGEPIPE_BUILTIN_OPTIONS2"]
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -20,6 +20,9 @@ struct VerifyLimits {
   size_t max_tables = 10'000'000;    // tables visited in total
   size_t max_subgraphs = 10'000;
   size_t max_tensor_rank = 8;        // LiteRT's LITERT_TENSOR_MAX_RANK
+  // Bytes one tensor may declare. The runtime allocates what the shape says
+  // (a fuzzed [1, 2^31-1] float input made compile zero 8 GB for minutes).
+  uint64_t max_tensor_bytes = uint64_t{1} << 32;
 };
 
 struct ModelSummary {
@@ -41,6 +44,9 @@ struct ModelSummary {
   std::map<std::pair<size_t, size_t>, std::vector<int32_t>> dynamic_shapes;
   bool has_sparse_tensors = false;
   size_t constant_bytes = 0;  // bytes of constant buffer data (weights)
+  // Fields the runtime ignores that were found damaged and ignored here too
+  // (e.g. a stale metadata_buffer index), one sentence each.
+  std::vector<std::string> warnings;
 };
 
 // Throws edgepipe::Error(ErrorKind::kModel, "<what is wrong> at <where>")

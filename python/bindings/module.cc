@@ -10,5 +10,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterModel(m);
   RegisterAcceleratorProbes(m);
   RegisterSession(m);
+  RegisterScheduler(m);
   RegisterPool(m);
 }

@@ -12,15 +12,15 @@
 #include "delegate/environment.h"
 #include "delegate/plugin.h"
 #include "runtime/element_types.h"
+#include "model/op_names.h"
 #include "runtime/runtime.h"
 
 namespace edgepipe::bindings {
 namespace {
-#include "model/op_names.inc"
-
-const char* BuiltinOpName(long long code) {
-  if (code < 0 || code > kMaxBuiltinOp) return nullptr;
-  return kBuiltinOpNames[code];
+// The name of builtin operator `code`, or null outside the generated table.
+const char* OpName(long long code) {
+  if (code < 0 || code > MaxBuiltinOpCode()) return nullptr;
+  return BuiltinOpName(static_cast<int>(code));
 }
 }  // namespace
 
@@ -39,8 +39,8 @@ void RegisterRuntime(py::module_& m) {
         "Element type name -> numpy dtype name, None where numpy has none (a new dict).");
   auto op_names = [] {
     py::list out;
-    for (int code = 0; code <= kMaxBuiltinOp; ++code) {
-      const char* name = kBuiltinOpNames[code];
+    for (int code = 0; code <= MaxBuiltinOpCode(); ++code) {
+      const char* name = BuiltinOpName(code);
       out.append(name ? py::object(py::str(name)) : py::object(py::none()));
     }
     return out;
@@ -51,7 +51,7 @@ void RegisterRuntime(py::module_& m) {
   m.def(
       "builtin_op_name",
       [](long long code) -> py::object {
-        const char* name = BuiltinOpName(code);
+        const char* name = OpName(code);
         return name ? py::object(py::str(name)) : py::object(py::none());
       },
       py::arg("code"), "The builtin operator's name, or None for an unknown code.");
