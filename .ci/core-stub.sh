@@ -16,6 +16,15 @@ GEN=$OUT/edgepipe/_core.pyi
   cat "$GEN"
 } >"$GEN.tmp"
 mv "$GEN.tmp" "$GEN"
+# A pybind11 argument that defaults to None (py::none()) is declared with its
+# class alone; say Optional explicitly (PEP 484, mypy's no_implicit_optional).
+python - "$GEN" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r"(\w+): ([A-Z]\w*) = None", r"\1: \2 | None = None", s)
+open(p, "w").write(s)
+PY
 ruff format --quiet --config "$ROOT/pyproject.toml" "$GEN"
 ruff check --quiet --fix --config "$ROOT/pyproject.toml" "$GEN" || true
 ruff format --quiet --config "$ROOT/pyproject.toml" "$GEN"

@@ -19,6 +19,7 @@ __all__: list[str] = [
     "ModelBytes",
     "Pool",
     "Runtime",
+    "Scheduler",
     "Session",
     "builtin_op_name",
     "check_plugin",
@@ -122,6 +123,19 @@ class Session:
     @property
     def outputs(self) -> list: ...
 
+class Scheduler:
+    def __init__(
+        self,
+        cpu_threads: typing.SupportsInt | typing.SupportsIndex,
+        accelerators: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex],
+        aging_seconds: typing.SupportsFloat | typing.SupportsIndex,
+    ) -> None: ...
+    def check_fits(
+        self, cpu_threads: typing.SupportsInt | typing.SupportsIndex, accelerator: str
+    ) -> None: ...
+    def close(self) -> None: ...
+    def stats(self) -> dict: ...
+
 class Pool:
     def __init__(
         self,
@@ -139,6 +153,8 @@ class Pool:
         ] = {},
         crash_mark_dir: str = "",
         callback_wait: typing.SupportsFloat | typing.SupportsIndex = 5.0,
+        scheduler: Scheduler | None = None,
+        priority: typing.SupportsInt | typing.SupportsIndex = 0,
     ) -> None: ...
     def cancel(self, ticket: typing.SupportsInt | typing.SupportsIndex) -> bool:
         """
