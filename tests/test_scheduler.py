@@ -179,6 +179,8 @@ def test_pools_outside_a_scheduler_warn_when_they_oversubscribe(default_model, c
     warned = [r for r in caplog.records if "CPU threads" in r.getMessage()]
     assert len(warned) == 1
     assert f"only {cores} are usable" in warned[0].getMessage()
-    assert any(e.get("stage") == "scheduler" for e in b.events)
+    assert b.stats()["oversubscribed"] == warned[0].getMessage()
+    assert a.stats()["oversubscribed"] is None
+    assert not [e for e in b.events if "CPU threads" in str(e.get("error"))]
     a.close()
     b.close()

@@ -144,8 +144,8 @@ class Pool:
             accelerator slots this pool shares with other pools: each run first
             takes what its instance needs, by ``priority``. Without one the pool
             is not arbitrated, but its threads count towards the process-wide
-            budget, and oversubscribing it logs a warning and adds a
-            ``"scheduler"`` event.
+            budget: oversubscribing it logs one warning, and
+            ``stats()["oversubscribed"]`` says so.
         priority: this pool's priority in its scheduler (larger runs first;
             waiting raises it over time, see :mod:`edgepipe.scheduler`).
 
@@ -220,20 +220,11 @@ class Pool:
         )
         self._scheduler = scheduler
         self._priority = priority
-        self._scheduler_events: list[dict[str, Any]] = []
+        # Set when this pool, outside any scheduler, took the process past its cores.
+        self._oversubscribed: str | None = None
         if scheduler is None:
             weakref.finalize(self, scheduler_ledger.release, id(self))
-            message = scheduler_ledger.claim(id(self), workers * threads)
-            if message is not None:
-                self._scheduler_events.append(
-                    {
-                        "from": "cpu",
-                        "to": "cpu",
-                        "stage": "scheduler",
-                        "error": message,
-                        "time": time.time(),
-                    }
-                )
+            self._oversubscribed = scheduler_ledger.claim(id(self), workers * threads)
         self._inputs = [TensorInfo.from_core(t) for t in self._core.inputs]
         self._outputs = [TensorInfo.from_core(t) for t in self._core.outputs]
         self._out_names = [t.name for t in self._outputs]
@@ -479,6 +470,8 @@ class Pool:
         s["threads"] = self._threads
         s["model_sha256"] = self._model.sha256
         s["fallback_events"] = list(self.events)
+        s["priority"] = self._priority if self._scheduler is not None else None
+        s["oversubscribed"] = self._oversubscribed
         return s
 
     @property
@@ -492,7 +485,6 @@ class Pool:
         return Events(
             self._policy_events
             + self._weight_cache.events
-            + self._scheduler_events
             + list(self._core.events())
         )
 

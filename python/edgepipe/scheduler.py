@@ -19,7 +19,8 @@ with :class:`~edgepipe.errors.RequestTimeoutError`.
 Pools created without ``scheduler=`` are not arbitrated (as before), but they
 are counted against the process-wide :func:`default_scheduler`'s budget: when
 the pools alive ask for more CPU threads than there are, edgepipe logs one
-warning and adds a ``"scheduler"`` event to the pool that crossed the line.
+warning, and the pool that crossed the line says so in
+``stats()["oversubscribed"]``.
 """
 
 from __future__ import annotations
