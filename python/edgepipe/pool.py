@@ -10,7 +10,6 @@ import asyncio
 import atexit
 import os
 import threading
-import time
 import warnings
 import weakref
 from collections import deque
