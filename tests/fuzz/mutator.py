@@ -232,7 +232,7 @@ def _new_value(rng: random.Random, f: Field, old: int | float, codes: list[int])
     if f.limit:
         choices += [f.limit, f.limit - 1, f.limit + 1, rng.randrange(f.limit)] * 2
     if f.kind == "type":
-        choices += list(range(0, 25))
+        choices += list(range(25))
     if f.kind == "options_type":
         choices += [rng.randrange(0, 130) for _ in range(4)]
     v = rng.choice(choices)
