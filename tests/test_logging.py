@@ -95,9 +95,6 @@ def test_cli_silent_level_prints_no_edgepipe_warning(generated_models, inputs_fi
     assert not [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs cppcore: LiteRT's own stderr silenced at the default level (#9.5)"
-)
 def test_cpu_run_prints_nothing_on_stderr(generated_models, inputs_file, tmp_path):
     proc = _stderr_of(
         "run",
@@ -112,9 +109,6 @@ def test_cpu_run_prints_nothing_on_stderr(generated_models, inputs_file, tmp_pat
     assert proc.stderr == ""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs cppcore: LiteRT's own stderr silenced at the default level (#9.5)"
-)
 def test_gpu_fallback_prints_only_the_edgepipe_line(generated_models, inputs_file, tmp_path):
     proc = _stderr_of(
         "run",
