@@ -58,7 +58,13 @@ def test_a_pool_of_workers_falling_back_alike_warns_once(generated_models, caplo
         edgepipe.Pool(model, workers=3, accelerator="gpu") as pool,
     ):
         assert set(pool.stats()["worker_accelerators"]) == {"cpu"}
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    # One fallback line (the scheduler may add its own about oversubscribed cores).
+    fallbacks = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith("accelerator gpu")
+    ]
+    assert len(fallbacks) == 1
 
 
 def test_cli_gpu_fallback_prints_one_edgepipe_warning(generated_models, inputs_file, tmp_path):
@@ -95,9 +101,6 @@ def test_cli_silent_level_prints_no_edgepipe_warning(generated_models, inputs_fi
     assert not [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs cppcore: LiteRT's own stderr silenced at the default level (#9.5)"
-)
 def test_cpu_run_prints_nothing_on_stderr(generated_models, inputs_file, tmp_path):
     proc = _stderr_of(
         "run",
@@ -112,9 +115,6 @@ def test_cpu_run_prints_nothing_on_stderr(generated_models, inputs_file, tmp_pat
     assert proc.stderr == ""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs cppcore: LiteRT's own stderr silenced at the default level (#9.5)"
-)
 def test_gpu_fallback_prints_only_the_edgepipe_line(generated_models, inputs_file, tmp_path):
     proc = _stderr_of(
         "run",

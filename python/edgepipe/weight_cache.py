@@ -43,6 +43,7 @@ from . import _core
 from ._files import atomic_write, cache_dir, hash_fd, unlink_logged
 from ._platform import need
 from ._runtime import runtime_version
+from .errors import InputError
 from .model import Model
 
 log = logging.getLogger("edgepipe")
@@ -231,7 +232,6 @@ def refuse_foreign_path(path: Path) -> None:
     Raises:
         InputError: naming the path and what it is.
     """
-    from .errors import InputError
 
     def refuse(what: str, at: Path = path) -> None:
         raise InputError(
