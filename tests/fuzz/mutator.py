@@ -227,7 +227,7 @@ def _new_value(rng: random.Random, f: Field, old: int | float, codes: list[int])
         return rng.choice([c for c in codes if lo <= c <= hi])
     if f.kind in ("shape_len", "op_io_len", "quant_len", "buffer_len", "sparsity") and \
             f.fmt == "u32":
-        return rng.choice((0, max(old - 1, 0), old + 1, old * 2, hi))
+        return min(rng.choice((0, max(old - 1, 0), old + 1, old * 2, hi)), hi)
     choices = [0, 1, -1, 2, old + 1, old - 1, old * 2, lo, hi, hi // 2 + 1, 7, 255, 65536]
     if f.limit:
         choices += [f.limit, f.limit - 1, f.limit + 1, rng.randrange(f.limit)] * 2
