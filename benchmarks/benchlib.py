@@ -135,14 +135,8 @@ def resolve_models(names: Sequence[str]) -> dict[str, pathlib.Path]:
 # -- inputs -----------------------------------------------------------------
 
 def random_array(shape: Sequence[int], dtype: Any, rng: np.random.Generator) -> np.ndarray:
-    """An array of ``shape``/``dtype``: floats in [0, 1), small integers, random bools."""
-    dt = np.dtype(dtype)
-    shape = tuple(max(1, int(d)) for d in shape)
-    if dt.kind == "f":
-        return rng.random(shape).astype(dt)
-    if dt.kind == "b":
-        return rng.random(shape) < 0.5
-    return rng.integers(0, 100, size=shape).astype(dt)
+    """The project's one random-input rule (``edgepipe.tensors.random_array``), for every peer."""
+    return import_edgepipe().tensors.random_array(shape, dtype, rng)
 
 
 def edgepipe_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
@@ -429,7 +423,7 @@ def memory_child(contender: str, model_path: str, k: int) -> dict[str, Any]:
     gc.collect()
     before = proc_status_kb()
     if contender in ("pool_weight_cache", "pool_no_weight_cache"):
-        pool = edgepipe.Pool(model, workers=k, threads_per_worker=1,
+        pool = edgepipe.Pool(model, workers=k, threads=1,
                              weight_cache=contender == "pool_weight_cache")
         _run_each_pool_worker_once(pool, inputs, k)
         keep.append(pool)
@@ -462,11 +456,11 @@ def _overhead_breakdown(pool: Any, session: Any, inputs: dict[str, np.ndarray], 
                         rounds: int) -> dict[str, float] | None:
     """Where pool.run's time goes: best-round µs per call of each layer.
 
-    Reaches into private attributes (``_core``, ``_io.order_inputs``) on purpose, to
+    Reaches into private attributes (``_core``, ``tensors.order_inputs``) on purpose, to
     tell the core's owners which layer costs what; None when those have changed.
     """
     try:
-        from edgepipe._io import order_inputs
+        from edgepipe.tensors import order_inputs
 
         arrays = order_inputs(pool.inputs, inputs)
         pool_core, session_core = pool._core, session._core
@@ -507,7 +501,7 @@ def measure_overhead(model_path: str | os.PathLike[str], runs: int,
     model = edgepipe.Model.load(model_path)
     inputs = edgepipe_inputs(model)
     session = model.compile("cpu", threads=1, weight_cache=True)
-    pool = edgepipe.Pool(model, workers=1, threads_per_worker=1, weight_cache=True)
+    pool = edgepipe.Pool(model, workers=1, threads=1, weight_cache=True)
     try:
         for _ in range(min(runs, 1000)):  # warm both paths
             pool.run(inputs)

@@ -94,7 +94,7 @@ def throughput_for_model(name: str, path: Path, cfg: benchlib.RunConfig) -> dict
     inputs = benchlib.edgepipe_inputs(model)
     top = max(cfg.workers)
     seg = cfg.duration / cfg.rounds
-    pools = {n: edgepipe.Pool(model, workers=n, threads_per_worker=1, weight_cache=True,
+    pools = {n: edgepipe.Pool(model, workers=n, threads=1, weight_cache=True,
                               queue_size=max(64, 4 * n)) for n in cfg.workers}
     instances: dict[str, list[Any]] = {}
     try:

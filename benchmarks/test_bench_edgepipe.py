@@ -27,7 +27,7 @@ def test_session_bare_cpp_loop(benchmark: Any, model: Any) -> None:
 def test_pool_run(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any],
                   workers: int) -> None:
     """One pool.run from one caller: the latency of a request, queue hop included."""
-    with edgepipe.Pool(model, workers=workers, threads_per_worker=1) as pool:
+    with edgepipe.Pool(model, workers=workers, threads=1) as pool:
         pool.run(inputs)
         benchmark.group = f"{model.path.stem}: single call"
         benchmark.extra_info["workers"] = workers
@@ -39,7 +39,7 @@ def test_pool_run(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, A
 def test_pool_map_100(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any],
                       workers: int) -> None:
     """100 requests through pool.map (2 x workers in flight): throughput of N workers."""
-    with edgepipe.Pool(model, workers=workers, threads_per_worker=1) as pool:
+    with edgepipe.Pool(model, workers=workers, threads=1) as pool:
         pool.run(inputs)
         batch = [inputs] * 100
         benchmark.group = f"{model.path.stem}: 100 calls"

@@ -157,25 +157,14 @@ def input_specs(model_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
 def random_inputs(model_path: str | os.PathLike[str], seed: int = 0) -> dict[str, np.ndarray]:
     """Deterministic random inputs with the right shapes and dtypes for ``model_path``.
 
-    Floats are uniform in [0, 1) (image-like), integers span their type's range except
-    int32/int64, which stay small so that they are usable as ids or indices.
+    Shapes and dtypes come from ai_edge_litert's Interpreter (the reference);
+    the values follow edgepipe's one rule, :func:`edgepipe.tensors.random_array`.
     """
+    from edgepipe.tensors import random_array
+
     rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
-    for name, (shape, dtype) in input_specs(model_path).items():
-        if dtype.kind == "f":
-            arr = rng.random(shape, dtype=np.float64).astype(dtype)
-        elif dtype.kind == "b":
-            arr = rng.integers(0, 2, size=shape).astype(dtype)
-        elif dtype.kind in "iu" and dtype.itemsize <= 2:
-            info = np.iinfo(dtype)
-            arr = rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype)
-        elif dtype.kind in "iu":
-            arr = rng.integers(0, 100, size=shape).astype(dtype)
-        else:
-            raise FixtureError(f"no random input rule for {name}: {dtype}")
-        out[name] = arr
-    return out
+    return {name: random_array(shape, dtype, rng)
+            for name, (shape, dtype) in input_specs(model_path).items()}
 
 
 def reference_run(

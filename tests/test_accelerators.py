@@ -18,8 +18,10 @@ import edgepipe
 import numpy as np
 import pytest
 from edgepipe import accelerators as acc
-from edgepipe.accel import crash
-from edgepipe.accel.policy import Policy
+from edgepipe.accelerators import crash
+from edgepipe.accelerators.policy import Policy
+from edgepipe.bench import bench_fields
+from edgepipe.cli import accelerators as cli_accelerators
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +38,10 @@ def model(generated_models) -> edgepipe.Model:
 
 def _inputs(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"a": rng.standard_normal((1, 4)).astype(np.float32),
-            "b": rng.standard_normal((1, 4)).astype(np.float32)}
+    return {
+        "a": rng.standard_normal((1, 4)).astype(np.float32),
+        "b": rng.standard_normal((1, 4)).astype(np.float32),
+    }
 
 
 def _cpu(model, inputs):
@@ -48,7 +52,7 @@ def _cpu(model, inputs):
 
 
 def test_accelerators_table_is_honest_here(plugins):
-    rows = {r.name: r for r in edgepipe.accelerators(plugins=[plugins["good"], "/nonexistent.so"])}
+    rows = {r.name: r for r in acc.detect(plugins=[plugins["good"], "/nonexistent.so"])}
     assert rows["cpu"].usable
     assert not rows["gpu"].usable and rows["gpu"].reason  # no GPU adapter on this machine
     assert not rows["npu"].usable and "dispatch" in rows["npu"].reason
@@ -63,7 +67,7 @@ def test_accelerators_table_is_honest_here(plugins):
 def test_cli_accelerators_json(capsys):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    acc.add_accelerators_parser(sub)
+    cli_accelerators.register(sub)
     args = parser.parse_args(["accelerators", "--json"])
     assert args.func(args) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -83,7 +87,7 @@ def test_gpu_falls_back_to_cpu_at_compile(model):
     assert "LiteRT status" in event["error"]
     for k, v in _cpu(model, inputs).items():
         np.testing.assert_array_equal(session.run(inputs)[k], v)
-    fields = acc.bench_fields(session)
+    fields = bench_fields(session)
     assert fields["accelerator"] == "cpu" and fields["fallbacks"][0]["from"] == "gpu"
 
 
@@ -115,19 +119,23 @@ def test_good_plugin_executes_and_equals_cpu(model, plugins):
 
 
 def test_partial_delegation_names_the_ops_left_on_cpu(model, plugins):
-    report = acc.delegation_report(model, "plugin:" + plugins["good"],
-                                   plugin_options={"ops": "add"})
+    report = acc.delegation_report(
+        model, "plugin:" + plugins["good"], plugin_options={"ops": "add"}
+    )
     assert report["plugin_ops"] == ["ADD"]
     assert report["cpu_ops"] == ["MUL"]
     assert not report["non_cpu_fully_accelerated"]
     assert "left on the CPU: MUL" in acc.format_delegation(report)
 
 
-@pytest.mark.parametrize(("variant", "stage", "text"), [
-    ("fail_create", "compile", "injected create failure"),
-    ("fail_prepare", "compile", "injected prepare failure"),
-    ("fail_invoke", "first_run", "injected invoke failure"),
-])
+@pytest.mark.parametrize(
+    ("variant", "stage", "text"),
+    [
+        ("fail_create", "compile", "injected create failure"),
+        ("fail_prepare", "compile", "injected prepare failure"),
+        ("fail_invoke", "first_run", "injected invoke failure"),
+    ],
+)
 def test_failing_plugin_falls_back_with_its_error_text(model, plugins, variant, stage, text):
     inputs = _inputs(2)
     session = edgepipe.Session(model, accelerator=plugins[variant])
@@ -139,15 +147,18 @@ def test_failing_plugin_falls_back_with_its_error_text(model, plugins, variant, 
         np.testing.assert_array_equal(session.run(inputs)[k], v)
 
 
-@pytest.mark.parametrize(("variant", "options", "stages"), [
-    ("fail_create", None, {"compile"}),
-    ("fail_prepare", None, {"compile"}),
-    ("fail_invoke", None, {"first_run"}),
-    # The first invoke (the first-run check) succeeds, later ones fail: runs
-    # are retried on the CPU and the plugin is retired after 3 failures.
-    ("fail_invoke", {"fail_after": "1"}, {"run", "retired"}),
-    ("good", None, set()),
-])
+@pytest.mark.parametrize(
+    ("variant", "options", "stages"),
+    [
+        ("fail_create", None, {"compile"}),
+        ("fail_prepare", None, {"compile"}),
+        ("fail_invoke", None, {"first_run"}),
+        # The first invoke (the first-run check) succeeds, later ones fail: runs
+        # are retried on the CPU and the plugin is retired after 3 failures.
+        ("fail_invoke", {"fail_after": "1"}, {"run", "retired"}),
+        ("good", None, set()),
+    ],
+)
 def test_pool_under_load_loses_no_request(model, plugins, variant, options, stages):
     n_threads, per_thread = 4, 60
     expected = {}
@@ -156,11 +167,14 @@ def test_pool_under_load_loses_no_request(model, plugins, variant, options, stag
         expected[i] = cpu.run(_inputs(i))
     results: dict[int, dict[str, np.ndarray]] = {}
     errors: list[BaseException] = []
-    with edgepipe.Pool(model, workers=3, accelerator=plugins[variant],
-                       plugin_options=options) as pool:
+    with edgepipe.Pool(
+        model, workers=3, accelerator=plugins[variant], plugin_options=options
+    ) as pool:
+
         def client(t: int) -> None:
-            futures = [(i, pool.submit(_inputs(i)))
-                       for i in range(t * per_thread, (t + 1) * per_thread)]
+            futures = [
+                (i, pool.submit(_inputs(i))) for i in range(t * per_thread, (t + 1) * per_thread)
+            ]
             for i, f in futures:
                 try:
                     results[i] = f.result(timeout=60)
@@ -203,8 +217,14 @@ def _crash_child(model_path: str, plugin: str) -> subprocess.CompletedProcess[st
         " plugin_options={'fail_at': 'crash'})\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins):
@@ -219,7 +239,7 @@ def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins)
     (event,) = session.events
     assert event["stage"] == "policy" and "denied after a crash" in event["error"]
     assert not list(crash.marks_dir().glob("*.mark"))
-    row = {r.name: r for r in edgepipe.accelerators(plugins=[plugins["good"]])}
+    row = {r.name: r for r in edgepipe.accelerators.detect(plugins=[plugins["good"]])}
     assert not row["plugin:" + plugins["good"]].usable
     assert acc.clear_denylist() == 1
     assert edgepipe.Session(model, accelerator=plugins["good"]).accelerator != "cpu"
@@ -227,7 +247,8 @@ def test_accelerator_that_kills_the_process_is_denied_next_start(model, plugins)
 
 def test_live_process_marks_are_not_stale(model, plugins):
     (crash.marks_dir() / "plugin_x.1.0.mark").write_text(
-        json.dumps({"accelerator": "plugin:/x.so", "pid": os.getpid(), "model": "m"}))
+        json.dumps({"accelerator": "plugin:/x.so", "pid": os.getpid(), "model": "m"})
+    )
     assert crash.sweep(force=True) == []
     assert crash.denied() == {}
 
@@ -249,8 +270,11 @@ def test_policy_rules_match_device_runtime_and_model(model, tmp_path, monkeypatc
         "preference": ["gpu", "cpu"],
         "rules": [
             {"allow": plugins["good"], "when": {"model": model.sha256[:8] + "*"}},
-            {"deny": "*", "when": {"runtime": edgepipe.runtime_version()},
-             "reason": "fleet says no"},
+            {
+                "deny": "*",
+                "when": {"runtime": edgepipe.runtime_version()},
+                "reason": "fleet says no",
+            },
         ],
     }
     policy = Policy.from_dict(doc)
@@ -266,7 +290,7 @@ def test_policy_rules_match_device_runtime_and_model(model, tmp_path, monkeypatc
     assert session.accelerator == "plugin:" + plugins["good"]
     (event,) = session.events
     assert event["stage"] == "policy" and "fleet says no" in event["error"]
-    rows = {r.name: r for r in edgepipe.accelerators()}
+    rows = {r.name: r for r in edgepipe.accelerators.detect()}
     assert "denied by policy" in rows["gpu"].reason
 
 
@@ -306,9 +330,61 @@ def test_auto_trial_includes_plugins_and_checks_outputs(model, plugins):
 def test_resolve_accelerator_shapes(model, plugins):
     assert acc.resolve_accelerator(model, "gpu").accelerator == ["gpu", "cpu"]
     assert acc.resolve_accelerator(model, "cpu").kwargs() == {
-        "accelerator": ["cpu"], "plugin_options": {}}
+        "accelerator": ["cpu"],
+        "plugin_options": {},
+    }
     choice = acc.resolve_accelerator(model, plugins["good"], plugin_options={"ops": "add"})
     assert choice.accelerator == ["plugin:" + plugins["good"], "cpu"]
     assert edgepipe.Session(model, **choice.kwargs()).delegation["cpu_ops"] == [18]
     with pytest.raises(edgepipe.InputError):
         acc.resolve_accelerator(model, "tpu")
+
+
+# -- specs: one parser, ONNX Runtime style; auto from Python ---------------------------
+
+
+def test_compile_auto_and_pool_auto_work_from_python(model):
+    session = model.compile("auto")
+    assert session.accelerator == "cpu"  # no GPU here: the trial picks the CPU
+    assert session.auto_decision is not None and session.auto_decision["choice"] == "cpu"
+    with edgepipe.Pool(model, accelerator="auto", workers=1) as pool:
+        assert pool.auto_decision is not None and pool.auto_decision["cached"]
+        inputs = _inputs()
+        np.testing.assert_array_equal(pool.run(inputs)["sum"], inputs["a"] + inputs["b"])
+
+
+def test_spec_forms_normalise_to_one_list(plugins):
+    lib = plugins["good"]
+    same = [
+        acc.parse(["npu", "gpu"]),
+        acc.parse("npu, gpu"),
+        acc.parse("NPU,GPU"),
+        acc.parse(("npu", "gpu")),
+    ]
+    assert {p.names for p in same} == {("npu", "gpu")}
+    parsed = acc.parse(["npu", (lib, {"ops": "add"}), "cpu"])
+    assert parsed.names == ("npu", "plugin:" + lib, "cpu")
+    assert parsed.options == {"plugin:" + lib: {"ops": "add"}}
+    assert acc.parse((lib, {"ops": "add"})).names == ("plugin:" + lib,)
+    # Options in the spec win over plugin_options=; flat plugin_options reach every plugin.
+    assert acc.parse([(lib, {"ops": "add"})], {"ops": "mul"}).options["plugin:" + lib] == {
+        "ops": "add"
+    }
+    assert acc.parse(lib, {"ops": "mul"}).options["plugin:" + lib] == {"ops": "mul"}
+    assert acc.parse("auto").auto and acc.parse(" Auto ").auto
+
+
+def test_plan_adds_the_cpu_tail_once(model):
+    assert acc.plan(model, "gpu").accelerator == ["gpu", "cpu"]
+    assert acc.plan(model, ["cpu", "gpu"]).accelerator == ["cpu", "gpu"]
+    assert acc.plan(model, "gpu", allow_cpu_fallback=False).accelerator == ["gpu"]
+    assert acc.plan(model, "gpu,gpu,cpu").accelerator == ["gpu", "cpu"]
+
+
+def test_name_options_pairs_reach_the_plugin(model, plugins):
+    # The test delegate takes only the ops named in its `ops` option; MUL stays on the CPU.
+    session = edgepipe.Session(model, accelerator=[(plugins["good"], {"ops": "add"}), "cpu"])
+    assert session.accelerator == "plugin:" + plugins["good"]
+    assert session.delegation["cpu_ops"] == [18]
+    inputs = _inputs()
+    np.testing.assert_array_equal(session.run(inputs)["product"], inputs["a"] * inputs["b"])

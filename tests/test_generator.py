@@ -15,7 +15,13 @@ from ai_edge_litert.interpreter import Interpreter
 from fixtures import random_inputs, reference_run
 
 BUILDER_NAMES = [
-    "convnet", "add_mul", "dynamic_add", "quantized", "custom_op", "weight_heavy", "multi_dtype",
+    "convnet",
+    "add_mul",
+    "dynamic_add",
+    "quantized",
+    "custom_op",
+    "weight_heavy",
+    "multi_dtype",
 ]
 
 
@@ -26,8 +32,11 @@ def _model(data: bytes) -> schema.ModelT:
 def _constants(data: bytes) -> dict[str, np.ndarray]:
     """Constant tensors of the first subgraph by name, decoded from their buffers."""
     model = _model(data)
-    np_types = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT32: np.int32,
-                schema.TensorType.INT8: np.int8}
+    np_types = {
+        schema.TensorType.FLOAT32: np.float32,
+        schema.TensorType.INT32: np.int32,
+        schema.TensorType.INT8: np.int8,
+    }
     out = {}
     for t in model.subgraphs[0].tensors:
         buf = model.buffers[t.buffer]
@@ -108,8 +117,9 @@ def test_write_default_model_and_cli(generator, tmp_path):
     files = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert files == sorted(f"{n}.tflite" for n in BUILDER_NAMES)
     for name in BUILDER_NAMES:
-        assert (tmp_path / "all" / f"{name}.tflite").read_bytes() == \
-            generator.MODEL_BUILDERS[name]()
+        assert (tmp_path / "all" / f"{name}.tflite").read_bytes() == generator.MODEL_BUILDERS[
+            name
+        ]()
 
 
 def test_generated_models_fixture(generated_models):
@@ -136,7 +146,7 @@ def _conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndar
     out = np.zeros((1, oh, ow, o), np.float64)
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
+            patch = xp[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
             out += patch @ w[:, i, j, :].T
     return out + b
 
@@ -151,7 +161,7 @@ def _depthwise(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros_like(x, dtype=np.float64)
     for i in range(kh):
         for j in range(kw):
-            out += xp[:, i:i + h, j:j + wd, :] * w[0, i, j, :]
+            out += xp[:, i : i + h, j : j + wd, :] * w[0, i, j, :]
     return out + b
 
 
@@ -300,8 +310,7 @@ def test_multi_dtype(generator):
 # ----------------------------------------------------------------- fixtures.py helpers
 
 
-@pytest.mark.parametrize("name", ["convnet", "add_mul", "dynamic_add", "quantized",
-                                  "multi_dtype"])
+@pytest.mark.parametrize("name", ["convnet", "add_mul", "dynamic_add", "quantized", "multi_dtype"])
 def test_reference_run_and_random_inputs(generated_models, name):
     path = generated_models[name]
     inputs = random_inputs(path, seed=5)

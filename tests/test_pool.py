@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import inspect
 import itertools
 import os
 import pathlib
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+import edgepipe
 import numpy as np
 import pytest
 from edgepipe import (
@@ -93,8 +95,12 @@ class Gated:
         self.model, self.plugin, self.gate = model, plugin, gate
 
     def __call__(self, **kwargs: Any) -> Pool:
-        pool = Pool(self.model, accelerator=self.plugin,
-                    plugin_options={"gate": str(self.gate.path)}, **kwargs)
+        pool = Pool(
+            self.model,
+            accelerator=self.plugin,
+            plugin_options={"gate": str(self.gate.path)},
+            **kwargs,
+        )
         assert set(pool.stats()["worker_accelerators"]) == {"plugin:" + self.plugin}
         return pool
 
@@ -156,6 +162,7 @@ def test_submit_resolves_futures_and_runs_callbacks_once(add_mul: Model) -> None
             assert f.done()
             with lock:
                 calls.append((i, f))
+
         return done
 
     with Pool(add_mul, workers=2, queue_size=256) as pool:
@@ -246,11 +253,13 @@ def test_input_errors_are_raised_synchronously(add_mul: Model) -> None:
 
 
 def test_constructor_validates_options(add_mul: Model) -> None:
-    with pytest.raises(InputError, match="workers must be at least 1"):
+    with pytest.raises(InputError, match="workers must be from 1 to 256, got 0"):
         Pool(add_mul, workers=0)
-    with pytest.raises(InputError, match="queue_size must be at least 1"):
+    with pytest.raises(InputError, match="queue_size must be from 1 to"):
         Pool(add_mul, queue_size=0)
-    with pytest.raises(InputError, match="unknown queue policy 'newest'"):
+    with pytest.raises(
+        InputError, match="policy must be one of block, reject, keep_latest; got 'newest'"
+    ):
         Pool(add_mul, policy="newest")
 
 
@@ -484,8 +493,8 @@ def test_dropping_a_busy_pool_without_close(gated: Gated) -> None:
     del pool
     gc.collect()  # must not deadlock: destruction joins workers without the GIL
     check(running.result(10), pair(-1))
-    for f in queued:
-        with pytest.raises(CancelledError):
+    for f in queued:  # failed, never silently lost (issue #10)
+        with pytest.raises(PoolClosedError, match="destroyed"):
             f.result(10)
 
 
@@ -542,8 +551,7 @@ def test_context_manager_drains_and_closes(add_mul: Model) -> None:
 def test_stats_counts_and_histograms(add_mul: Model) -> None:
     with Pool(add_mul, workers=2, queue_size=16) as pool:
         s = pool.stats()
-        assert (s["submitted"], s["completed"], s["queue_depth"], s["busy_workers"]) == \
-            (0, 0, 0, 0)
+        assert (s["submitted"], s["completed"], s["queue_depth"], s["busy_workers"]) == (0, 0, 0, 0)
         assert (s["workers"], s["queue_capacity"]) == (2, 16)
         assert s["worker_accelerators"] == ["cpu", "cpu"]
         assert s["worker_runs"] == [0, 0]
@@ -635,9 +643,9 @@ def test_swap_keeps_serving(add_mul: Model, add_both: Model) -> None:
     pool.close()
 
 
-def test_swap_with_a_different_contract_raises(add_mul: Model,
-                                               generated_models: dict[str, pathlib.Path],
-                                               tmp_path: pathlib.Path) -> None:
+def test_swap_with_a_different_contract_raises(
+    add_mul: Model, generated_models: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
     wider = tmp_path / "add_mul8.tflite"
     wider.write_bytes(generator.build_add_mul(8))
     with Pool(add_mul) as pool:
@@ -680,15 +688,20 @@ _EXIT_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["queued", "threads", "gated"])
-def test_interpreter_exit_with_a_busy_pool(generated_models: dict[str, pathlib.Path],
-                                           tmp_path: pathlib.Path, mode: str) -> None:
+def test_interpreter_exit_with_a_busy_pool(
+    generated_models: dict[str, pathlib.Path], tmp_path: pathlib.Path, mode: str
+) -> None:
     script = tmp_path / "exit_busy.py"
     script.write_text(_EXIT_SCRIPT)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     proc = subprocess.run(
         [sys.executable, str(script), str(generated_models["add_mul"]), mode],
-        capture_output=True, text=True, timeout=30, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "started" in proc.stdout
@@ -710,8 +723,10 @@ def test_a_blocked_callback_never_stalls_inference(add_mul: Model) -> None:
         wait_for(lambda: bool(threads))
         for i in range(1, 50):
             check(pool.run(pair(i)), pair(i))
-        later = [pool.submit(pair(i), callback=lambda f: threads.append(threading.get_ident()))
-                 for i in range(50, 60)]
+        later = [
+            pool.submit(pair(i), callback=lambda f: threads.append(threading.get_ident()))
+            for i in range(50, 60)
+        ]
         wait_for(lambda: pool.stats()["completed"] == 60)
         assert not any(f.done() for f in later)  # their delivery waits behind the callback
         release.set()
@@ -752,14 +767,20 @@ def _fc_plus_input(seed: int) -> Model:
     w = g.tensor("w", [64, 64], np.float32, rng.standard_normal((64, 64)).astype(np.float32))
     h = g.tensor("h", [1, 64], np.float32)
     y = g.tensor("y", [1, 64], np.float32)
-    g.op(generator._OP.FULLY_CONNECTED, [x, w, -1], [h], generator._OPTS.FullyConnectedOptions,
-         generator._fc_opts())
+    g.op(
+        generator._OP.FULLY_CONNECTED,
+        [x, w, -1],
+        [h],
+        generator._OPTS.FullyConnectedOptions,
+        generator._fc_opts(),
+    )
     g.op(generator._OP.ADD, [h, x], [y], generator._OPTS.AddOptions, generator._add_opts())
     return Model.from_bytes(g.finish({"x": x}, {"y": y}))
 
 
 def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
-        plugins: dict[str, str], tmp_path: pathlib.Path) -> None:
+    plugins: dict[str, str], tmp_path: pathlib.Path
+) -> None:
     # A request still running on model A while the pool swaps to B fails on its
     # accelerator and is answered by a CPU instance of A compiled on the spot. The
     # pool's weight-cache path leads to B's cache by then; A must not load it.
@@ -773,15 +794,20 @@ def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
 
     def invoke_calls() -> int:
         unused = ctypes.c_long()
-        counters(ctypes.byref(unused), ctypes.byref(unused), ctypes.byref(invokes),
-                 ctypes.byref(unused))
+        counters(
+            ctypes.byref(unused), ctypes.byref(unused), ctypes.byref(invokes), ctypes.byref(unused)
+        )
         return invokes.value
 
     gate = Gate(tmp_path / "gate")
     # fail_after=1: the trial run at compile passes, the next run of each instance fails.
-    with Pool(a, workers=1, accelerator=plugins["good"], weight_cache=True,
-              plugin_options={"gate": str(gate.path), "fail_at": "invoke",
-                              "fail_after": "1"}) as pool:
+    with Pool(
+        a,
+        workers=1,
+        accelerator=plugins["good"],
+        weight_cache=True,
+        plugin_options={"gate": str(gate.path), "fail_at": "invoke", "fail_after": "1"},
+    ) as pool:
         assert pool.stats()["worker_accelerators"] == ["plugin:" + plugins["good"]]
         base = invoke_calls()
         gate.close()
@@ -797,8 +823,9 @@ def test_retired_run_of_a_swapped_out_model_uses_its_own_weights(
         assert any(e["stage"] == "run" for e in pool.events())
 
 
-def test_a_raising_callback_does_not_stop_deliveries(add_mul: Model,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_raising_callback_does_not_stop_deliveries(
+    add_mul: Model, caplog: pytest.LogCaptureFixture
+) -> None:
     def boom(_: Future[dict[str, np.ndarray]]) -> None:
         raise ZeroDivisionError("callback bug")
 
@@ -810,3 +837,142 @@ def test_a_raising_callback_does_not_stop_deliveries(add_mul: Model,
             check(f.result(10), pair(i))
     # concurrent.futures reports the callback's exception; the delivery thread goes on.
     assert "callback bug" in caplog.text
+
+
+# -- the API as users expect it (#9.5) ------------------------------------------
+def test_map_skips_and_counts_what_keep_latest_drops(gated: Gated) -> None:
+    with gated(workers=1, queue_size=1, policy="keep_latest") as pool:
+        gate, held = gated.occupy(pool)
+        opener = threading.Timer(0.5, gate.set)  # after every item was submitted
+        opener.start()
+        try:
+            it = pool.map((pair(i) for i in range(6)), window=10)
+            outs = list(it)  # no DroppedError ends the iteration
+        finally:
+            opener.join()
+        # Each newer item took the single queue slot of the one before it.
+        assert it.dropped == 5 and it.dropped_indices == [0, 1, 2, 3, 4]
+        assert len(outs) == 1
+        check(outs[0], pair(5))
+        check(held.result(10), pair(-1))
+        assert pool.stats()["dropped"] == 5
+
+
+def test_map_skips_and_counts_what_reject_refuses(gated: Gated) -> None:
+    with gated(workers=1, queue_size=1, policy="reject") as pool:
+        gate, _ = gated.occupy(pool)
+        opener = threading.Timer(0.5, gate.set)
+        opener.start()
+        try:
+            it = pool.map((pair(i) for i in range(4)), window=10)
+            outs = list(it)
+        finally:
+            opener.join()
+        assert it.dropped == 3 and it.dropped_indices == [1, 2, 3]
+        assert len(outs) == 1
+        check(outs[0], pair(0))
+
+
+def test_outputs_selects_named_outputs_on_every_path(add_mul: Model) -> None:
+    x = pair(3)
+    with Pool(add_mul, workers=1) as pool:
+        out = pool.run(x, outputs=["product"])
+        assert list(out) == ["product"]
+        np.testing.assert_array_equal(out["product"], x["a"] * x["b"])
+        out = pool.submit(x, outputs=["sum"]).result(10)
+        assert list(out) == ["sum"]
+        np.testing.assert_array_equal(out["sum"], x["a"] + x["b"])
+        assert [list(o) for o in pool.map([x, x], outputs=["product", "sum"])] == [
+            ["product", "sum"]
+        ] * 2
+        assert list(asyncio.run(pool.run_async(x, outputs=["sum"]))) == ["sum"]
+        with pytest.raises(InputError, match=r"unknown output name\(s\) \['nope'\]") as err:
+            pool.run(x, outputs=["nope"])
+        assert "['sum', 'product']" in str(err.value)  # lists the valid ones, not 'nope'
+        with pytest.raises(InputError, match="list of output names"):
+            pool.run(x, outputs="sum")  # type: ignore[arg-type]
+
+
+def test_non_contiguous_inputs_match_contiguous_copies_in_a_pool(add_mul: Model) -> None:
+    wide = np.arange(16, dtype=np.float32).reshape(2, 8)
+    a, b = wide[:1, ::2], wide[1:, ::-2]
+    assert not a.flags.c_contiguous and not b.flags.c_contiguous
+    with Pool(add_mul, workers=1) as pool:
+        got = pool.submit({"a": a, "b": b}).result(10)
+        want = pool.run({"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_submit_copies_inputs(gated: Gated) -> None:
+    with gated(workers=1) as pool:
+        gate, _ = gated.occupy(pool)
+        x = pair(2)
+        original = {k: v.copy() for k, v in x.items()}
+        fut = pool.submit(x)
+        x["a"][...] = 100.0  # the caller reuses its buffer while the request waits
+        gate.set()
+        check(fut.result(10), original)
+
+
+def test_cancel_before_start_withdraws_the_request(gated: Gated) -> None:
+    with gated(workers=1, queue_size=4) as pool:
+        gate, held = gated.occupy(pool)
+        ran: list[int] = []
+        fut = pool.submit(pair(1), callback=lambda f: ran.append(1))
+        keep = pool.submit(pair(2))
+        assert fut.cancel() is True
+        assert fut.cancelled() and ran == [1]  # done-callbacks run, as for any Future
+        assert held.cancel() is False  # started: runs to the end
+        gate.set()
+        check(keep.result(10), pair(2))
+        check(held.result(10), pair(-1))
+        wait_for(lambda: idle(pool))
+        assert pool.stats()["completed"] == 2  # the withdrawn request never ran
+
+
+def test_cancel_of_a_started_request_returns_false(gated: Gated) -> None:
+    with gated(workers=1) as pool:
+        gate, held = gated.occupy(pool)
+        assert held.cancel() is False and not held.cancelled()
+        gate.set()
+        check(held.result(10), pair(-1))
+
+
+def test_session_and_pool_use_one_name_per_idea(add_mul: Model) -> None:
+    session = add_mul.compile("cpu", threads=2)
+    with Pool(add_mul, workers=2, threads=2, queue_size=5) as pool:
+        assert pool.threads == 2 and pool.queue_size == 5
+        s = pool.stats()
+        assert s["queue_size"] == 5 and s["threads"] == 2
+        # events: a property on both, a list; calling it (the old Pool API) still works.
+        assert session.events == [] and pool.events == [] and pool.events() == []
+    with (
+        pytest.warns(DeprecationWarning, match="threads="),
+        Pool(add_mul, threads_per_worker=3) as pool,
+    ):
+        assert pool.threads == 3
+
+
+def test_weight_cache_defaults_to_none_for_session_and_pool() -> None:
+    defaults = {
+        cls: inspect.signature(cls).parameters["weight_cache"].default
+        for cls in (edgepipe.Session, Pool)
+    }
+    assert defaults == {edgepipe.Session: False, Pool: False}
+    assert inspect.signature(Model.compile).parameters["weight_cache"].default is False
+
+
+def test_stats_percentiles_are_microseconds_with_their_resolution(add_mul: Model) -> None:
+    with Pool(add_mul, workers=1) as pool:
+        for i in range(20):
+            pool.run(pair(i))
+        s = pool.stats()
+    for key in ("queue_wait", "run_time"):
+        h = s[key]
+        assert h["resolution"] == pytest.approx(2 ** (1 / 8) - 1)
+        assert set(h) >= {"count", "mean_us", "p50_us", "p90_us", "p99_us", "max_us", "buckets"}
+        assert h["p50_us"] <= h["p90_us"] <= h["p99_us"] <= h["max_us"]
+        # A percentile is its bucket's upper bound: within the resolution of a real bound.
+        uppers = [upper for upper, _ in h["buckets"]]
+        assert any(h["p50_us"] == pytest.approx(u) for u in [*uppers, h["max_us"]])

@@ -62,9 +62,9 @@ def test_100k_requests_each_resolve_once_with_their_own_answer(add_mul: Model) -
                     futs: list[tuple[int, Future[dict[str, np.ndarray]]]] = []
                     for j in range(i, min(i + BATCH, base + per)):
                         a, b = inputs_for(j)
-                        futs.append((j, pool.submit(
-                            {"a": a, "b": b},
-                            callback=lambda f, j=j: record(j))))
+                        futs.append(
+                            (j, pool.submit({"a": a, "b": b}, callback=lambda f, j=j: record(j)))
+                        )
                     for j, f in futs:
                         verify(j, f.result(60))
                 else:
@@ -130,8 +130,9 @@ def _rss_kb() -> int:
 
 
 @pytest.mark.timeout(120)
-def test_rss_flat_across_create_close_cycles(add_mul: Model,
-                                             generated_models: dict[str, pathlib.Path]) -> None:
+def test_rss_flat_across_create_close_cycles(
+    add_mul: Model, generated_models: dict[str, pathlib.Path]
+) -> None:
     a, b = inputs_for(1)
 
     def cycle(n: int) -> None:

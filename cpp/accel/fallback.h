@@ -15,8 +15,8 @@ namespace edgepipe {
 
 // One step down the preference list, visible in stats and bench output.
 struct FallbackEvent {
-  std::string from;   // accelerator left
-  std::string to;     // accelerator taken instead ("" when none was left)
+  std::string from;  // accelerator left
+  std::string to;    // accelerator taken instead ("" when none was left)
   // "policy" (denied before any attempt, from Python), "library_load",
   // "accelerator_init", "compile", "first_run", "run", "retired"
   std::string stage;
@@ -63,7 +63,7 @@ struct CompiledChoice {
 // and (for non-CPU ones) survives a first run on its zero-filled inputs.
 // Every failure is added to `log` with its stage. Throws the last error when
 // none works. With base.crash_mark_dir set, each non-CPU attempt is bracketed
-// by a crash mark (accel/plugin.h).
+// by a crash mark (accel/crash_mark.h).
 CompiledChoice CompileWithFallback(const std::shared_ptr<Model>& model,
                                    const std::vector<std::string>& preferences,
                                    const CompileOptions& base, EventLog* log);

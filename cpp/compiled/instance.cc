@@ -1,9 +1,12 @@
 #include "compiled/instance.h"
 
-#include "accel/plugin.h"
-
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+
+#include "common/stderr_capture.h"
+#include "delegate/environment.h"
+#include "delegate/plugin.h"
 
 namespace edgepipe {
 namespace {
@@ -70,6 +73,11 @@ litert::RankedTensorType RankedType(const TensorInfo& info) {
 Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
     : model_(std::move(model)), options_(options) {
   api_ = &model_->runtime()->api();
+  if (options_.num_threads < 0 || options_.num_threads > kMaxThreadsPerInstance) {
+    throw Error(ErrorKind::kInput, "threads must be between 1 and " +
+                                       std::to_string(kMaxThreadsPerInstance) + " (0: the runtime's "
+                                       "default), got " + std::to_string(options_.num_threads));
+  }
   const auto& signatures = model_->signatures();
   if (options_.signature >= signatures.size()) {
     throw Error(ErrorKind::kInput, "signature index " +
@@ -117,16 +125,16 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
     Runtime& runtime = *model_->runtime();
     litert::Environment env = nullptr;
     if (accelerated) {
-      env = runtime.accelerator_environment();
+      env = AcceleratorEnvironmentFor(runtime);
       const int wanted = options_.accelerators & (litert::kHwGpu | litert::kHwNpu);
-      if ((wanted & litert::kHwGpu) && !runtime.has_registered(litert::kHwGpu)) {
+      if ((wanted & litert::kHwGpu) && !HasRegistered(runtime, litert::kHwGpu)) {
         throw AcceleratorError("accelerator_init",
                                "no GPU accelerator library could be loaded from " +
                                    runtime.library_dir() +
                                    " (libLiteRtGpuAccelerator.so, libLiteRtWebGpuAccelerator.so, "
                                    "libLiteRtOpenClAccelerator.so, libLiteRtVulkanAccelerator.so)");
       }
-      if ((wanted & litert::kHwNpu) && !runtime.has_registered(litert::kHwNpu)) {
+      if ((wanted & litert::kHwNpu) && !HasRegistered(runtime, litert::kHwNpu)) {
         throw AcceleratorError("accelerator_init",
                                "no NPU accelerator: no vendor dispatch library "
                                "(libLiteRtDispatch_*.so) in " +
@@ -134,7 +142,7 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
       }
       delegation_ = std::make_shared<DelegateSession>();
       if (!options_.plugin_path.empty()) {
-        if (!runtime.delegate_plugins_supported()) {
+        if (!DelegatePluginsSupported(runtime)) {
           throw AcceleratorError("accelerator_init",
                                  "this runtime cannot host delegate plugins (it does not export "
                                  "LiteRtStaticLinkedAcceleratorCpuDef or the registration API)");
@@ -143,16 +151,32 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
         auto found = options_.plugin_options.find(options_.plugin_path);
         if (found != options_.plugin_options.end()) delegation_->options = found->second;
       }
-      if (runtime.delegate_plugins_supported()) {
+      if (DelegatePluginsSupported(runtime)) {
         AttachDelegateSession(*api_, compile_options_, delegation_);
       }
     } else {
       env = runtime.cpu_environment();
     }
-    StderrCapture capture(accelerated && CaptureAcceleratorLogDefault());
+    // Until one CPU compile succeeded, the TFLite logger may still print its
+    // one-time INFO line ("Created TensorFlow Lite XNNPACK delegate for
+    // CPU."): captured and dropped unless the runtime's level is info or
+    // lower. A failed accelerator's text goes into its error (the fallback
+    // event), and reaches stderr only at the runtime's info level or lower.
+    static std::atomic<bool> cpu_compiled_once{false};
+    const bool capture_cpu = !accelerated && !cpu_compiled_once.load(std::memory_order_acquire);
+    StderrCapture capture(capture_cpu || (accelerated && CaptureAcceleratorLogDefault()));
     const litert::Status st =
         api_->LiteRtCreateCompiledModel(env, model_->handle(), compile_options_, &compiled_);
-    const std::string log = capture.Finish();
+    StderrCapture::Echo echo = StderrCapture::Echo::kAllButInfo;
+    if (runtime.log_severity() <= litert::kLogInfo) {
+      echo = StderrCapture::Echo::kAll;
+    } else if (accelerated && st != litert::kOk) {
+      echo = StderrCapture::Echo::kNone;  // the text is in the error
+    }
+    const std::string log = capture.Finish(echo);
+    if (!accelerated && st == litert::kOk) {
+      cpu_compiled_once.store(true, std::memory_order_release);
+    }
     if (st != litert::kOk) {
       std::string msg = "the runtime could not compile " + model_->description() + " for " +
                         AcceleratorText(options_) + ": LiteRT status " + std::to_string(st) +

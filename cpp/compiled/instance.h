@@ -16,16 +16,20 @@
 
 namespace edgepipe {
 
+// Most CPU threads one instance may ask for: beyond this a typo (10**6), not
+// a machine, is the likely cause, and the runtime would try to start them.
+constexpr int kMaxThreadsPerInstance = 256;
+
 struct CompileOptions {
   int accelerators = litert::kHwCpu;  // litert::HwAccelerator bit set
-  int num_threads = 0;                // 0: the runtime's default
+  int num_threads = 0;                // 0: the runtime's default; <= kMaxThreadsPerInstance
   // XNNPACK weight cache file. Instances of the same model sharing one
   // file share the packed weights (a file mapping) instead of each packing
   // a private copy.
   std::string weight_cache_path;
   size_t signature = 0;
   // External-delegate plugin to apply in this compile ("" for none); see
-  // accel/plugin.h. Options per plugin path go to tflite_plugin_create_delegate.
+  // delegate/plugin.h. Options per plugin path go to tflite_plugin_create_delegate.
   std::string plugin_path;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> plugin_options;
   // Folder for crash marks around non-CPU first use ("" for none).

@@ -1,56 +1,10 @@
 #include "model/model.h"
 
+#include "runtime/element_types.h"
+
 #include <sstream>
 
 namespace edgepipe {
-
-size_t ElementSize(int element_type) {
-  switch (element_type) {
-    case litert::kElementFloat32: return 4;
-    case litert::kElementInt32: return 4;
-    case litert::kElementUInt32: return 4;
-    case litert::kElementUInt8: return 1;
-    case litert::kElementInt8: return 1;
-    case litert::kElementBool: return 1;
-    case litert::kElementInt16: return 2;
-    case litert::kElementUInt16: return 2;
-    case litert::kElementFloat16: return 2;
-    case litert::kElementInt64: return 8;
-    case litert::kElementUInt64: return 8;
-    case litert::kElementFloat64: return 8;
-    case litert::kElementComplex64: return 8;
-    case litert::kElementComplex128: return 16;
-    default: return 0;
-  }
-}
-
-const char* ElementTypeName(int element_type) {
-  switch (element_type) {
-    case litert::kElementNone: return "none";
-    case litert::kElementFloat32: return "float32";
-    case litert::kElementInt32: return "int32";
-    case litert::kElementUInt8: return "uint8";
-    case litert::kElementInt64: return "int64";
-    case litert::kElementString: return "string";
-    case litert::kElementBool: return "bool";
-    case litert::kElementInt16: return "int16";
-    case litert::kElementComplex64: return "complex64";
-    case litert::kElementInt8: return "int8";
-    case litert::kElementFloat16: return "float16";
-    case litert::kElementFloat64: return "float64";
-    case litert::kElementComplex128: return "complex128";
-    case litert::kElementUInt64: return "uint64";
-    case litert::kElementResource: return "resource";
-    case litert::kElementVariant: return "variant";
-    case litert::kElementUInt32: return "uint32";
-    case litert::kElementUInt16: return "uint16";
-    case litert::kElementInt4: return "int4";
-    case litert::kElementBFloat16: return "bfloat16";
-    case litert::kElementInt2: return "int2";
-    case litert::kElementUInt4: return "uint4";
-    default: return "unknown";
-  }
-}
 
 std::string ShapeText(const std::vector<int32_t>& shape) {
   std::ostringstream s;

@@ -1,6 +1,6 @@
-// A verified model: its bytes (mapped or borrowed, never copied when
-// avoidable), the runtime's model handle built on them, and what a user
-// needs to know to feed it.
+// A verified model: its bytes (edgepipe's sealed copy, see byte_source.h:
+// verified once, and then nothing can change them), the runtime's model
+// handle built on them in place, and what a user needs to know to feed it.
 #pragma once
 
 #include <cstdint>

@@ -156,7 +156,7 @@ struct ApiVersion {
 
 // Accelerator registration callbacks (litert_accelerator_registration.h).
 // `void*` stands for TfLiteOpaqueDelegate*, which is TfLiteDelegate* inside
-// the runtime (see accel/tfl_abi.h).
+// the runtime (see delegate/tfl_abi.h).
 using AcceleratorGetNameFn = Status (*)(Accelerator, const char**);
 using AcceleratorGetVersionFn = Status (*)(Accelerator, ApiVersion*);
 using AcceleratorGetHwFn = Status (*)(Accelerator, HwAcceleratorSet*);
@@ -168,7 +168,7 @@ using DelegateDeleterFn = void (*)(void*);
 // The head of LiteRtAcceleratorDefV1 (litert_accelerator_def.h), of which
 // libLiteRt.so exports the CPU instance as LiteRtStaticLinkedAcceleratorCpuDef.
 // edgepipe only reads these function pointers, to register the CPU accelerator
-// itself *after* the delegate dispatcher (see accel/plugin.h).
+// itself *after* the delegate dispatcher (see delegate/plugin.h).
 struct AcceleratorDefHead {
   uint64_t abi_header;
   AcceleratorGetNameFn get_name;

@@ -1,7 +1,5 @@
 #include "runtime/runtime.h"
 
-#include "accel/plugin.h"
-
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -38,11 +36,9 @@ const char* StatusName(Status status) {
 }
 }  // namespace litert
 
-void ThrowStatus(ErrorKind kind, litert::Status status,
-                 const std::string& what) {
+void ThrowStatus(ErrorKind kind, litert::Status status, const std::string& what) {
   std::ostringstream msg;
-  msg << what << ": LiteRT status " << status << " ("
-      << litert::StatusName(status) << ")";
+  msg << what << ": LiteRT status " << status << " (" << litert::StatusName(status) << ")";
   throw Error(kind, msg.str(), status);
 }
 
@@ -113,23 +109,22 @@ std::shared_ptr<Runtime> Runtime::Load(const RuntimeConfig& config) {
     rt->handle_ = handle;
     rt->log_severity_ = config.log_severity;
     std::vector<std::string> missing;
-#define EDGEPIPE_RESOLVE_REQUIRED(name, ret, params)                        \
+#define EDGEPIPE_RESOLVE_REQUIRED(name, ret, params)                               \
   rt->api_.name = reinterpret_cast<decltype(rt->api_.name)>(dlsym(handle, #name)); \
   if (rt->api_.name == nullptr) missing.push_back(#name);
     EDGEPIPE_LITERT_REQUIRED(EDGEPIPE_RESOLVE_REQUIRED)
 #undef EDGEPIPE_RESOLVE_REQUIRED
-#define EDGEPIPE_RESOLVE_OPTIONAL(name, ret, params)                        \
+#define EDGEPIPE_RESOLVE_OPTIONAL(name, ret, params)                               \
   rt->api_.name = reinterpret_cast<decltype(rt->api_.name)>(dlsym(handle, #name)); \
   if (rt->api_.name == nullptr) rt->missing_optional_.push_back(#name);
     EDGEPIPE_LITERT_OPTIONAL(EDGEPIPE_RESOLVE_OPTIONAL)
 #undef EDGEPIPE_RESOLVE_OPTIONAL
-    rt->library_path_ = LoadedPath(
-        handle, reinterpret_cast<void*>(rt->api_.LiteRtCreateEnvironment),
-        candidate);
+    rt->library_path_ =
+        LoadedPath(handle, reinterpret_cast<void*>(rt->api_.LiteRtCreateEnvironment), candidate);
     if (!missing.empty()) {
       std::ostringstream msg;
-      msg << "the LiteRT library " << rt->library_path_
-          << " lacks symbol" << (missing.size() > 1 ? "s" : "") << " ";
+      msg << "the LiteRT library " << rt->library_path_ << " lacks symbol"
+          << (missing.size() > 1 ? "s" : "") << " ";
       for (size_t i = 0; i < missing.size(); ++i) {
         msg << (i ? ", " : "") << missing[i];
       }
@@ -144,18 +139,17 @@ std::shared_ptr<Runtime> Runtime::Load(const RuntimeConfig& config) {
     return rt;
   }
   std::ostringstream msg;
-  msg << "could not load the LiteRT runtime library (" << kLibraryName
-      << "); tried:" << tried.str() << "\n"
-      << (explicit_choice
-              ? "Fix the path in EDGEPIPE_LITERT_LIBRARY (or the library "
-                "argument), or unset it to use the installed ai-edge-litert."
-              : "Install it with: pip install ai-edge-litert (or set "
-                "EDGEPIPE_LITERT_LIBRARY to the path of libLiteRt.so).");
+  msg << "could not load the LiteRT runtime library (" << kLibraryName << "); tried:" << tried.str()
+      << "\n"
+      << (explicit_choice ? "Fix the path in EDGEPIPE_LITERT_LIBRARY (or the library "
+                            "argument), or unset it to use the installed ai-edge-litert."
+                          : "Install it with: pip install ai-edge-litert (or set "
+                            "EDGEPIPE_LITERT_LIBRARY to the path of libLiteRt.so).");
   throw Error(ErrorKind::kRuntime, msg.str());
 }
 
-litert::Environment Runtime::CreateEnvironment(
-    const std::string& accelerator_dir, const std::vector<litert::EnvOption>& extra) {
+litert::Environment Runtime::CreateEnvironment(const std::string& accelerator_dir,
+                                               const std::vector<litert::EnvOption>& extra) {
   std::vector<litert::EnvOption> options(extra);
   litert::EnvOption severity{};
   severity.tag = litert::kEnvMinLoggerSeverity;
@@ -170,10 +164,8 @@ litert::Environment Runtime::CreateEnvironment(
     options.push_back(dir);
   }
   litert::Environment env = nullptr;
-  Check(api_.LiteRtCreateEnvironment(static_cast<int>(options.size()),
-                                     options.data(), &env),
-        ErrorKind::kRuntime,
-        "LiteRtCreateEnvironment failed for " + library_path_);
+  Check(api_.LiteRtCreateEnvironment(static_cast<int>(options.size()), options.data(), &env),
+        ErrorKind::kRuntime, "LiteRtCreateEnvironment failed for " + library_path_);
   return env;
 }
 
@@ -188,96 +180,23 @@ std::string Runtime::dispatch_library_dir() const {
   return env != nullptr && *env != '\0' ? std::string(env) : library_dir_;
 }
 
-litert::Environment Runtime::accelerator_environment(const std::string& dir) {
+Runtime::AcceleratorEnvironment Runtime::accelerator_environment(const std::string& dir,
+                                                                 EnvironmentBuilder build) {
   std::lock_guard<std::mutex> lock(env_mutex_);
   const std::string wanted = dir.empty() ? library_dir_ : dir;
-  if (accel_env_ == nullptr) {
-    auto* cpu_def = static_cast<const litert::AcceleratorDefHead* const*>(
-        dlsym(handle_, "LiteRtStaticLinkedAcceleratorCpuDef"));
-    const bool ordered = cpu_def != nullptr && *cpu_def != nullptr &&
-                         api_.LiteRtCreateAccelerator != nullptr &&
-                         api_.LiteRtSetDelegateFunction != nullptr &&
-                         api_.LiteRtWrapDelegate != nullptr;
-    const std::string dispatch_dir = dispatch_library_dir();
-    std::vector<litert::EnvOption> extra;
-    litert::EnvOption o{};
-    o.tag = litert::kEnvDispatchLibraryDir;
-    o.value.type = litert::kAnyString;
-    o.value.str_value = dispatch_dir.c_str();
-    extra.push_back(o);
-    if (ordered) {
-      o = litert::EnvOption{};
-      o.tag = litert::kEnvAutoRegisterAccelerators;
-      o.value.type = litert::kAnyInt;
-      o.value.int_value = litert::kHwGpu | litert::kHwNpu;
-      extra.push_back(o);
-    }
-    litert::Environment env = CreateEnvironment(wanted, extra);
-    if (ordered) {
-      RegisterDelegateDispatcher(api_, env);
-      const litert::AcceleratorDefHead* def = *cpu_def;
-      litert::Accelerator cpu = nullptr;
-      Check(api_.LiteRtCreateAccelerator(&cpu), ErrorKind::kRuntime,
-            "cannot create the CPU accelerator");
-      api_.LiteRtSetAcceleratorGetName(cpu, def->get_name);
-      api_.LiteRtSetAcceleratorGetVersion(cpu, def->get_version);
-      api_.LiteRtSetAcceleratorGetHardwareSupport(cpu, def->get_hardware_support);
-      api_.LiteRtSetIsAcceleratorDelegateResponsibleForJitCompilation(cpu,
-                                                                      def->is_jit_responsible);
-      api_.LiteRtSetDelegateFunction(cpu, def->create_delegate);
-      Check(api_.LiteRtRegisterAccelerator(env, cpu, nullptr, nullptr), ErrorKind::kRuntime,
-            "cannot register the CPU accelerator");
-    }
-    plugins_supported_ = ordered;
-    accel_env_ = env;
-    accel_env_dir_ = wanted;
-  } else if (wanted != accel_env_dir_) {
-    throw Error(ErrorKind::kAccelerator,
-                "an accelerator environment for " + accel_env_dir_ +
-                    " already exists; one accelerator folder per process");
+  if (accel_env_.env == nullptr) {
+    accel_env_ = build(*this, wanted);
+    accel_env_.dir = wanted;
+  } else if (wanted != accel_env_.dir) {
+    throw Error(ErrorKind::kAccelerator, "an accelerator environment for " + accel_env_.dir +
+                                             " already exists; one accelerator folder per process");
   }
   return accel_env_;
 }
 
-bool Runtime::delegate_plugins_supported() {
-  accelerator_environment();
-  std::lock_guard<std::mutex> lock(env_mutex_);
-  return plugins_supported_;
-}
+void* Runtime::Symbol(const char* name) const { return dlsym(handle_, name); }
 
-std::vector<Runtime::AcceleratorEntry> Runtime::registered_accelerators() {
-  litert::Environment env = accelerator_environment();
-  std::vector<AcceleratorEntry> out;
-  if (api_.LiteRtGetNumAccelerators == nullptr || api_.LiteRtGetAccelerator == nullptr) return out;
-  litert::ParamIndex n = 0;
-  if (api_.LiteRtGetNumAccelerators(env, &n) != litert::kOk) return out;
-  for (litert::ParamIndex i = 0; i < n; ++i) {
-    litert::Accelerator acc = nullptr;
-    if (api_.LiteRtGetAccelerator(env, i, &acc) != litert::kOk) continue;
-    AcceleratorEntry e;
-    const char* name = nullptr;
-    if (api_.LiteRtGetAcceleratorName && api_.LiteRtGetAcceleratorName(acc, &name) == litert::kOk &&
-        name != nullptr) {
-      e.name = name;
-    }
-    if (api_.LiteRtGetAcceleratorHardwareSupport) {
-      api_.LiteRtGetAcceleratorHardwareSupport(acc, &e.hardware);
-    }
-    out.push_back(e);
-  }
-  return out;
-}
-
-bool Runtime::has_registered(int hardware_bit) {
-  for (const auto& e : registered_accelerators()) {
-    if (e.hardware & hardware_bit) return true;
-  }
-  return false;
-}
-
-std::vector<std::string> Runtime::missing_optional_symbols() const {
-  return missing_optional_;
-}
+std::vector<std::string> Runtime::missing_optional_symbols() const { return missing_optional_; }
 
 // Environments are never destroyed: compiled models made from them may
 // still be alive in other owners at process exit, and LiteRT does not

@@ -55,31 +55,29 @@ class Runtime {
   // The environment for CPU work: created without accelerator library
   // folders, so it costs no GPU/NPU probing.
   litert::Environment cpu_environment();
-  // An environment that also loads accelerator plugins found in `dir`
-  // (empty: the runtime library's own folder). Created on first use.
-  //
-  // Built in this order (registration order is application order, and the
-  // first accelerator to claim an op keeps it): LiteRT auto-registers only
-  // the GPU and NPU accelerators; then edgepipe registers its delegate
-  // dispatcher (accel/plugin.h); then the CPU (XNNPACK) accelerator, copied
-  // from the runtime's exported LiteRtStaticLinkedAcceleratorCpuDef. Without
-  // that symbol the CPU is auto-registered first and delegate plugins are
-  // refused (XNNPACK would claim every op before a plugin saw it).
-  litert::Environment accelerator_environment(const std::string& dir = "");
+  // The accelerator environment (loads GPU/NPU accelerator libraries),
+  // created once per runtime by `build` on first use. The runtime only keeps
+  // it: how it is composed (which accelerators, in which order) is the
+  // delegate layer's business (delegate/environment.h), which passes `build`.
+  // Throws kAccelerator when it already exists for another folder.
+  struct AcceleratorEnvironment {
+    litert::Environment env = nullptr;
+    std::string dir;                 // accelerator library folder
+    bool plugins_supported = false;  // delegate plugins can be hosted
+  };
+  using EnvironmentBuilder = AcceleratorEnvironment (*)(Runtime& runtime, const std::string& dir);
+  AcceleratorEnvironment accelerator_environment(const std::string& dir, EnvironmentBuilder build);
 
-  // Whether the accelerator environment can host delegate plugins.
-  bool delegate_plugins_supported();
+  // A new environment with the runtime's log severity, loading accelerator
+  // libraries from `accelerator_dir` ("" for none), plus `extra` options.
+  litert::Environment CreateEnvironment(const std::string& accelerator_dir,
+                                        const std::vector<litert::EnvOption>& extra = {});
+  // A symbol of the runtime library outside the function table (null if absent).
+  void* Symbol(const char* name) const;
+
   // Folder searched for NPU vendor dispatch libraries (libLiteRtDispatch_*.so):
   // EDGEPIPE_DISPATCH_LIBRARY_DIR or the runtime library's folder.
   std::string dispatch_library_dir() const;
-
-  struct AcceleratorEntry {
-    std::string name;
-    int hardware = 0;  // litert::HwAccelerator bits
-  };
-  // Accelerators registered in the accelerator environment, in order.
-  std::vector<AcceleratorEntry> registered_accelerators();
-  bool has_registered(int hardware_bit);
 
   // Symbols of the optional set that this runtime lacks.
   std::vector<std::string> missing_optional_symbols() const;
@@ -90,8 +88,6 @@ class Runtime {
 
  private:
   Runtime() = default;
-  litert::Environment CreateEnvironment(const std::string& accelerator_dir,
-                                        const std::vector<litert::EnvOption>& extra = {});
 
   void* handle_ = nullptr;
   LiteRtApi api_;
@@ -100,18 +96,14 @@ class Runtime {
   int log_severity_ = litert::kLogError;
   std::mutex env_mutex_;
   litert::Environment cpu_env_ = nullptr;
-  litert::Environment accel_env_ = nullptr;
-  std::string accel_env_dir_;
-  bool plugins_supported_ = false;
+  AcceleratorEnvironment accel_env_;
   std::vector<std::string> missing_optional_;
 };
 
 // Throws Error(kind) for a failed runtime call, with the status name.
-[[noreturn]] void ThrowStatus(ErrorKind kind, litert::Status status,
-                              const std::string& what);
+[[noreturn]] void ThrowStatus(ErrorKind kind, litert::Status status, const std::string& what);
 
-inline void Check(litert::Status status, ErrorKind kind,
-                  const std::string& what) {
+inline void Check(litert::Status status, ErrorKind kind, const std::string& what) {
   if (status != litert::kOk) ThrowStatus(kind, status, what);
 }
 

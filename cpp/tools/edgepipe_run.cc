@@ -4,7 +4,7 @@
 // fills every input with a fixed pattern, runs it N times and prints, per
 // output, checksums that are comparable across machines (the same model gives
 // the same numbers on x86-64 and aarch64 up to float rounding). It is also the
-// shortest complete example of the C++ API: runtime -> model -> instance.
+// shortest complete example of the C++ API: runtime -> model -> session.
 //
 // Exit status: 0 on success, 2 for a bad command line, model or input, 1 for
 // any other failure (runtime missing, compile or run failed).
@@ -17,10 +17,10 @@
 #include <string>
 
 #include "common/error.h"
-#include "compiled/instance.h"
 #include "model/byte_source.h"
 #include "model/model.h"
 #include "runtime/runtime.h"
+#include "session/session.h"
 
 namespace {
 
@@ -136,10 +136,14 @@ int Main(const Args& args) {
   auto runtime = edgepipe::Runtime::Load(config);
   auto model = edgepipe::Model::Load(runtime, edgepipe::MapFile(args.model));
 
-  edgepipe::CompileOptions options;
-  options.accelerators = litert::kHwCpu;
-  options.num_threads = args.threads;
-  edgepipe::Instance instance(model, options);
+  edgepipe::SessionOptions options;
+  options.accelerators = {"cpu"};
+  options.compile.num_threads = args.threads;
+  edgepipe::Session session(model, options);
+  // Held for the whole tool: it fills the session's own input buffers and
+  // reads its output buffers directly (no copies).
+  edgepipe::Session::Guard guard(session);
+  edgepipe::Instance& instance = guard.instance();
 
   std::printf("runtime %s\n", runtime->library_path().c_str());
   std::printf("model %s (%zu operators, %zu tensors)\n", args.model.c_str(),
@@ -154,18 +158,17 @@ int Main(const Args& args) {
   double total_ms = 0;
   for (int r = 0; r < args.runs; ++r) {
     auto start = std::chrono::steady_clock::now();
-    instance.Run();
-    total_ms += std::chrono::duration<double, std::milli>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+    session.Run(guard, {}, {});
+    total_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
 
   // sum and sum(|x|), plus a position-weighted sum that also changes when
   // values move between elements (a softmax always sums to 1).
   for (size_t i = 0; i < instance.outputs().size(); ++i) {
     const TensorInfo& t = instance.outputs()[i];
-    std::printf("output %zu %s %s %s", i, t.name.c_str(),
-                edgepipe::ElementTypeName(t.element_type), Shape(t).c_str());
+    std::printf("output %zu %s %s %s", i, t.name.c_str(), edgepipe::ElementTypeName(t.element_type),
+                Shape(t).c_str());
     double sum = 0, abs_sum = 0, weighted = 0, v = 0;
     const size_t n = instance.output_bytes(i) / t.element_size();
     bool plain = true;
@@ -193,8 +196,8 @@ int main(int argc, char** argv) {
     return Main(args);
   } catch (const edgepipe::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    const bool caller_fault = e.kind() == edgepipe::ErrorKind::kModel ||
-                              e.kind() == edgepipe::ErrorKind::kInput;
+    const bool caller_fault =
+        e.kind() == edgepipe::ErrorKind::kModel || e.kind() == edgepipe::ErrorKind::kInput;
     return caller_fault ? 2 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -13,9 +13,23 @@ import os
 import threading
 from pathlib import Path
 
-from . import _core
+from . import _core, errors
+from .errors import EdgepipeError, InputError
 
-_LOG_LEVELS = {"debug": -1, "verbose": 0, "info": 1, "warning": 2, "error": 3, "silent": 4}
+#: The core's error kinds (``kind`` of a pool callback) and the class each
+#: becomes, from the C++ table the binding exposes (one source).
+ERROR_BY_KIND: dict[str, type[EdgepipeError]] = {
+    kind: getattr(errors, name) for kind, name in _core.ERROR_KINDS.items()
+}
+
+
+def error_for_kind(kind: str, message: str) -> EdgepipeError:
+    """The typed exception for a core error ``kind`` (unknown kinds: EdgepipeError)."""
+    return ERROR_BY_KIND.get(kind, EdgepipeError)(message)
+
+
+#: ``EDGEPIPE_LOG_LEVEL`` names and LiteRT's severities.
+LOG_LEVELS = {"debug": -1, "verbose": 0, "info": 1, "warning": 2, "error": 3, "silent": 4}
 _lock = threading.Lock()
 _default: _core.Runtime | None = None
 
@@ -29,13 +43,19 @@ def _package_dir() -> str | None:
     return next(iter(spec.submodule_search_locations))
 
 
-def _log_severity() -> int:
-    name = os.environ.get("EDGEPIPE_LOG_LEVEL", "error").strip().lower()
-    if name not in _LOG_LEVELS:
-        raise ValueError(
-            f"EDGEPIPE_LOG_LEVEL={name!r} is not one of {', '.join(_LOG_LEVELS)}"
+def log_level_name() -> str:
+    """``EDGEPIPE_LOG_LEVEL`` (default ``error``), checked.
+
+    Raises:
+        InputError: the variable holds an unknown level.
+    """
+    raw = os.environ.get("EDGEPIPE_LOG_LEVEL", "error")
+    name = raw.strip().lower()
+    if name not in LOG_LEVELS:
+        raise InputError(
+            f"EDGEPIPE_LOG_LEVEL={raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
         )
-    return _LOG_LEVELS[name]
+    return name
 
 
 def load_runtime(library: str | os.PathLike[str] | None = None) -> _core.Runtime:
@@ -49,12 +69,14 @@ def load_runtime(library: str | os.PathLike[str] | None = None) -> _core.Runtime
             message lists every place tried and how to fix it.
     """
     global _default
+    if library is not None and not isinstance(library, (str, os.PathLike)):
+        raise InputError(f"library must be a file path, not {type(library).__name__}")
     with _lock:
         if library is None and _default is not None:
             return _default
         search = [d for d in [_package_dir()] if d]
         rt = _core.Runtime.load(
-            str(library) if library else "", search, log_severity=_log_severity()
+            str(library) if library else "", search, log_severity=LOG_LEVELS[log_level_name()]
         )
         if library is None:
             _default = rt

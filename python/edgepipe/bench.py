@@ -2,7 +2,9 @@
 
 Figures follow TFLite's ``benchmark_model``: init (load + compile), first
 inference, warm-up mean, then the distribution of steady-state latencies,
-throughput and peak RSS.
+throughput and peak RSS. Latencies here are wall-clock per call, in
+milliseconds, measured with ``time.perf_counter`` (sub-microsecond
+resolution); :meth:`edgepipe.Pool.stats` histograms are in microseconds.
 """
 
 from __future__ import annotations
@@ -18,33 +20,31 @@ from typing import Any
 
 import numpy as np
 
+from . import _args
 from ._runtime import runtime_version
-from .accelerators import bench_fields
-from .model import Model, TensorInfo
+from .accelerators.spec import AcceleratorSpec
+from .model import Model
 from .models import default_model_path
 from .pool import Pool
 from .session import Session
+from .tensors import random_inputs
 
 
-def random_inputs(infos: Sequence[TensorInfo], seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs matching the model: floats in [0, 1), small ints."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
-    for t in infos:
-        shape = tuple(1 if d < 0 else d for d in t.shape)
-        if t.dtype is None:
-            raise ValueError(f"input {t.name!r} has type {t.element_type}, not benchmarkable")
-        if t.dtype.kind == "f":
-            out[t.name] = rng.random(shape).astype(t.dtype)
-        elif t.dtype.kind == "b":
-            out[t.name] = rng.random(shape) < 0.5
-        elif t.dtype.kind in "iu":
-            info = np.iinfo(t.dtype)
-            lo, hi = max(int(info.min), -100), min(int(info.max), 100)
-            out[t.name] = rng.integers(lo, hi + 1, size=shape).astype(t.dtype)
-        else:
-            out[t.name] = rng.random(shape).astype(t.dtype)
-    return out
+def bench_fields(runner: Session | Pool) -> dict[str, Any]:
+    """``{"accelerator", "fallbacks"}`` of a Session or Pool for ``bench --json``.
+
+    For a pool, ``accelerator`` is the accelerator of most workers and
+    ``worker_accelerators`` lists each one.
+    """
+    if isinstance(runner, Pool):
+        per_worker = list(runner.stats()["worker_accelerators"])
+        acc = max(set(per_worker), key=per_worker.count) if per_worker else "cpu"
+        return {
+            "accelerator": acc,
+            "worker_accelerators": per_worker,
+            "fallbacks": list(runner.events),
+        }
+    return {"accelerator": runner.accelerator, "fallbacks": list(runner.events)}
 
 
 def _percentiles(latencies_ms: Sequence[float]) -> dict[str, float]:
@@ -80,18 +80,19 @@ def bench_session(
     runs: int = 50,
     warmup: int = 5,
     threads: int | None = None,
-    accelerator: str | Sequence[str] = "cpu",
+    accelerator: AcceleratorSpec = "cpu",
     plugin_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Benchmark one session the way ``benchmark_model`` does."""
-    if runs < 1 or warmup < 0:
-        raise ValueError("runs must be >= 1 and warmup >= 0")
+    runs = _args.integer("runs", runs, low=1)
+    warmup = _args.integer("warmup", warmup, low=0)
     path = Path(model_path) if model_path else default_model_path()
     t0 = time.perf_counter()
     model = Model.load(path)
     t_load = time.perf_counter()
-    session = Session(model, accelerator=accelerator, threads=threads,
-                      plugin_options=plugin_options)
+    session = Session(
+        model, accelerator=accelerator, threads=threads, plugin_options=plugin_options
+    )
     t_init = time.perf_counter()
     inputs = random_inputs(session.inputs)
     t = time.perf_counter()
@@ -138,7 +139,7 @@ def bench_pool(
     runs: int = 200,
     warmup: int = 5,
     threads: int = 1,
-    accelerator: str | Sequence[str] = "cpu",
+    accelerator: AcceleratorSpec = "cpu",
     plugin_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Throughput of a pool with ``clients`` closed-loop client threads.
@@ -147,15 +148,26 @@ def bench_pool(
     request's time from submit to result. ``rss_per_worker_mb`` is the
     anonymous memory the pool added after its first runs, per worker.
     """
-    if workers < 1 or runs < 1:
-        raise ValueError("workers and runs must be >= 1")
-    clients = clients or 2 * workers
+    workers = _args.integer("workers", workers, low=1, high=_args.MAX_WORKERS)
+    runs = _args.integer("runs", runs, low=1)
+    warmup = _args.integer("warmup", warmup, low=0)
+    clients = _args.integer(
+        "clients", 2 * workers if clients is None else clients, low=1, high=1024
+    )
     path = Path(model_path) if model_path else default_model_path()
     model = Model.load(path)
     anon_before = rss_anon_mb()
     t0 = time.perf_counter()
-    pool = Pool(model, workers=workers, threads_per_worker=threads, accelerator=accelerator,
-                plugin_options=plugin_options, queue_size=max(64, 4 * clients))
+    # The shared weight cache, as a serving pool would use it (rss_per_worker_mb).
+    pool = Pool(
+        model,
+        workers=workers,
+        threads=threads,
+        accelerator=accelerator,
+        weight_cache=True,
+        plugin_options=plugin_options,
+        queue_size=max(64, 4 * clients),
+    )
     init_ms = (time.perf_counter() - t0) * 1e3
     try:
         inputs = random_inputs(pool.inputs)

@@ -4,6 +4,9 @@ Every error edgepipe raises on purpose derives from :class:`EdgepipeError`, so a
 application can catch one class at its boundary. Errors about bad input also
 derive from :class:`ValueError`, and deadline errors from :class:`TimeoutError`,
 so code written against the standard hierarchy keeps working.
+
+The core's error kinds and the class each becomes come from the C++ table
+(``_core.ERROR_KINDS``); :data:`edgepipe._runtime.ERROR_BY_KIND` is built from it.
 """
 
 from __future__ import annotations

@@ -1,113 +1,45 @@
-"""Models: verified, memory-mapped .tflite files and what they take and give."""
+"""Models: verified, memory-mapped .tflite files and what they take and give.
+
+Layer: above tensors, files and the runtime loader; below the weight cache,
+accelerators, sessions and pools. :meth:`Model.compile` is the one call that
+reaches up (to :class:`edgepipe.Session`), imported when it runs.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _core
+from . import _args, _core
 from ._runtime import load_runtime
+from .errors import InputError
+from .tensors import Quantization, Signature, TensorInfo
 
 if TYPE_CHECKING:
+    from .accelerators.spec import AcceleratorSpec
     from .session import Session
 
-_DTYPES = {
-    "float32": np.float32, "float16": np.float16, "float64": np.float64,
-    "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
-    "int32": np.int32, "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64,
-    "bool": np.bool_, "complex64": np.complex64, "complex128": np.complex128,
-}
+__all__ = ["Model", "Quantization", "Signature", "TensorInfo", "as_model"]
 
 
-@dataclass(frozen=True)
-class Quantization:
-    """Affine quantization of a tensor: ``real = scale * (q - zero_point)``.
+def as_model(value: Model | str | os.PathLike[str], argument: str = "model") -> Model:
+    """``value`` if it is a :class:`Model`, else the model loaded from that path.
 
-    ``axis`` is None for per-tensor quantization, else the channel dimension
-    of per-channel ``scales`` and ``zero_points``.
+    Raises:
+        InputError: ``value`` is neither a Model nor a path (names ``argument``).
     """
-
-    scales: tuple[float, ...]
-    zero_points: tuple[int, ...]
-    axis: int | None = None
-
-    @property
-    def scale(self) -> float:
-        """The per-tensor scale (the first one for per-channel tensors)."""
-        return self.scales[0]
-
-    @property
-    def zero_point(self) -> int:
-        """The per-tensor zero point (the first one for per-channel tensors)."""
-        return self.zero_points[0]
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One input or output of a model signature.
-
-    ``shape`` has -1 for dimensions fixed only at run time; ``dtype`` is None
-    for element types numpy cannot hold (e.g. int4).
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any] | None
-    element_type: str
-    quantization: Quantization | None = None
-
-    @classmethod
-    def _from_core(cls, d: Mapping[str, Any]) -> TensorInfo:
-        q = d["quantization"]
-        quant: Quantization | None = None
-        if q["kind"] == "per_tensor":
-            quant = Quantization((float(q["scale"]),), (int(q["zero_point"]),))
-        elif q["kind"] == "per_channel":
-            quant = Quantization(
-                tuple(float(s) for s in q["scales"]),
-                tuple(int(z) for z in q["zero_points"]),
-                int(q["quantized_dimension"]),
-            )
-        dt = _DTYPES.get(d["element_type"])
-        return cls(
-            name=d["name"],
-            shape=tuple(int(x) for x in d["shape"]),
-            dtype=np.dtype(dt) if dt is not None else None,
-            element_type=d["element_type"],
-            quantization=quant,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly description."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "shape": list(self.shape),
-            "dtype": self.element_type,
-        }
-        if self.quantization is not None:
-            out["quantization"] = {
-                "scales": list(self.quantization.scales),
-                "zero_points": list(self.quantization.zero_points),
-                "axis": self.quantization.axis,
-            }
-        else:
-            out["quantization"] = None
-        return out
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A runnable entry point of the model: its key, inputs and outputs."""
-
-    key: str
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...] = field(default_factory=tuple)
+    if isinstance(value, Model):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return Model.load(value)
+    raise InputError(
+        f"{argument} must be an edgepipe.Model or a path to a .tflite file, "
+        f"not {type(value).__name__}"
+    )
 
 
 class Model:
@@ -128,8 +60,8 @@ class Model:
         self._signatures = tuple(
             Signature(
                 key=s["key"],
-                inputs=tuple(TensorInfo._from_core(t) for t in s["inputs"]),
-                outputs=tuple(TensorInfo._from_core(t) for t in s["outputs"]),
+                inputs=tuple(TensorInfo.from_core(t) for t in s["inputs"]),
+                outputs=tuple(TensorInfo.from_core(t) for t in s["outputs"]),
             )
             for s in sigs
         )
@@ -150,8 +82,10 @@ class Model:
             ModelError: missing file, directory, empty, truncated or corrupt.
             RuntimeLoadError: the runtime library cannot be loaded.
         """
-        p = Path(path)
-        core = _core.Model.from_file(load_runtime(runtime), str(p), verify=verify)
+        p = _args.path("path", path)
+        _args.boolean("verify", verify)
+        library = None if runtime is None else _args.path("runtime", runtime)
+        core = _core.Model.from_file(load_runtime(library), str(p), verify=verify)
         return cls(core, p)
 
     @classmethod
@@ -163,8 +97,14 @@ class Model:
         The buffer is used in place (and kept alive) when it is 16-byte
         aligned, else copied once into aligned memory; see :attr:`zero_copy`.
         """
+        _args.boolean("verify", verify)
         if isinstance(data, np.ndarray):
             data = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InputError(
+                "data must be bytes, bytearray, memoryview or a numpy array, "
+                f"not {type(data).__name__}"
+            )
         return cls(_core.Model.from_buffer(load_runtime(), data, verify=verify))
 
     @property
@@ -253,28 +193,38 @@ class Model:
 
     def compile(
         self,
-        accelerator: str | list[str] = "cpu",
+        accelerator: AcceleratorSpec = "cpu",
         *,
         threads: int | None = None,
         weight_cache: bool | str | os.PathLike[str] = False,
         signature: str | None = None,
+        **options: Any,
     ) -> Session:
-        """Compile an inference session; see :class:`edgepipe.Session`."""
+        """Compile an inference session; see :class:`edgepipe.Session` for the arguments.
+
+        ``accelerator`` may be ``"auto"``: a short measured trial picks the
+        fastest accelerator whose outputs match the CPU (cached).
+        """
+        # The one upward import of the layers (see pyproject's import-linter
+        # contract): a convenience for Session(model, ...).
         from .session import Session
 
         return Session(
-            self, accelerator=accelerator, threads=threads, weight_cache=weight_cache,
+            self,
+            accelerator=accelerator,
+            threads=threads,
+            weight_cache=weight_cache,
             signature=signature,
+            **options,
         )
 
-    def _signature_index(self, key: str | None) -> int:
+    def signature_index(self, key: str | None) -> int:
+        """Index of the signature ``key`` (None: the first)."""
         if key is None:
             return 0
         for i, s in enumerate(self._signatures):
             if s.key == key:
                 return i
-        from .errors import InputError
-
         raise InputError(
             f"model has no signature {key!r}; it has {[s.key for s in self._signatures]}"
         )

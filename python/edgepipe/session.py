@@ -1,4 +1,7 @@
-"""Sessions: one compiled instance of a model, for direct use from one thread."""
+"""Sessions: one compiled instance of a model, for direct use from one thread.
+
+Layer: above the model, its weight cache and the accelerators; below the pool.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._io import Inputs, accelerator_list, order_inputs, resolve_weight_cache
-from .accel import guard
+from . import _args, _core
+from .accelerators.plan import plan
+from .accelerators.spec import AcceleratorSpec
 from .errors import EdgepipeError, InputError
-from .model import Model, TensorInfo
+from .events import Events, log_fallbacks
+from .model import Model, as_model
+from .tensors import Inputs, TensorInfo, named, order_inputs, output_indices
+from .weight_cache import resolve_weight_cache
 
 
 class Session:
@@ -25,13 +31,18 @@ class Session:
     Args:
         model: a :class:`Model` or a path to a ``.tflite`` file.
         accelerator: ``"cpu"``, ``"gpu"``, ``"npu"``, a delegate plugin
-            (``"plugin:/path/libfoo.so"`` or a path ending in ``.so``) or a
-            preference list; when one is denied (crash denylist, policy),
-            fails to compile or to run a first time, the next is tried,
-            ending on the CPU (see :attr:`events`).
-        threads: CPU threads for this session (None: the runtime's default).
+            (``"plugin:/path/libfoo.so"`` or a path ending in ``.so``), a
+            preference list (``["npu", "gpu"]`` or ``"npu,gpu"``) whose
+            entries may be ``(name, options)`` pairs like ONNX Runtime
+            providers, or ``"auto"`` (a short measured trial, cached; see
+            :func:`edgepipe.accelerators.auto_select`). When one is denied
+            (crash denylist, policy), fails to compile or to run a first
+            time, the next is tried, ending on the CPU (see :attr:`events`).
+        threads: CPU threads for this session (None: the runtime's default),
+            1 to 256.
         weight_cache: True for the shared XNNPACK weight cache of this model,
-            a path for a specific file, False for none.
+            a path for a specific file, False (the default, as for
+            :class:`Pool`) for none.
         signature: the signature key to run (default: the first).
         allow_cpu_fallback: when False, never fall back to the CPU.
         plugin_options: options for delegate plugins, ``{"key": "value"}``
@@ -42,32 +53,40 @@ class Session:
         self,
         model: Model | str | os.PathLike[str],
         *,
-        accelerator: str | Sequence[str] = "cpu",
+        accelerator: AcceleratorSpec = "cpu",
         threads: int | None = None,
         weight_cache: bool | str | os.PathLike[str] = False,
         signature: str | None = None,
         allow_cpu_fallback: bool = True,
         plugin_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._model = model if isinstance(model, Model) else Model.load(model)
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be at least 1, got {threads}")
-        names, self._policy_events, accel_kwargs = guard.prepare(
-            self._model, accelerator_list(accelerator),
-            allow_cpu_fallback=allow_cpu_fallback, plugin_options=plugin_options,
+        threads = _args.optional_integer("threads", threads, low=1, high=_args.MAX_THREADS)
+        weight_cache = _args.weight_cache("weight_cache", weight_cache)
+        signature = _args.optional_str("signature", signature)
+        _args.boolean("allow_cpu_fallback", allow_cpu_fallback)
+        self._model = as_model(model)
+        sig_index = self._model.signature_index(signature)
+        chosen = plan(
+            self._model,
+            accelerator,
+            plugin_options=plugin_options,
+            allow_cpu_fallback=allow_cpu_fallback,
         )
+        self._policy_events = chosen.events
+        self._decision = chosen.decision
         self._weight_cache = resolve_weight_cache(self._model, weight_cache)
         self._core: _core.Session | None = _core.Session(
             self._model._core,
-            names,
+            chosen.accelerator,
             threads or 0,
             self._weight_cache.core_path,
-            self._model._signature_index(signature),
+            sig_index,
             allow_cpu_fallback,
-            **accel_kwargs,
+            **chosen.core_kwargs(),
         )
         self._infos: list[TensorInfo] | None = None
         self._out_names = [t["name"] for t in self._core.outputs]
+        log_fallbacks(self.events)
 
     def _session(self) -> _core.Session:
         if self._core is None:
@@ -83,13 +102,13 @@ class Session:
     def inputs(self) -> list[TensorInfo]:
         """Inputs with their current shapes (after :meth:`resize`)."""
         if self._infos is None:
-            self._infos = [TensorInfo._from_core(t) for t in self._session().inputs]
+            self._infos = [TensorInfo.from_core(t) for t in self._session().inputs]
         return list(self._infos)
 
     @property
     def outputs(self) -> list[TensorInfo]:
         """Outputs with their current shapes."""
-        return [TensorInfo._from_core(t) for t in self._session().outputs]
+        return [TensorInfo.from_core(t) for t in self._session().outputs]
 
     @property
     def accelerator(self) -> str:
@@ -102,13 +121,20 @@ class Session:
         return bool(self._session().fully_accelerated)
 
     @property
-    def events(self) -> list[dict[str, Any]]:
-        """Fallback events: ``{"from", "to", "stage", "error", "time"}``.
+    def events(self) -> Events:
+        """Fallback events (see :mod:`edgepipe.events`), oldest first.
 
         A weight cache that could not be used is a ``"weight_cache"`` stage
         event (the session runs without it).
         """
-        return self._policy_events + self._weight_cache.events + list(self._session().events)
+        return Events(
+            self._policy_events + self._weight_cache.events + list(self._session().events)
+        )
+
+    @property
+    def auto_decision(self) -> dict[str, Any] | None:
+        """The ``auto`` trial's record when compiled with ``accelerator="auto"``, else None."""
+        return self._decision
 
     @property
     def delegation(self) -> dict[str, Any]:
@@ -120,6 +146,7 @@ class Session:
         self,
         inputs: Inputs | None = None,
         *,
+        outputs: Sequence[str] | None = None,
         out: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the model once.
@@ -127,12 +154,15 @@ class Session:
         Args:
             inputs: arrays by name (dict), by position (list) or a single
                 array. None runs on the session's own input buffers as filled
-                through :meth:`input_buffer` (no copy at all).
-            out: pre-allocated output arrays (by name or position) to fill
-                instead of allocating new ones.
+                through :meth:`input_buffer` (no copy at all). Arrays that
+                are not C-contiguous (crops, ``frame[..., ::-1]``) are copied
+                once into contiguous ones; the outputs are the same.
+            outputs: names of the outputs to return (default: all).
+            out: pre-allocated output arrays (by name, or by position among
+                the returned outputs) to fill instead of allocating new ones.
 
         Returns:
-            Outputs by name.
+            Outputs by name (only those in ``outputs`` when given, in that order).
 
         Raises:
             InputError: wrong names, count, dtype or shape.
@@ -140,20 +170,22 @@ class Session:
         """
         core = self._session()
         if self._infos is None:
-            self._infos = [TensorInfo._from_core(t) for t in core.inputs]
+            self._infos = [TensorInfo.from_core(t) for t in core.inputs]
         arrays = order_inputs(self._infos, inputs) if inputs is not None else []
         out_list: list[np.ndarray] | None = None
         names = self._out_names
+        indices = output_indices(names, outputs)
+        returned = names if indices is None else [names[i] for i in indices]
         if out is not None:
             if isinstance(out, Mapping):
-                missing = [n for n in names if n not in out]
+                missing = [n for n in returned if n not in out]
                 if missing:
                     raise InputError(f"out lacks output(s) {missing}")
-                out_list = [out[n] for n in names]
+                out_list = [out[n] for n in returned]
             else:
                 out_list = list(out)
-        result = core.run(arrays, out_list)
-        return dict(zip(names, result))
+        result = core.run(arrays, out_list, indices)
+        return named(names, indices, result)
 
     def input_buffer(self, name_or_index: str | int = 0) -> np.ndarray:
         """A writable view of the session's own buffer for one input.
@@ -167,12 +199,20 @@ class Session:
     def resize(self, name_or_index: str | int, shape: Sequence[int]) -> None:
         """Set the shape of a dynamic input (dimensions declared as -1)."""
         core = self._session()
+        if (
+            isinstance(shape, (str, bytes))
+            or not isinstance(shape, Sequence)
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
+        ):
+            raise InputError(f"shape must be a sequence of integers, got {shape!r}")
         core.resize(self._index(name_or_index), [int(d) for d in shape])
         self._infos = None
         self._out_names = [t["name"] for t in core.outputs]
 
     def _index(self, name_or_index: str | int) -> int:
         infos = self._session().inputs
+        if isinstance(name_or_index, bool) or not isinstance(name_or_index, (int, str)):
+            raise InputError(f"input must be a name or an index, not {name_or_index!r}")
         if isinstance(name_or_index, int):
             if not 0 <= name_or_index < len(infos):
                 raise InputError(f"input index {name_or_index} out of range 0..{len(infos) - 1}")
@@ -189,6 +229,7 @@ class Session:
 
         The floor against which Python-level overhead is measured.
         """
+        runs = _args.integer("runs", runs, low=1)
         return float(self._session().bench_loop(runs, copy))
 
     def close(self) -> None:

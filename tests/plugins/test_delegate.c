@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "accel/tfl_abi.h"  /* edgepipe's own ABI declarations */
+#include "delegate/tfl_abi.h"  /* edgepipe's own ABI declarations */
 
 #ifndef EP_FAIL_AT
 #define EP_FAIL_AT 0

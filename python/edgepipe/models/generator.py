@@ -354,8 +354,7 @@ def build_quantized(seed: int = 0) -> bytes:
     bt = g.tensor("fc/bias", [out_units], np.int32, bias, quant=(in_scale * QUANTIZED_W_SCALE, 0))
     y = g.tensor("y", [1, out_units], np.int8, quant=(out_scale, out_zp))
     # Version 4 is the FULLY_CONNECTED version that introduced int8 kernels.
-    g.op(_OP.FULLY_CONNECTED, [x, wt, bt], [y], _OPTS.FullyConnectedOptions, _fc_opts(),
-         version=4)
+    g.op(_OP.FULLY_CONNECTED, [x, wt, bt], [y], _OPTS.FullyConnectedOptions, _fc_opts(), version=4)
     return g.finish({"x": x}, {"y": y})
 
 
@@ -389,8 +388,7 @@ def build_weight_heavy(units: int = 1024, layers: int = 4, seed: int = 0) -> byt
         last = i == layers - 1
         out = g.tensor("y" if last else f"fc{i}/relu", [1, units], np.float32)
         act = _ACT.NONE if last else _ACT.RELU
-        g.op(_OP.FULLY_CONNECTED, [prev, wt, bt], [out], _OPTS.FullyConnectedOptions,
-             _fc_opts(act))
+        g.op(_OP.FULLY_CONNECTED, [prev, wt, bt], [out], _OPTS.FullyConnectedOptions, _fc_opts(act))
         prev = out
     return g.finish({"x": x}, {"y": prev})
 

@@ -1,0 +1,158 @@
+#include "pool/request_queue.h"
+
+#include "pool/spin.h"
+
+namespace edgepipe {
+
+QueuePolicy ParseQueuePolicy(const std::string& name) {
+  if (name == "block") return QueuePolicy::kBlock;
+  if (name == "reject") return QueuePolicy::kReject;
+  if (name == "keep_latest") return QueuePolicy::kKeepLatest;
+  throw Error(ErrorKind::kInput,
+              "unknown queue policy '" + name + "'; expected block, reject or keep_latest");
+}
+
+RequestQueue::RequestQueue(size_t capacity, QueuePolicy policy)
+    : capacity_(capacity), policy_(policy) {
+  if (capacity_ == 0) throw Error(ErrorKind::kInput, "queue_size must be at least 1");
+}
+
+size_t RequestQueue::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
+std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& request,
+                                            double block_timeout_seconds) {
+  const Clock::duration block_limit = SecondsToDuration(block_timeout_seconds, "block_timeout");
+  std::shared_ptr<Request> dropped;
+  bool wake_worker = false;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (stopping_) throw Error(ErrorKind::kClosed, "the pool is closed");
+    if (queue_.size() >= capacity_) {
+      switch (policy_) {
+        case QueuePolicy::kReject:
+          throw Error(ErrorKind::kQueueFull,
+                      "the pool's queue is full (" + std::to_string(capacity_) +
+                          " waiting requests); retry later or use a larger queue_size");
+        case QueuePolicy::kKeepLatest:
+          dropped = std::move(queue_.front());
+          queue_.pop_front();
+          queued_.fetch_sub(1, std::memory_order_relaxed);
+          break;
+        case QueuePolicy::kBlock: {
+          auto has_room = [this] { return stopping_ || queue_.size() < capacity_; };
+          ++blocked_pushers_;
+          bool room = true;
+          if (block_limit == Clock::duration::max()) {
+            not_full_.wait(lock, has_room);
+          } else {
+            room = not_full_.wait_until(lock, SaturatingAdd(Clock::now(), block_limit), has_room);
+          }
+          --blocked_pushers_;
+          if (stopping_) throw Error(ErrorKind::kClosed, "the pool is closed");
+          if (!room) {
+            throw Error(ErrorKind::kQueueFull,
+                        "the pool's queue stayed full for " +
+                            std::to_string(block_timeout_seconds) +
+                            " s; retry later, use a larger queue_size or a longer block_timeout");
+          }
+          break;
+        }
+      }
+    }
+    request->id_ = next_id_++;
+    request->enqueued_ = Clock::now();
+    request->deadline_ = SaturatingAdd(request->enqueued_, request->wait_limit);
+    queue_.push_back(request);
+    queued_.fetch_add(1, std::memory_order_release);
+    wake_worker = sleeping_workers_ > 0;
+  }
+  if (wake_worker) not_empty_.notify_one();
+  return dropped;
+}
+
+std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
+  if (spin) {
+    SpinFor([this] {
+      return queued_.load(std::memory_order_acquire) > 0 || closed_.load(std::memory_order_acquire);
+    });
+  }
+  std::shared_ptr<Request> request;
+  bool wake_pusher = false;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ++sleeping_workers_;
+    not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    --sleeping_workers_;
+    if (queue_.empty() || (stopping_ && !drain_)) return nullptr;
+    // Under the lock, so ExpireIfWaiting never counts a worker that already
+    // took another request.
+    if (free_.load(std::memory_order_acquire) > 0) free_.fetch_sub(1, std::memory_order_acq_rel);
+    request = std::move(queue_.front());
+    queue_.pop_front();
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    wake_pusher = blocked_pushers_ > 0;
+  }
+  if (wake_pusher) not_full_.notify_one();
+  return request;
+}
+
+std::shared_ptr<Request> RequestQueue::Remove(uint64_t id) {
+  std::shared_ptr<Request> found;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if ((*it)->id_ == id) {
+        found = std::move(*it);
+        queue_.erase(it);
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+        break;
+      }
+    }
+    if (!found || blocked_pushers_ == 0) return found;
+  }
+  not_full_.notify_one();
+  return found;
+}
+
+RequestQueue::Expiry RequestQueue::ExpireIfWaiting(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t position = 0;
+    auto it = queue_.begin();
+    for (; it != queue_.end() && (*it)->id_ != id; ++it) ++position;
+    if (it == queue_.end()) return Expiry::kNotQueued;
+    if (position < free_.load(std::memory_order_acquire) && !stopping_) {
+      return Expiry::kAboutToStart;
+    }
+    queue_.erase(it);
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    if (blocked_pushers_ == 0) return Expiry::kRemoved;
+  }
+  not_full_.notify_one();
+  return Expiry::kRemoved;
+}
+
+std::deque<std::shared_ptr<Request>> RequestQueue::Close(bool drain) {
+  std::deque<std::shared_ptr<Request>> removed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      stopping_ = true;
+      drain_ = drain;
+      closed_.store(true, std::memory_order_release);
+    }
+    if (!drain) {
+      drain_ = false;
+      removed.swap(queue_);
+      queued_.store(0, std::memory_order_relaxed);
+    }
+  }
+  not_empty_.notify_all();
+  not_full_.notify_all();
+  return removed;
+}
+
+}  // namespace edgepipe

@@ -1,0 +1,86 @@
+// The bounded request queue of a pool: FIFO order, the full-queue policies
+// (block / reject / keep_latest), removal of a queued request (cancel,
+// expiry), and close with or without drain. Knows nothing of models or
+// workers' instances, so it is unit-tested on its own (tests/cpp).
+//
+// Hand-offs are cheap when busy: a popping worker polls briefly before it
+// sleeps, and nobody pays a futex wake-up that no thread waits for.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "pool/request.h"
+
+namespace edgepipe {
+
+enum class QueuePolicy { kBlock, kReject, kKeepLatest };
+
+// "block", "reject" or "keep_latest"; anything else throws kInput.
+QueuePolicy ParseQueuePolicy(const std::string& name);
+
+class RequestQueue {
+ public:
+  RequestQueue(size_t capacity, QueuePolicy policy);
+  RequestQueue(const RequestQueue&) = delete;
+  RequestQueue& operator=(const RequestQueue&) = delete;
+
+  // Appends `request`, giving it an id, its enqueue time and its deadline.
+  // When full: kReject throws kQueueFull; kKeepLatest removes the oldest
+  // queued request and returns it (the caller ends it as dropped); kBlock
+  // waits for room up to `block_timeout_seconds` (< 0, inf or huge:
+  // forever; NaN: kInput) and then throws kQueueFull. Throws kClosed once
+  // closed (also to a blocked pusher when the queue closes).
+  std::shared_ptr<Request> Push(const std::shared_ptr<Request>& request,
+                                double block_timeout_seconds = -1);
+
+  // Worker side: the next request, waiting for one (polling first when
+  // `spin`). Null once closed and empty, or closed without drain.
+  std::shared_ptr<Request> Pop(bool spin);
+
+  // Removes a queued request; null when `id` is not queued (never was,
+  // already taken by a worker, or already removed).
+  std::shared_ptr<Request> Remove(uint64_t id);
+
+  // For a waiter whose deadline passed: removes the request unless a worker
+  // that is free right now will take it (it is within the first
+  // free_workers() entries). kNotQueued: a worker has it (or it ended).
+  enum class Expiry { kRemoved, kAboutToStart, kNotQueued };
+  Expiry ExpireIfWaiting(uint64_t id);
+
+  // Stops taking requests and wakes every waiter. drain: queued requests
+  // stay for the workers; otherwise they are removed and returned.
+  std::deque<std::shared_ptr<Request>> Close(bool drain);
+
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  size_t size() const;
+  size_t capacity() const { return capacity_; }
+  QueuePolicy policy() const { return policy_; }
+  // Worker side: this worker holds no request any more (it started, or
+  // finished its last one). Called before the request it finished is ended,
+  // so a caller woken by that end finds it free.
+  void WorkerFree() { free_.fetch_add(1, std::memory_order_acq_rel); }
+  // Workers not holding a request: they will take the queue's first entries.
+  size_t free_workers() const { return free_.load(std::memory_order_acquire); }
+
+ private:
+  const size_t capacity_;
+  const QueuePolicy policy_;
+  mutable std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<std::shared_ptr<Request>> queue_;
+  uint64_t next_id_ = 1;
+  bool stopping_ = false, drain_ = true;
+  std::atomic<bool> closed_{false};
+  // Lock-free mirror of the size for the spin phase of a waiting worker.
+  std::atomic<size_t> queued_{0};
+  std::atomic<size_t> free_{0};
+  int sleeping_workers_ = 0, blocked_pushers_ = 0;  // guarded by mutex_
+};
+
+}  // namespace edgepipe
