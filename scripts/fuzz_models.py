@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="child processes at a time")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per case: a hang")
     p.add_argument("--chunk", type=int, default=5000, help="cases per progress line")
+    p.add_argument("--start", type=int, default=0,
+                   help="first case number (resume an interrupted run with the same seed)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("fuzz-result.json"))
     p.add_argument("--replay", nargs=2, metavar=("NAME", "SEED"),
                    help="print one case's mutation (and --write its bytes) instead")
@@ -53,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     # Chunks of consecutive case numbers: chunk k covers seeds seed*10**7 + [k*chunk, ...),
     # exactly the cases one run of `cases` would have.
-    done = 0
+    done = args.start
+    total["start"] = args.start
     while done < args.cases:
         n = min(args.chunk, args.cases - done)
         part = campaign.run_campaign(names, done + n, args.seed, workers=args.workers,
                                      timeout=args.timeout, skip=done)
         done += n
-        total["cases"] = done
+        total["cases"] = done - args.start
         for k, v in part["counts"].items():
             total["counts"][k] += v
         for model, c in part["by_model"].items():

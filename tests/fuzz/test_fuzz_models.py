@@ -27,8 +27,9 @@ def models(generator) -> dict[str, bytes]:
 
 
 def test_corpus_covers_every_field_kind(models):
-    kinds = collections.Counter(f.kind for data in models.values()
-                                for f in mutator.locate_fields(data))
+    kinds = collections.Counter(
+        f.kind for data in models.values() for f in mutator.locate_fields(data)
+    )
     assert set(mutator.FIELD_KINDS) <= set(kinds), set(mutator.FIELD_KINDS) - set(kinds)
 
 

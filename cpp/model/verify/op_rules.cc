@@ -29,6 +29,7 @@ uint32_t ClassTypes(char c) {
     case 'b': return kF32 | kF16 | kBF16 | kI32 | kI64;
     case 'i': return kI16 | kI32 | kI64;
     case 'B': return kBool;
+    case 'r': return Bit(13) | kI32;  // RESOURCE handle (older writers: int32)
     case 'f': return kF32 | kF16 | kBF16 | kF64;
     default: return 0;  // 'x', 's', 'S': checked elsewhere or not at all
   }
@@ -153,6 +154,11 @@ const Rule kRules[] = {
     {BROADCAST_TO, "ai", "s", BroadcastToOptions},
     {GELU, "q", "s", GeluOptions},
     {CALL_ONCE, "", "", CallOnceOptions},
+    // Resource variables: a fuzzed CUSTOM -> ASSIGN_VARIABLE with one input
+    // crashed LiteRtCreateCompiledModel (SIGSEGV).
+    {VAR_HANDLE, "", "r", 0},
+    {READ_VARIABLE, "r", "a", 0},
+    {ASSIGN_VARIABLE, "ra", "", 0},
 };
 
 const Rule* Find(int code) {

@@ -307,7 +307,9 @@ void Walker::TensorTable(const Table& t, size_t num_tensors) {
     elements *= static_cast<uint64_t>(d);
   }
   if (elements_overflow) Corrupt(Where() + " has a shape whose element count overflows");
-  if (kTypeBits[type] != 0 && elements / 8 > limits_.max_tensor_bytes / kTypeBits[type]) {
+  bool has_data = buffer < buffers_.size() && buffers_[buffer].has_data;
+  if (!has_data && kTypeBits[type] != 0 &&
+      elements / 8 > limits_.max_tensor_bytes / kTypeBits[type]) {
     Corrupt(Where() + " declares " + std::to_string(elements) + " elements of " +
             std::to_string(kTypeBits[type]) + " bits, more than the " +
             std::to_string(limits_.max_tensor_bytes) + "-byte limit for one tensor");
