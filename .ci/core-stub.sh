@@ -16,6 +16,18 @@ GEN=$OUT/edgepipe/_core.pyi
   cat "$GEN"
 } >"$GEN.tmp"
 mv "$GEN.tmp" "$GEN"
+# pybind11-stubgen cannot see the buffer protocol: say that ModelBytes is a
+# read-only buffer (memoryview(model.bytes)), as the binding implements it.
+python - "$GEN" <<'PY'
+import pathlib, sys
+p = pathlib.Path(sys.argv[1])
+s = p.read_text()
+s = s.replace(
+    "class ModelBytes:\n    pass\n",
+    "class ModelBytes:\n    def __buffer__(self, flags: int, /) -> memoryview: ...\n",
+)
+p.write_text(s)
+PY
 # A pybind11 argument that defaults to None (py::none()) is declared with its
 # class alone; say Optional explicitly (PEP 484, mypy's no_implicit_optional).
 python - "$GEN" <<'PY'

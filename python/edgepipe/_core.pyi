@@ -15,9 +15,11 @@ __all__: list[str] = [
     "DTYPES",
     "ERROR_KINDS",
     "OP_NAMES",
+    "PROFILER_EVENT_SLACK",
     "Model",
     "ModelBytes",
     "Pool",
+    "ProfiledSession",
     "Runtime",
     "Scheduler",
     "Session",
@@ -28,6 +30,7 @@ __all__: list[str] = [
     "error_kinds",
     "op_names",
     "probe_compile",
+    "profiler_event_layout",
     "verify_bytes",
 ]
 
@@ -52,7 +55,7 @@ class Runtime:
     def missing_optional_symbols(self) -> list[str]: ...
 
 class ModelBytes:
-    pass
+    def __buffer__(self, flags: int, /) -> memoryview: ...
 
 class Model:
     @staticmethod
@@ -201,6 +204,27 @@ class Pool:
     @property
     def outputs(self) -> list: ...
 
+class ProfiledSession:
+    def __init__(
+        self,
+        model: Model,
+        accelerators: collections.abc.Sequence[str] = ["cpu"],
+        threads: typing.SupportsInt | typing.SupportsIndex = 0,
+        signature: typing.SupportsInt | typing.SupportsIndex = 0,
+        allow_cpu_fallback: bool = True,
+        runtime_version: str = "",
+    ) -> None: ...
+    def profile(
+        self,
+        inputs: list,
+        runs: typing.SupportsInt | typing.SupportsIndex,
+        warmup: typing.SupportsInt | typing.SupportsIndex = 1,
+    ) -> dict: ...
+    @property
+    def accelerator(self) -> str: ...
+    @property
+    def fallback_count(self) -> int: ...
+
 def builtin_op_name(code: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
     The builtin operator's name, or None for an unknown code.
@@ -229,6 +253,7 @@ def probe_compile(
     exact_bits: bool = False,
     plugin_options: collections.abc.Mapping[str, collections.abc.Sequence[tuple[str, str]]] = {},
 ) -> tuple[str, str]: ...
+def profiler_event_layout(arg0: bytes, arg1: typing.SupportsInt | typing.SupportsIndex) -> str: ...
 def verify_bytes(buffer: typing_extensions.Buffer) -> None: ...
 
 DTYPES: dict = {
@@ -481,3 +506,4 @@ OP_NAMES: tuple = (
     "STABLEHLO_CBRT",
     "STABLEHLO_CASE",
 )
+PROFILER_EVENT_SLACK: int = 256

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -109,7 +109,7 @@ class Model:
                 "data must be bytes, bytearray, memoryview or a numpy array, "
                 f"not {type(data).__name__}"
             )
-        return cls(_core.Model.from_buffer(load_runtime(), data, verify=verify))
+        return cls(_core.Model.from_buffer(load_runtime(), cast(Any, data), verify=verify))
 
     @property
     def path(self) -> Path | None:

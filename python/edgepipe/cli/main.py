@@ -34,14 +34,14 @@ def _register_bench(subparsers: Any) -> None:
         threads = [int(t) for t in str(args.threads or "1").split(",") if t.strip()]
         if len(threads) != 1:
             raise UsageError("--ray benchmarks one configuration: give --threads one number")
-        return ray_cli.run_bench_on_ray(
+        return int(ray_cli.run_bench_on_ray(
             args,
             str(args.model or default_model_path()),
             runs=args.runs,
             warmup=args.warmup,
             threads=threads[0],
             as_json=args.json,
-        )
+        ))
 
     parser.set_defaults(func=run)
 

@@ -36,7 +36,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 2
 
 
-def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_ota_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``ota`` (``repo …``, ``update``, ``status``) on ``subparsers``.
 
     Each leaf parser sets ``func``, a callable taking the parsed namespace and
@@ -152,7 +152,7 @@ def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     return ota
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The board's CLI convention: same as :func:`add_ota_parser`, returning None."""
     add_ota_parser(subparsers)
 

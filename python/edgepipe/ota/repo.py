@@ -298,7 +298,7 @@ class Repository:
         ts.signed.expires = _now() + self.expiry["timestamp"]
         _sign(ts, self.signers("timestamp", root))
         _dump(ts, self.meta_dir / "timestamp.json")
-        return ts.signed.version
+        return int(ts.signed.version)
 
     def rotate(
         self,

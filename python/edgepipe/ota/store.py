@@ -951,7 +951,8 @@ def _parse_state(data: bytes) -> dict[str, Any]:
 
 
 def _copy(meta: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(meta))
+    copied: dict[str, Any] = json.loads(json.dumps(meta))
+    return copied
 
 
 def _event(meta: dict[str, Any], now: float, kind: str, version: str | None, detail: str) -> None:

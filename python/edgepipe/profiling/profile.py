@@ -466,7 +466,7 @@ def profile(
     if threads is not None and threads < 1:
         raise InputError(f"threads must be at least 1, got {threads}")
     names = [accel] if isinstance(accel, str) else list(accel)
-    index_of = getattr(model, "signature_index", None) or model._signature_index
+    index_of = model.signature_index
     core = _core.ProfiledSession(model._core, names, threads or 0, index_of(signature), True,
                                  runtime_version())
     infos = model.signatures[signature].inputs if signature else model.inputs

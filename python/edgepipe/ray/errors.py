@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import EdgepipeError, InputError
 
 
@@ -17,7 +19,7 @@ class ScoreDataError(InputError):
     """An input file for ``score`` is missing arrays, has wrong shapes or is unreadable."""
 
 
-def require_ray():  # type: ignore[no-untyped-def]
+def require_ray() -> Any:
     """Import and return the ``ray`` module, or raise :class:`RayUnavailableError`."""
     try:
         import ray

@@ -116,7 +116,8 @@ def fleet_bench(
     remote = ray.remote(bench_here)
     plan: list[tuple[dict[str, Any], Any]] = []  # (row, task or None when already decided)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    for res in resources or [None]:
+    wanted: list[str | None] = list(resources) if resources else [None]
+    for res in wanted:
         holders = [n for n in nodes if res is None or res in n.get("Resources", {})]
         if not holders:
             plan.append(

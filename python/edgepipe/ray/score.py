@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,7 +73,7 @@ def _write_outputs(out: Path, results: dict[str, dict[str, np.ndarray]]) -> None
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz.tmp", dir=out)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **cast(dict[str, Any], arrays))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, out / f"{key}.npz")
