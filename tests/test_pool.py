@@ -946,7 +946,11 @@ def test_session_and_pool_use_one_name_per_idea(add_mul: Model) -> None:
         s = pool.stats()
         assert s["queue_size"] == 5 and s["threads"] == 2
         # events: a property on both, a list; calling it (the old Pool API) still works.
-        assert session.events == [] and pool.events == [] and pool.events() == []
+        # (On a machine with fewer than 4 usable cores this pool oversubscribes it:
+        # that is a "scheduler" event, not an accelerator fallback.)
+        fallbacks = [e for e in pool.events if e["stage"] != "scheduler"]
+        assert session.events == [] and fallbacks == []
+        assert pool.events() == list(pool.events)
     with (
         pytest.warns(DeprecationWarning, match="threads="),
         Pool(add_mul, threads_per_worker=3) as pool,

@@ -242,6 +242,24 @@ void Pool::WorkerLoop(size_t index) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
+    Scheduler::Grant grant;
+    if (options_.scheduler) {
+      grant = options_.scheduler->Acquire(options_.priority, Demand(index), request->deadline());
+      if (!grant) {
+        // The deadline passed (or the scheduler closed) before the shared
+        // resources were free: the request never runs.
+        if (request->ClaimFor(free_since) != Request::Claim::kAbandoned) {
+          expired_.fetch_add(1, std::memory_order_relaxed);
+          End(*request, false, ErrorKind::kTimeout,
+              "request expired: its deadline passed while it waited for the scheduler's "
+              "resources (higher priorities were using them)");
+        }
+        free_since = Clock::now();
+        queue_.WorkerFree();
+        busy_.fetch_sub(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
     switch (request->ClaimFor(free_since)) {
       case Request::Claim::kAbandoned:  // already ended by someone else
         free_since = Clock::now();
@@ -259,12 +277,22 @@ void Pool::WorkerLoop(size_t index) {
         queue_wait_.Record(queue_us);
         request->RecordTimes(queue_us, 0, "");
         Execute(index, *request, &free_since);
+        grant.Release();  // the shared budget is free for the next best run
         worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
     busy_.fetch_sub(1, std::memory_order_relaxed);
   }
+}
+
+Scheduler::Demand Pool::Demand(size_t index) const {
+  Scheduler::Demand d;
+  d.cpu_threads = options_.compile.num_threads > 0 ? options_.compile.num_threads : 1;
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  const std::string& accelerator = slots_[index].accelerator;
+  if (accelerator != "cpu") d.accelerator = accelerator;
+  return d;
 }
 
 void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since) {

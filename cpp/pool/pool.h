@@ -22,6 +22,7 @@
 #include "compiled/instance.h"
 #include "pool/delivery.h"
 #include "pool/histogram.h"
+#include "sched/scheduler.h"
 #include "pool/request.h"
 #include "pool/request_queue.h"
 
@@ -49,6 +50,12 @@ struct PoolOptions {
   // running on the delivery thread (< 0: forever). Past it they return and
   // the callbacks finish on that thread afterwards.
   double callback_wait_seconds = 5.0;
+  // When set, every run first takes its instance's CPU threads (and a slot of
+  // its accelerator) from this shared budget, by `priority` (larger first;
+  // see sched/scheduler.h); a request whose deadline passes while it waits
+  // for them ends with kTimeout before it runs.
+  std::shared_ptr<Scheduler> scheduler;
+  int priority = 0;
 };
 
 struct PoolStats {
@@ -118,6 +125,7 @@ class Pool {
   };
 
   void WorkerLoop(size_t index);
+  Scheduler::Demand Demand(size_t index) const;  // what one run of worker `index` needs
   // Runs `request` on worker `index`; sets *free_since to when the worker
   // became free again (before the request is ended).
   void Execute(size_t index, Request& request, Clock::time_point* free_since);

@@ -6,6 +6,7 @@
 //   runtime.cc      Runtime, accelerator probes, the core's tables
 //   model.cc        Model, its bytes, verify_bytes
 //   session.cc      Session (a thin wrapper of cpp/session)
+//   scheduler.cc    Scheduler (a thin wrapper of cpp/sched), before Pool, which takes one
 //   pool.cc         Pool (a thin wrapper of cpp/pool)
 // Policy, names and UX live in the Python package; these files only convert
 // types, release the GIL around anything that can block or compute, and map
@@ -22,6 +23,7 @@ void RegisterErrors(py::module_& m);
 void RegisterRuntime(py::module_& m);
 void RegisterModel(py::module_& m);
 void RegisterSession(py::module_& m);
+void RegisterScheduler(py::module_& m);
 void RegisterPool(py::module_& m);
 
 }  // namespace edgepipe::bindings

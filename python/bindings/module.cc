@@ -9,5 +9,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterRuntime(m);
   RegisterModel(m);
   RegisterSession(m);
+  RegisterScheduler(m);
   RegisterPool(m);
 }

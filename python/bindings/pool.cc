@@ -82,8 +82,14 @@ void RegisterPool(py::module_& m) {
                        const std::string& policy, std::vector<std::string> accelerators,
                        int threads, std::string weight_cache, size_t signature,
                        int retire_after_failures, PluginOptionMap plugin_options,
-                       std::string crash_mark_dir, double callback_wait) {
+                       std::string crash_mark_dir, double callback_wait,
+                       std::shared_ptr<Scheduler> scheduler, int priority) {
              PoolOptions o;
+             o.scheduler = std::move(scheduler);
+             o.priority = priority;
+             if (o.scheduler) {
+               o.scheduler->CheckFits({threads > 0 ? threads : 1, ""});
+             }
              o.compile.plugin_options = std::move(plugin_options);
              o.compile.crash_mark_dir = std::move(crash_mark_dir);
              o.workers = workers;
@@ -116,7 +122,8 @@ void RegisterPool(py::module_& m) {
            py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},
            py::arg("threads") = 1, py::arg("weight_cache") = "", py::arg("signature") = 0,
            py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
-           py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0)
+           py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0,
+           py::arg("scheduler") = nullptr, py::arg("priority") = 0)
       .def(
           "run",
           [](Pool& pool, const py::list& inputs, double timeout, const py::object& output_indices) {

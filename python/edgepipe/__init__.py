@@ -50,6 +50,7 @@ from .errors import (
 from .model import Model
 from .models import default_model_path
 from .pool import Pool, PoolMap
+from .scheduler import Scheduler
 from .session import Session
 from .tensors import Quantization, Signature, TensorInfo
 
@@ -76,6 +77,7 @@ __all__ = [
     "QueueFullError",
     "RequestTimeoutError",
     "RuntimeLoadError",
+    "Scheduler",
     "Session",
     "Signature",
     "TensorInfo",

@@ -3,7 +3,8 @@ weight cache could not be used.
 
 Each event is a dict ``{"from", "to", "stage", "error", "time"}``: ``stage``
 is ``"policy"`` (left out before compiling), ``"init"``, ``"compile"``,
-``"run"`` (the core fell back) or ``"weight_cache"`` (ran without a cache).
+``"run"`` (the core fell back), ``"weight_cache"`` (ran without a cache) or
+``"scheduler"`` (pools outside a scheduler ask for more CPU threads than exist).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def log_fallbacks(events: list[dict[str, Any]]) -> None:
     """Log accelerator fallbacks as they happened when compiling: one warning line
     per distinct ``(from, to, stage)``, the runtime's full text at debug level.
 
-    Weight-cache events are logged where they happen (edgepipe.weight_cache).
+    Weight-cache and scheduler events are logged where they happen
+    (edgepipe.weight_cache, edgepipe.scheduler).
     """
     seen: set[tuple[str, str, str]] = set()
     for e in events:
-        if e.get("stage") == "weight_cache":
+        if e.get("stage") in ("weight_cache", "scheduler"):
             continue
         key = (str(e.get("from")), str(e.get("to") or "none"), str(e.get("stage")))
         error = str(e.get("error") or "")

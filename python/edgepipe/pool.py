@@ -10,6 +10,7 @@ import asyncio
 import atexit
 import os
 import threading
+import time
 import warnings
 import weakref
 from collections import deque
@@ -26,6 +27,8 @@ from .accelerators.spec import AcceleratorSpec
 from .errors import DroppedError, InputError, QueueFullError
 from .events import Events, log_fallbacks
 from .model import Model, as_model
+from .scheduler import Scheduler
+from .scheduler import ledger as scheduler_ledger
 from .tensors import Inputs, TensorInfo, named, order_inputs, output_indices
 from .weight_cache import resolve_weight_cache
 
@@ -137,6 +140,14 @@ class Pool:
         plugin_options: options for delegate plugins (see :class:`Session`).
         callback_wait: seconds :meth:`close` (or the pool's destruction) waits
             for completion callbacks that are still running before it returns.
+        scheduler: a :class:`~edgepipe.scheduler.Scheduler` whose CPU threads and
+            accelerator slots this pool shares with other pools: each run first
+            takes what its instance needs, by ``priority``. Without one the pool
+            is not arbitrated, but its threads count towards the process-wide
+            budget, and oversubscribing it logs a warning and adds a
+            ``"scheduler"`` event.
+        priority: this pool's priority in its scheduler (larger runs first;
+            waiting raises it over time, see :mod:`edgepipe.scheduler`).
 
     Timeouts (``timeout``, ``block_timeout``) are seconds >= 0; None,
     ``math.inf`` and values of 1e9 or more mean "no limit"; NaN is refused.
@@ -158,6 +169,8 @@ class Pool:
         plugin_options: Mapping[str, Any] | None = None,
         callback_wait: float = 5.0,
         threads_per_worker: int | None = None,
+        scheduler: Scheduler | None = None,
+        priority: int = 0,
     ) -> None:
         if threads_per_worker is not None:
             warnings.warn(
@@ -179,6 +192,11 @@ class Pool:
         signature = _args.optional_str("signature", signature)
         self._block_timeout = _args.timeout("block_timeout", block_timeout)
         wait = _args.timeout("callback_wait", callback_wait)
+        if scheduler is not None and not isinstance(scheduler, Scheduler):
+            raise InputError(
+                f"scheduler must be an edgepipe.Scheduler or None, got {type(scheduler).__name__}"
+            )
+        priority = _args.integer("priority", priority, low=-(2**31), high=2**31 - 1)
         self._model = as_model(model)
         sig_index = self._model.signature_index(signature)
         chosen = plan(self._model, accelerator, plugin_options=plugin_options)
@@ -196,8 +214,26 @@ class Pool:
             signature=sig_index,
             retire_after_failures=retire_after_failures,
             callback_wait=wait,
+            scheduler=None if scheduler is None else scheduler._core,
+            priority=priority,
             **chosen.core_kwargs(),
         )
+        self._scheduler = scheduler
+        self._priority = priority
+        self._scheduler_events: list[dict[str, Any]] = []
+        if scheduler is None:
+            weakref.finalize(self, scheduler_ledger.release, id(self))
+            message = scheduler_ledger.claim(id(self), workers * threads)
+            if message is not None:
+                self._scheduler_events.append(
+                    {
+                        "from": "cpu",
+                        "to": "cpu",
+                        "stage": "scheduler",
+                        "error": message,
+                        "time": time.time(),
+                    }
+                )
         self._inputs = [TensorInfo.from_core(t) for t in self._core.inputs]
         self._outputs = [TensorInfo.from_core(t) for t in self._core.outputs]
         self._out_names = [t.name for t in self._outputs]
@@ -453,7 +489,12 @@ class Pool:
         event (the workers run without it). Also callable, ``pool.events()``,
         as when this was a method.
         """
-        return Events(self._policy_events + self._weight_cache.events + list(self._core.events()))
+        return Events(
+            self._policy_events
+            + self._weight_cache.events
+            + self._scheduler_events
+            + list(self._core.events())
+        )
 
     def close(self, drain: bool = True) -> None:
         """Stop taking requests.
@@ -465,6 +506,7 @@ class Pool:
         _args.boolean("drain", drain)
         self._core.close(drain)
         _live_pools.discard(self)
+        scheduler_ledger.release(id(self))
 
     def __enter__(self) -> Pool:
         return self

@@ -1,4 +1,4 @@
-"""Fixtures of the OTA tests: keys, a real HTTP server on 127.0.0.1, publishing helpers."""
+"""Fixtures of the OTA tests: a real TUF repository, a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,32 +14,22 @@ if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 importlib.import_module("ota_bootstrap").ensure_importable()
 
-from edgepipe.ota import keys as ota_keys  # noqa: E402
-from ota_helpers import make_manifest, model_bytes  # noqa: E402
-from ota_httpserver import ModelServer  # noqa: E402
+pytest.importorskip("tuf", reason="edgepipe.ota needs python-tuf (pip install tuf)")
 
-
-@pytest.fixture(scope="session")
-def signing_key():
-    """The publisher's private key."""
-    return ota_keys.generate_private_key()
-
-
-@pytest.fixture(scope="session")
-def public_key(signing_key):
-    return signing_key.public_key()
-
-
-@pytest.fixture(scope="session")
-def other_key():
-    """A valid key nobody trusts."""
-    return ota_keys.generate_private_key()
+from edgepipe.ota.repo import Repository  # noqa: E402
+from ota_httpserver import RepoServer  # noqa: E402
 
 
 @pytest.fixture
-def server() -> Iterator[ModelServer]:
-    srv = ModelServer()
-    srv.start()
+def repo(tmp_path) -> Repository:
+    """A fresh edgepipe-published TUF repository (one ed25519 key per role)."""
+    return Repository.init(tmp_path / "repo")
+
+
+@pytest.fixture
+def server(repo) -> Iterator[RepoServer]:
+    """The repository's ``public/`` folder served on 127.0.0.1."""
+    srv = RepoServer(repo.dir / "public").start()
     try:
         yield srv
     finally:
@@ -47,19 +37,6 @@ def server() -> Iterator[ModelServer]:
 
 
 @pytest.fixture
-def publish(server, signing_key):
-    """Publish ``(version, data)`` on the server; returns the manifest URL."""
-
-    def _publish(version: str, data: bytes | None = None, *, name: str = "det",
-                 key=None, mode: str = "ok", **kw) -> str:
-        data = model_bytes(version) if data is None else data
-        fname = f"{name}-{version}.tflite"
-        server.files[f"/{fname}"] = data
-        server.modes[f"/{fname}"] = mode
-        server.files[f"/{name}.json"] = make_manifest(
-            key or signing_key, name, version, data, file=fname, **kw)
-        return server.url(f"/{name}.json")
-
-    return _publish
-
-
+def root_bytes(repo) -> bytes:
+    """The trust anchor a device ships with: the repository's first root."""
+    return (repo.meta_dir / "1.root.json").read_bytes()

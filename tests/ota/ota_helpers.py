@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+from typing import Any
 
-from edgepipe.ota import manifest as ota_manifest
+from edgepipe.ota.fetcher import BoundedFetcher
+from edgepipe.ota.store import ModelStore
 
 
 def model_bytes(version: str, size: int = 40_000) -> bytes:
@@ -19,16 +21,31 @@ def model_bytes(version: str, size: int = 40_000) -> bytes:
     return bytes(out[:size])
 
 
-def make_manifest(key, name: str, version: str, data: bytes, *, expires_in: int = 3600,
-                  now: float | None = None, file: str | None = None, keys=None,
-                  **kw) -> bytes:
-    """Sign a manifest for ``data``."""
-    signed = ota_manifest.build_signed(
-        name=name, version=version, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-        file=f"{name}-{version}.tflite" if file is None else file,
-        expires_in=expires_in, now=now, **kw,
-    )
-    return ota_manifest.sign_manifest(signed, keys or [key])
+def publish(
+    repo,
+    version: str,
+    data: bytes | None = None,
+    *,
+    name: str = "det",
+    custom: dict[str, Any] | None = None,
+    tmp: pathlib.Path | None = None,
+) -> bytes:
+    """Add ``<name>/<version>.tflite`` with ``data`` and publish; returns the bytes."""
+    data = model_bytes(version) if data is None else data
+    d = tmp or (repo.dir / "incoming")
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / f"{name}-{version}.tflite"
+    f.write_bytes(data)
+    repo.add(f, name, version, custom)
+    repo.publish()
+    return data
+
+
+def device(path: pathlib.Path, root: bytes, **kw: Any) -> ModelStore:
+    """A device store trusting ``root``, with short network limits for tests."""
+    kw.setdefault("fetcher", BoundedFetcher(deadline_s=5.0, max_bytes=8 << 20))
+    kw.setdefault("edgepipe_version", "0.1.0")
+    return ModelStore(path, name=kw.pop("name", "det"), root=root, **kw)
 
 
 def tree(path: pathlib.Path) -> list[str]:

@@ -1,111 +1,171 @@
-"""A real HTTP server on 127.0.0.1 for the OTA tests, with ways to misbehave.
+"""A real HTTP server on 127.0.0.1 serving a repository directory, with ways to misbehave.
 
-Modes per path: ``ok`` (Range supported), ``no_range`` (always the whole file
-with 200), ``extra`` (honest Content-Length of a body longer than the file),
-``endless`` (no Content-Length, bytes until the client hangs up), ``truncate``
-(full Content-Length, half the body, then close), ``truncate_once`` (truncate
-the first request only), ``stall`` (half the body, then silence),
-``wrong`` (same length, other content), ``bad_range`` (206 from the wrong offset).
+``RepoServer(root)`` serves the files under ``root`` (normally a TUF
+repository's ``public/`` folder). ``overrides[path] = bytes`` serves other
+bytes for a path (a malicious mirror); ``modes[path]`` makes a path misbehave:
+
+* ``endless``: 200, no Content-Length, zeros until the client hangs up
+* ``gzip2``: ``Content-Encoding: gzip, gzip``: a ~2 KB body that expands to 1 GiB
+* ``trickle_headers``: the status line and headers one byte every 0.2 s
+* ``slow_body``: correct headers, then one body byte every 0.2 s
+* ``not_found``: 404
+* ``truncate_once``: the first response announces the whole file, sends half, hangs up
+
+Plain files honour ``Range: bytes=N-`` with a 206.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
-class ModelServer:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
+def gzip_bomb(expanded: int = 1 << 30) -> bytes:
+    """gzip(gzip(zeros)) of ``expanded`` bytes; the outer layer is a few KB.
+
+    The inner layer is one gzip member of 1 MiB of zeros repeated (a valid
+    multi-member gzip stream), so building it takes milliseconds.
+    """
+    member = gzip.compress(b"\0" * (1 << 20), compresslevel=9)
+    return gzip.compress(member * (expanded >> 20), compresslevel=9)
+
+
+class RepoServer:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.overrides: dict[str, bytes] = {}
         self.modes: dict[str, str] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        self.release = threading.Event()
+        self.requests: list[str] = []
+        self.ranges: list[tuple[str, int]] = []
+        self.stop_event = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._bomb: bytes | None = None
 
-    def url(self, path: str) -> str:
+    @property
+    def url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://{host}:{port}"
 
-    def start(self) -> None:
+    def bomb(self) -> bytes:
+        if self._bomb is None:
+            self._bomb = gzip_bomb()
+        return self._bomb
+
+    def start(self) -> RepoServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: object) -> None:  # keep pytest output clean
+            def log_message(self, *args: object) -> None:
                 return
 
             def do_GET(self) -> None:
-                rng = self.headers.get("Range")
-                owner.requests.append((self.path, rng))
-                data = owner.files.get(self.path)
-                if data is None:
+                path = self.path.split("?", 1)[0]
+                owner.requests.append(path)
+                mode = owner.modes.get(path, "ok")
+                if mode == "not_found":
                     self.send_error(404)
                     return
-                mode = owner.modes.get(self.path, "ok")
-                if mode == "truncate_once":
-                    owner.modes[self.path] = "ok"
-                    mode = "truncate"
-                start = 0
-                m = re.fullmatch(r"bytes=(\d+)-", rng or "")
-                if m and mode not in ("no_range", "extra", "endless"):
-                    start = int(m.group(1))
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
+                if mode == "trickle_headers":
+                    head = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400 + b"\r\n"
+                    try:
+                        for i in range(len(head)):
+                            if owner.stop_event.wait(0.2):
+                                return
+                            self.wfile.write(head[i : i + 1])
+                            self.wfile.flush()
+                    except OSError:
                         return
-                if mode == "wrong":
-                    data = bytes(b ^ 0x5A for b in data)
-                body = data[start:]
-                if start:
-                    self.send_response(206)
-                    first = start + (1 if mode == "bad_range" else 0)
-                    self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                if mode == "extra":
-                    body = body + b"\0" * 100_000
+                    return
                 if mode == "endless":
+                    self.send_response(200)
                     self.send_header("Connection", "close")
                     self.end_headers()
                     try:
-                        for _ in range(10_000):
+                        for _ in range(100_000):
+                            if owner.stop_event.is_set():
+                                return
                             self.wfile.write(b"\0" * 65536)
                     except OSError:
-                        return  # the client hung up, as it should
+                        return
                     return
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Accept-Ranges", "bytes")
+                if mode == "gzip2":
+                    body = owner.bomb()
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip, gzip")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                data = owner.overrides.get(path)
+                if data is None:
+                    f = (owner.root / path.lstrip("/")).resolve()
+                    if owner.root.resolve() not in f.parents or not f.is_file():
+                        self.send_error(404)
+                        return
+                    data = f.read_bytes()
+                m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if m and mode == "ok" and 0 < int(m.group(1)) < len(data):
+                    start = int(m.group(1))
+                    owner.ranges.append((path, start))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Length", str(len(data) - start))
+                    self.end_headers()
+                    self.wfile.write(data[start:])
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if mode in ("truncate", "stall"):
-                    self.wfile.write(body[: len(body) // 2])
+                if mode == "truncate_once":
+                    owner.modes[path] = "ok"
+                    self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
-                    if mode == "stall":
-                        owner.release.wait(10)
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                if mode == "slow_body":
+                    try:
+                        for i in range(len(data)):
+                            if owner.stop_event.wait(0.2):
+                                return
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                    except OSError:
+                        return
+                    return
+                self.wfile.write(data)
 
         class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
             def handle_error(self, request: object, client_address: object) -> None:
-                # Clients hanging up mid-body is what several modes provoke.
-                return
+                return  # clients hanging up is what several modes provoke
 
         self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
+        return self
 
     def stop(self) -> None:
-        self.release.set()
+        self.stop_event.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def wait_until(pred, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False

@@ -1,7 +1,8 @@
-"""End to end with the real core: sign, serve over HTTP, hot-swap a pool under load.
+"""End to end with the real core: publish in a TUF repository, serve over HTTP, hot-swap a
+pool under load.
 
-v1 and v2 are signed and served on 127.0.0.1; a pool under constant load moves
-from v1 to v2 with zero failed requests. A bad v3 (``sum`` computed as a - b)
+v1 and v2 are published in a real TUF repository served on 127.0.0.1; a pool under
+constant load moves from v1 to v2 with zero failed requests. A bad v3 (``sum`` computed as a - b)
 fails the health check and is refused; v4 (``sum`` clipped by a fused ReLU)
 passes the golden inputs, which are all positive, but the application's own
 output checks fail on live traffic, so it is rolled back automatically. Both
@@ -18,8 +19,9 @@ import pytest
 pytest.importorskip("edgepipe._core")
 
 import edgepipe
+from edgepipe.ota.errors import RollbackError
 from edgepipe.ota.hotswap import HotSwapper
-from edgepipe.ota.store import ModelStore
+from ota_helpers import device, publish
 
 N = 4
 
@@ -72,8 +74,9 @@ class Load:
                 with self.lock:
                     self.errors.append(e)
                 continue
-            good = (np.allclose(out["sum"], a + b, atol=1e-5)
-                    and np.allclose(out["product"], a * b, atol=1e-5))
+            good = np.allclose(out["sum"], a + b, atol=1e-5) and np.allclose(
+                out["product"], a * b, atol=1e-5
+            )
             with self.lock:
                 if good:
                     self.ok += 1
@@ -96,35 +99,49 @@ class Load:
 
 
 def test_pool_swaps_under_load_and_refuses_bad_models(
-        tmp_path, public_key, publish, generator):
+    tmp_path, repo, server, root_bytes, generator
+):
     v1 = _add_mul(generator, "ota e2e v1")
     v2 = _add_mul(generator, "ota e2e v2")
     v3 = _add_mul(generator, "ota e2e v3 wrong sum", sum_op="sub")
     v4 = _add_mul(generator, "ota e2e v4 relu sum", relu=True)
 
-    store = ModelStore(tmp_path / "store", [public_key], name="det")
-    assert store.update(publish("1", v1)).status == "installed"
-    golden = {"a": np.array([[1, 2, 3, 4]], np.float32),
-              "b": np.array([[0.5, 0.25, 2, 1]], np.float32)}
+    store = device(tmp_path / "store", root_bytes)
+    publish(repo, "1", v1)
+    assert store.update(server.url).status == "installed"
+    golden = {
+        "a": np.array([[1, 2, 3, 4]], np.float32),
+        "b": np.array([[0.5, 0.25, 2, 1]], np.float32),
+    }
     expected = {"sum": golden["a"] + golden["b"], "product": golden["a"] * golden["b"]}
 
     with edgepipe.Pool(store.load(), workers=2, queue_size=64) as pool, Load(pool) as load:
-        swapper = HotSwapper(pool, golden_inputs=golden, expected_outputs=expected,
-                             store=store, current_version="1", watch_requests=300,
-                             watch_seconds=20, counters=load.counters)
+        swapper = HotSwapper(
+            pool,
+            golden_inputs=golden,
+            expected_outputs=expected,
+            store=store,
+            current_version="1",
+            watch_requests=300,
+            watch_seconds=20,
+            counters=load.counters,
+        )
         while load.counters()[0] < 200:  # let traffic build up on v1
             threading.Event().wait(0.01)
 
         # v1 -> v2 under load: no failed request, no wrong answer.
-        assert store.update(publish("2", v2)).status == "installed"
+        publish(repo, "2", v2)
+        assert store.update(server.url).status == "installed"
         r2 = swapper.swap_to_store()
         assert r2 is not None and r2.ok, r2
         assert r2.observed_requests >= 300
         assert pool.model.sha256 == store.serving().sha256
         assert load.counters()[1] == 0 and not load.errors
+        assert store.serving().healthy  # an accepted swap marks the version healthy
 
         # v3 computes a wrong sum: refused by the health check, never serves.
-        assert store.update(publish("3", v3)).status == "installed"
+        publish(repo, "3", v3)
+        assert store.update(server.url).status == "installed"
         r3 = swapper.swap_to_store()
         assert r3 is not None and r3.refused and not r3.ok
         assert "differs from expected" in r3.reason
@@ -132,7 +149,8 @@ def test_pool_swaps_under_load_and_refuses_bad_models(
         assert load.counters()[1] == 0
 
         # v4 passes the golden inputs but is wrong on live traffic: rolled back.
-        assert store.update(publish("4", v4)).status == "installed"
+        publish(repo, "4", v4)
+        assert store.update(server.url).status == "installed"
         r4 = swapper.swap_to_store()
         assert r4 is not None and r4.rolled_back, r4
         assert "error rate" in r4.reason
@@ -147,10 +165,15 @@ def test_pool_swaps_under_load_and_refuses_bad_models(
 
     assert not load.errors  # not a single request failed in the pool
     assert pool.stats()["failed"] == 0
-    with pytest.raises(edgepipe.ota.RollbackError):
-        store.update(publish("4", v4))  # never installed again
+    with pytest.raises(RollbackError):
+        store.update(server.url)  # v4 is still the newest offer: never installed again
     assert [e.event for e in swapper.history] == [
-        "swapped", "accepted", "health_check_failed", "swapped", "rolled_back"]
+        "swapped",
+        "accepted",
+        "health_check_failed",
+        "swapped",
+        "rolled_back",
+    ]
 
 
 def test_contract_change_and_non_finite_outputs_are_refused(generator):

@@ -21,8 +21,7 @@ class FakeClock:
 def test_success_schedules_next_interval():
     clock = FakeClock()
     calls = []
-    s = UpdateScheduler(lambda: calls.append(1) or "checked", interval=3600, jitter=0,
-                        clock=clock)
+    s = UpdateScheduler(lambda: calls.append(1) or "checked", interval=3600, jitter=0, clock=clock)
     out = s.run_once()
     assert (out.status, out.result, out.next_due) == ("ok", "checked", 4600)
     assert s.run_once().status == "not_due"
@@ -39,8 +38,9 @@ def test_exponential_backoff_with_cap_and_reset():
             raise ConnectionError("server down")
         return "ok"
 
-    s = UpdateScheduler(check, interval=10_000, min_backoff=60, max_backoff=600, jitter=0,
-                        clock=clock)
+    s = UpdateScheduler(
+        check, interval=10_000, min_backoff=60, max_backoff=600, jitter=0, clock=clock
+    )
     delays = []
     for _ in range(6):
         out = s.run_once()
@@ -56,8 +56,14 @@ def test_exponential_backoff_with_cap_and_reset():
 
 def test_jitter_stays_in_bounds():
     clock = FakeClock()
-    s = UpdateScheduler(lambda: 1 / 0, min_backoff=100, max_backoff=100, jitter=0.2,
-                        clock=clock, rng=random.Random(1))
+    s = UpdateScheduler(
+        lambda: 1 / 0,
+        min_backoff=100,
+        max_backoff=100,
+        jitter=0.2,
+        clock=clock,
+        rng=random.Random(1),
+    )
     for _ in range(200):
         out = s.run_once(force=True)
         assert 80 <= out.next_due - clock.t <= 120
@@ -68,9 +74,13 @@ def test_conditions_defer_without_counting_failures():
     state = {"unmetered": False, "charging": True, "idle": True}
     calls = []
     s = UpdateScheduler(
-        lambda: calls.append(1), clock=clock, retry_unmet=300,
-        unmetered=lambda: state["unmetered"], charging=lambda: state["charging"],
-        idle=lambda: state["idle"], conditions={"battery_ok": lambda: 1 / 0},
+        lambda: calls.append(1),
+        clock=clock,
+        retry_unmet=300,
+        unmetered=lambda: state["unmetered"],
+        charging=lambda: state["charging"],
+        idle=lambda: state["idle"],
+        conditions={"battery_ok": lambda: 1 / 0},
     )
     out = s.run_once()
     assert out.status == "deferred" and set(out.unmet) == {"unmetered", "battery_ok"}

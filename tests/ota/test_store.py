@@ -1,396 +1,198 @@
-"""ModelStore over a real HTTP server: installs, and every attack of the issue refused.
-
-After each refusal the store must be unchanged: same version served, the file
-still verified, no leftover partial or temporary files.
-"""
+"""The device store against a real repository on 127.0.0.1: slots, bundled fallback,
+rollout shares, variants that are models, compatibility, recovery on open."""
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import json
-import os
-import subprocess
-import time
+from collections import Counter
 
 import pytest
 from edgepipe.ota import errors as E
-from edgepipe.ota.download import default_opener
-from edgepipe.ota.manifest import build_signed, sign_manifest
 from edgepipe.ota.store import ModelStore
-from ota_helpers import make_manifest, model_bytes, tree
+from edgepipe.ota.targets import bucket
+from edgepipe.ota.versions import Version
+from ota_helpers import device, model_bytes, publish
 
 
-def open_store(path, keys, **kw):
-    kw.setdefault("name", "det")
-    kw.setdefault("edgepipe_version", "0.1.0")
-    kw.setdefault("timeout", 2.0)
-    return ModelStore(path, keys, **kw)
+def test_update_keeps_current_and_previous(repo, server, root_bytes, tmp_path):
+    store = device(tmp_path / "dev", root_bytes)
+    for v in ("1", "2", "3"):
+        publish(repo, v)
+        r = store.update(server.url)
+        assert (r.status, r.version) == ("installed", v)
+    st = store.status()
+    assert st["current"]["version"] == "3" and st["previous"]["version"] == "2"
+    assert len(store.models.names()) == 2
+    assert store.serving().path.read_bytes() == model_bytes("3")
+    assert [e["event"] for e in store.events].count("installed") == 3
 
 
-def assert_serves(store, version):
-    s = store.serving()
-    assert str(s.version) == version
-    assert hashlib.sha256(s.path.read_bytes()).hexdigest() == s.sha256
-    assert s.path.read_bytes() == model_bytes(version)
-
-
-def assert_clean(path):
-    """No temporaries, no partials, no unreferenced model files."""
-    files = tree(path)
-    assert not [f for f in files if f.endswith(".tmp") or f.startswith("downloads/")], files
-    meta = json.loads((path / "store.json").read_text())
-    referenced = {e[k] for e in (meta["current"], meta["previous"]) if e
-                  for k in ("file", "manifest")}
-    stored = {f for f in files if f.startswith(("models/", "manifests/"))}
-    assert stored == referenced
-
-
-@pytest.fixture
-def v1_store(tmp_path, public_key, publish):
-    """A store with version 1 installed over HTTP."""
-    store = open_store(tmp_path / "s", public_key)
-    assert store.update(publish("1")).status == "installed"
-    return store
-
-
-# ----------------------------------------------------------------- normal flow
-
-
-def test_update_keeps_current_and_previous(tmp_path, public_key, publish):
-    d = tmp_path / "s"
-    store = open_store(d, public_key)
-    r = store.update(publish("1"))
-    assert (r.status, r.variant) == ("installed", "update")
-    assert store.update(publish("1")).status == "up_to_date"
-    store.update(publish("2"))
-    assert store.status()["previous"]["version"] == "1"
-    store.update(publish("3"))
-    assert_serves(store, "3")
-    assert store.status()["previous"]["version"] == "2"
-    assert_clean(d)  # version 1's files are gone
-    reopened = open_store(d, public_key)
-    assert_serves(reopened, "3")
-    assert [e["event"] for e in reopened.events] == ["installed"] * 3
-
-
-def test_install_from_local_paths(tmp_path, public_key, signing_key):
-    pub = tmp_path / "pub"
-    pub.mkdir()
-    (pub / "det-1.tflite").write_bytes(model_bytes("1"))
-    (pub / "det.json").write_bytes(make_manifest(signing_key, "det", "1", model_bytes("1")))
-    store = open_store(tmp_path / "s", public_key)
-    assert store.update(pub / "det.json").status == "installed"
-    assert_serves(store, "1")
-
-
-def test_bundled_model_is_served_until_an_update(tmp_path, public_key, publish):
+def test_bundled_model_is_served_until_an_update(repo, server, root_bytes, tmp_path):
     bundled = tmp_path / "app.tflite"
-    bundled.write_bytes(b"bundled model")
-    store = open_store(tmp_path / "s", public_key, bundled=bundled, bundled_version="1")
+    bundled.write_bytes(b"bundled")
+    store = device(tmp_path / "dev", root_bytes, bundled=bundled, bundled_version="1")
     assert store.serving().source == "bundled"
+    publish(repo, "1")
     with pytest.raises(E.RollbackError):  # not newer than what the app ships
-        store.update(publish("1"))
-    store.update(publish("2"))
+        store.update(server.url)
+    publish(repo, "2")
+    assert store.update(server.url).version == "2"
     assert store.serving().source == "current"
-    store.rollback("bad model")
-    assert store.serving().source == "bundled"
 
 
-def test_no_model_at_all(tmp_path, public_key):
-    with pytest.raises(E.StoreError, match="no verified model"):
-        open_store(tmp_path / "s", public_key).current_path()
+def test_no_model_at_all(tmp_path, root_bytes):
+    with pytest.raises(E.StoreError):
+        device(tmp_path / "dev", root_bytes).serving()
 
 
-def test_rollout_outside_is_not_installed(tmp_path, public_key, publish):
-    store = open_store(tmp_path / "s", public_key)
-    from edgepipe.ota.manifest import make_rollout
-
-    r = store.update(publish("1", rollout=make_rollout("det", "0")))
-    assert r.status == "not_in_rollout"
-    assert store.current_version is None
-
-
-def test_device_id_is_stable(tmp_path, public_key):
-    a = open_store(tmp_path / "s", public_key).device_id
-    assert a == open_store(tmp_path / "s", public_key).device_id
-
-
-# ---------------------------------------------------------------------- attacks
-
-
-def test_attack_tampered_model(v1_store, publish):
-    with pytest.raises(E.IntegrityError, match="sha256"):
-        v1_store.update(publish("2", mode="wrong"))
-    assert_serves(v1_store, "1")
-    assert_clean(v1_store.dir)
+def test_rollout_share_is_respected_and_growing_it_keeps_early_devices(
+    repo, server, root_bytes, tmp_path
+):
+    publish(repo, "1", custom={"rollout": 30, "experiment": "det-1"})
+    ids = [f"{i:032x}" for i in range(400)]
+    inside = {i for i in ids if bucket("det-1", i) < 3000}
+    assert 60 < len(inside) < 180
+    for i in ids[:20]:
+        s = device(tmp_path / f"d{i}", root_bytes, device_id=i)
+        r = s.update(server.url)
+        assert r.status == ("installed" if i in inside else "not_in_rollout")
+        s.close()
+    grown = {i for i in ids if bucket("det-1", i) < 6000}
+    assert inside <= grown
 
 
-def test_attack_tampered_manifest(v1_store, publish, server):
-    url = publish("2")
-    doc = json.loads(server.files["/det.json"])
-    doc["signed"]["sha256"] = hashlib.sha256(b"evil").hexdigest()
-    server.files["/det.json"] = json.dumps(doc).encode()
-    with pytest.raises(E.SignatureError):
-        v1_store.update(url)
-    assert_serves(v1_store, "1")
-    assert_clean(v1_store.dir)
+def test_variants_install_different_targets(repo, server, root_bytes, tmp_path):
+    (tmp_path / "q.tflite").write_bytes(model_bytes("2-int8"))
+    repo.add_file(tmp_path / "q.tflite", "det/2-int8.tflite")
+    publish(
+        repo,
+        "2",
+        custom={
+            "variants": {
+                "float": {"share": 50},
+                "int8": {"share": 50, "target": "det/2-int8.tflite"},
+            }
+        },
+    )
+    seen: Counter[str] = Counter()
+    for i in range(12):
+        did = f"{i:032x}"
+        s = device(tmp_path / f"d{i}", root_bytes, device_id=did)
+        r = s.update(server.url)
+        seen[r.variant] += 1
+        want = model_bytes("2-int8") if r.variant == "int8" else model_bytes("2")
+        assert s.serving().path.read_bytes() == want
+        assert s.serving().variant == r.variant
+        # Deterministic and offline: a second store with the same id agrees.
+        again = device(tmp_path / f"e{i}", root_bytes, device_id=did).update(server.url)
+        assert again.variant == r.variant
+        s.close()
+    assert set(seen) == {"float", "int8"}
 
 
-def test_attack_unknown_key(v1_store, publish, other_key):
-    with pytest.raises(E.UntrustedKeyError):
-        v1_store.update(publish("2", key=other_key))
-    assert_serves(v1_store, "1")
+def test_incompatible_runtime_is_refused(repo, server, root_bytes, tmp_path):
+    publish(repo, "1", custom={"min_runtime": "99.0"})
+    store = device(tmp_path / "dev", root_bytes, runtime_version="2.3.0")
+    with pytest.raises(E.IncompatibleError):
+        store.update(server.url)
+    publish(repo, "2", custom={"min_edgepipe": "0.1"})
+    assert store.update(server.url).version == "2"
 
 
-def test_attack_expired_manifest_freeze(tmp_path, public_key, publish):
-    url = publish("1", expires_in=60)
-    store = open_store(tmp_path / "s", public_key, clock=lambda: time.time() + 120)
-    with pytest.raises(E.ExpiredManifestError):
-        store.update(url)
-    assert store.current_version is None
+def test_oversized_target_is_refused_before_download(repo, server, root_bytes, tmp_path):
+    publish(repo, "1", model_bytes("1", 200_000))
+    store = device(tmp_path / "dev", root_bytes, max_model_bytes=100_000)
+    with pytest.raises(E.IntegrityError, match="limit"):
+        store.update(server.url)
+    assert not any("targets/" in r for r in server.requests)
 
 
-@pytest.mark.parametrize("offered", ["1", "2", "1.9.9"])
-def test_attack_rollback_older_or_equal(tmp_path, public_key, publish, offered):
-    store = open_store(tmp_path / "s", public_key)
-    store.update(publish("1"))
-    store.update(publish("2"))
-    if offered == "2":
-        # Same version with other bytes is a replay/mix-and-match, not "up to date".
-        url = publish("2", data=model_bytes("other"))
-    else:
-        url = publish(offered)
-    with pytest.raises(E.RollbackError):
-        store.update(url)
-    assert_serves(store, "2")
-    assert_clean(store.dir)
+def test_malformed_edgepipe_fields_hide_only_that_target(repo, server, root_bytes, tmp_path):
+    publish(repo, "1")
+    publish(repo, "2")
+    t = repo.staged_targets()
+    t.signed.targets["det/2.tflite"].unrecognized_fields["custom"] = {
+        "edgepipe": {"rollout": "x" * 10_000}
+    }
+    (repo.dir / "staged").mkdir(exist_ok=True)
+    (repo.dir / "staged" / "targets.json").write_bytes(t.to_bytes())
+    repo.publish()
+    assert device(tmp_path / "dev", root_bytes).update(server.url).version == "1"
 
 
-def test_attack_rollback_to_version_marked_bad(v1_store, publish):
-    v1_store.update(publish("2"))
-    v1_store.mark_bad("2", "health check failed")
-    assert_serves(v1_store, "1")
+def test_corrupted_current_falls_back_to_previous(repo, server, root_bytes, tmp_path):
+    store = device(tmp_path / "dev", root_bytes)
+    for v in ("1", "2"):
+        publish(repo, v)
+        store.update(server.url)
+    path = store.serving().path
+    store.close()
+    path.write_bytes(b"flipped bits")
+    store = device(tmp_path / "dev", root_bytes)
+    assert store.serving().version == Version("1")
+    assert any(e["event"] == "verification_failed" for e in store.events)
+    assert store.update(server.url).version == "2"  # re-installed, not marked bad
+
+
+def test_leftovers_are_cleaned_on_open(repo, server, root_bytes, tmp_path):
+    publish(repo, "1")
+    store = device(tmp_path / "dev", root_bytes)
+    store.update(server.url)
+    store.close()
+    (tmp_path / "dev" / "models" / "7-abc.tflite").write_bytes(b"orphan")
+    (tmp_path / "dev" / "state.json.1234.tmp").write_bytes(b"half")
+    (tmp_path / "dev" / "models" / "keepdir").mkdir()
+    store = device(tmp_path / "dev", root_bytes)
+    assert sorted(store.models.names()) == sorted([store.serving().path.name, "keepdir"])
+    assert not (tmp_path / "dev" / "state.json.1234.tmp").exists()
+
+
+def test_device_id_is_stable_and_root_required_for_updates(tmp_path):
+    a = ModelStore(tmp_path / "dev", name="det")
+    b = ModelStore(tmp_path / "dev", name="det")
+    assert a.device_id == b.device_id and len(a.device_id) == 32
+    with pytest.raises(E.UpdateError, match="root"):
+        a.update("http://127.0.0.1:9")
+
+
+def test_mark_bad_falls_back_and_is_remembered(repo, server, root_bytes, tmp_path):
+    store = device(tmp_path / "dev", root_bytes)
+    for v in ("1", "2"):
+        publish(repo, v)
+        store.update(server.url)
+    assert store.rollback("bad outputs").version.text == "1"
+    assert "bad outputs" in store.bad_versions["2"]
     with pytest.raises(E.RollbackError, match="marked bad"):
-        v1_store.update(publish("2"))
-    reopened = open_store(v1_store.dir, v1_store.trusted)
-    with pytest.raises(E.RollbackError):
-        reopened.update(publish("2"))
-    reopened.update(publish("3"))
-    assert_serves(reopened, "3")
+        store.update(server.url)
+    publish(repo, "3")
+    assert store.update(server.url).version == "3"
 
 
-@pytest.mark.parametrize("mode", ["extra", "endless"])
-def test_attack_endless_data(v1_store, publish, mode):
-    with pytest.raises(E.IntegrityError):
-        v1_store.update(publish("2", mode=mode))
-    assert_serves(v1_store, "1")
-    assert_clean(v1_store.dir)
-
-
-def test_attack_oversized_declared_model(tmp_path, public_key, publish):
-    store = open_store(tmp_path / "s", public_key, max_model_bytes=1000)
-    with pytest.raises(E.ManifestError, match="exceeds"):
-        store.update(publish("1"))
-
-
-@pytest.mark.parametrize("field,value", [
-    ("file", "../../../outside.tflite"),
-    ("file", "/etc/passwd"),
-    ("name", "../det"),
-    ("version", "../../1"),
-])
-def test_attack_path_traversal(tmp_path, public_key, signing_key, server, field, value):
-    data = model_bytes("1")
-    signed = build_signed(name="det", version="1", sha256=hashlib.sha256(data).hexdigest(),
-                          size=len(data), file="det-1.tflite", expires_in=3600)
-    signed[field] = value
-    server.files["/det.json"] = sign_manifest(signed, [signing_key])  # validly signed
-    server.files["/det-1.tflite"] = data
-    store = open_store(tmp_path / "s", public_key)
-    with pytest.raises(E.ManifestError):
-        store.update(server.url("/det.json"))
-    assert not (tmp_path / "outside.tflite").exists()
-    assert tree(tmp_path / "s") == [".lock", "device-id"]
-
-
-def test_attack_path_traversal_in_store_metadata(v1_store, public_key):
-    meta = json.loads((v1_store.dir / "store.json").read_text())
-    meta["current"]["file"] = "models/../../victim"
-    (v1_store.dir / "store.json").write_text(json.dumps(meta))
-    reopened = open_store(v1_store.dir, public_key)
-    assert reopened.current_version is None  # refused as unreadable, set aside
-    assert any(f.startswith("store.json.corrupt") for f in tree(v1_store.dir))
-
-
-def test_attack_wrong_model_name(v1_store, publish):
-    with pytest.raises(E.ManifestError, match="this store holds"):
-        v1_store.update(publish("2", name="other"))
-
-
-def test_incompatible_runtime_is_refused(v1_store, publish):
-    with pytest.raises(E.IncompatibleError):
-        v1_store.update(publish("2", min_edgepipe_version="9.0"))
-    with pytest.raises(E.IncompatibleError):
-        v1_store.update(publish("2", min_runtime_version="99.0"))
-    assert_serves(v1_store, "1")
-
-
-def test_attack_truncated_download_then_resume(v1_store, publish, server):
-    url = publish("2", mode="truncate")
+def test_interrupted_download_resumes_with_a_range_request(repo, server, root_bytes, tmp_path):
+    data = publish(repo, "1", model_bytes("1", 500_000))
+    sha = repo.load("targets").signed.targets["det/1.tflite"].hashes["sha256"]
+    url_path = f"/targets/det/{sha}.1.tflite"
+    server.modes[url_path] = "truncate_once"
+    store = device(tmp_path / "dev", root_bytes)
     with pytest.raises(E.DownloadError):
-        v1_store.update(url)
-    assert_serves(v1_store, "1")
-    partials = list((v1_store.dir / "downloads").iterdir())
-    assert len(partials) == 1
-    kept = partials[0].stat().st_size
-    assert 0 < kept < 40_000
-    server.modes["/det-2.tflite"] = "ok"
-    v1_store.update(url)
-    assert server.requests[-1] == ("/det-2.tflite", f"bytes={kept}-")
-    assert_serves(v1_store, "2")
-    assert_clean(v1_store.dir)
+        store.update(server.url)
+    kept = (store.dir / "downloads" / f"{sha}.partial").stat().st_size
+    assert 0 < kept < len(data)
+    r = store.update(server.url)
+    assert r.status == "installed"
+    assert server.ranges == [(url_path, kept)]
+    assert store.serving().path.read_bytes() == data
+    assert store.downloads.names() == []
 
 
-def test_attack_slow_retrieval(v1_store, publish):
-    with pytest.raises(E.DownloadError, match="stalled"):
-        v1_store.timeout = 0.3
-        v1_store.update(publish("2", mode="stall"))
-    assert_serves(v1_store, "1")
-
-
-class FailingWriter:
-    """A file wrapper whose writes fail with ``err`` after ``limit`` bytes."""
-
-    def __init__(self, f, limit, err):
-        self.f, self.limit, self.err, self.written = f, limit, err, 0
-
-    def write(self, b):
-        if self.written + len(b) > self.limit:
-            raise OSError(self.err, os.strerror(self.err))
-        self.written += len(b)
-        return self.f.write(b)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-
-def failing_opener(match, limit, err):
-    def opener(path, mode):
-        f = default_opener(path, mode)
-        return FailingWriter(f, limit, err) if match(path) else f
-    return opener
-
-
-@pytest.mark.parametrize("err", [errno.EIO, errno.ENOSPC])
-def test_io_error_and_full_disk_mid_model_write(v1_store, publish, err):
-    v1_store.opener = failing_opener(lambda p: p.suffix == ".partial", 10_000, err)
-    with pytest.raises(E.StoreError, match=os.strerror(err)):
-        v1_store.update(publish("2"))
-    assert_serves(v1_store, "1")
-    assert_clean(v1_store.dir)
-    v1_store.opener = default_opener
-    v1_store.update(publish("2"))
-    assert_serves(v1_store, "2")
-
-
-@pytest.mark.parametrize("target", ["store.json", "manifests"])
-def test_io_error_writing_metadata_or_manifest(v1_store, publish, target):
-    v1_store.opener = failing_opener(
-        lambda p: p.name.startswith(target) or p.parent.name == target, 0, errno.ENOSPC)
-    with pytest.raises(E.StoreError):
-        v1_store.update(publish("2"))
-    assert_serves(v1_store, "1")
-    assert_clean(v1_store.dir)
-    assert_serves(open_store(v1_store.dir, v1_store.trusted), "1")
-
-
-def test_full_disk_on_a_real_small_filesystem(tmp_path, public_key, publish):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        store = open_store(mnt / "s", public_key)
-        store.update(publish("1"))
-        filler = mnt / "filler"
-
-        def fill_then_open(path, mode):
-            # Eat the space the free-space check saw, so the write really hits ENOSPC.
-            if path.suffix == ".partial" and not filler.exists():
-                with open(filler, "wb") as f:
-                    try:
-                        while True:
-                            f.write(b"\0" * 65536)
-                    except OSError as e:
-                        assert e.errno == errno.ENOSPC
-            return default_opener(path, mode)
-
-        store.opener = fill_then_open
-        with pytest.raises(E.StoreError, match="No space"):
-            store.update(publish("2"))
-        assert_serves(store, "1")
-        assert_clean(store.dir)
-        filler.unlink()
-        store.opener = default_opener
-        store.update(publish("2"))
-        assert_serves(open_store(mnt / "s", public_key), "2")
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
-
-
-def test_not_enough_space_is_refused_before_download(v1_store, publish, monkeypatch):
-    import shutil
-
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 10))
-    with pytest.raises(E.StoreError, match="free space"):
-        v1_store.update(publish("2"))
-    assert_serves(v1_store, "1")
-
-
-# ------------------------------------------------------------------ recovery
-
-
-def test_leftovers_are_cleaned_on_open(v1_store, public_key):
-    d = v1_store.dir
-    (d / "store.json.abcd1234.tmp").write_bytes(b"{half")
-    (d / "models" / "9-deadbeef.tflite").write_bytes(b"orphan")
-    (d / "manifests" / "9-deadbeef.json.1234.tmp").write_bytes(b"x")
-    reopened = open_store(d, public_key)
-    assert_serves(reopened, "1")
-    assert_clean(d)
-
-
-def test_corrupted_current_falls_back_to_previous(v1_store, publish, public_key):
-    v1_store.update(publish("2"))
-    cur = v1_store.serving().path
-    cur.write_bytes(b"bit rot" + cur.read_bytes()[7:])
-    reopened = open_store(v1_store.dir, public_key)
-    assert_serves(reopened, "1")
-    assert reopened.events[-1]["event"] == "verification_failed"
-    assert_clean(v1_store.dir)
-    # A fresh update to 2 is still refused (not newer than the highest seen)...
-    with pytest.raises(E.RollbackError):
-        reopened.update(publish("2"))
-    reopened.update(publish("3"))
-    assert_serves(reopened, "3")
-
-
-def test_replaced_installed_manifest_is_caught(v1_store, public_key, other_key):
-    # Someone with write access swaps model and manifest for their own.
-    meta = json.loads((v1_store.dir / "store.json").read_text())
-    evil = model_bytes("evil")
-    (v1_store.dir / meta["current"]["file"]).write_bytes(evil)
-    (v1_store.dir / meta["current"]["manifest"]).write_bytes(
-        make_manifest(other_key, "det", "1", evil))
-    reopened = open_store(v1_store.dir, public_key)
-    with pytest.raises(E.StoreError):
-        reopened.serving()
-
-
-def test_verify_rechecks_now(v1_store):
-    v1_store.serving().path.write_bytes(b"x")
-    with pytest.raises(E.StoreError):
-        v1_store.verify()
+def test_a_stale_partial_with_wrong_bytes_is_caught_and_discarded(
+    repo, server, root_bytes, tmp_path
+):
+    data = publish(repo, "1", model_bytes("1", 200_000))
+    sha = repo.load("targets").signed.targets["det/1.tflite"].hashes["sha256"]
+    store = device(tmp_path / "dev", root_bytes)
+    (store.dir / "downloads" / f"{sha}.partial").write_bytes(b"x" * 1000)
+    with pytest.raises(E.IntegrityError):
+        store.update(server.url)
+    assert store.downloads.names() == []
+    assert store.update(server.url).status == "installed"
+    assert store.serving().path.read_bytes() == data

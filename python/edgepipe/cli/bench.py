@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from ..bench import bench_pool, bench_session, format_pool_report, format_session_report
+from ..models import default_model_path
+from ..ray import cli as ray_cli
 from .common import (
     UsageError,
     accelerator_kwargs,
@@ -28,7 +30,16 @@ def parse_workers(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Benchmark a session, or a pool per ``--workers`` value."""
+    """Benchmark a session, or a pool per ``--workers`` value (or every node: ``--ray``)."""
+    if args.ray:
+        return ray_cli.run_bench_on_ray(
+            args,
+            str(args.model or default_model_path()),
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads or 1,
+            as_json=args.json,
+        )
     choice = accelerator_kwargs(args)
     if args.workers is None:
         if args.clients is not None:
@@ -85,4 +96,5 @@ def register(subparsers: Any) -> None:
         help="concurrent clients for --workers (default 2N)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    ray_cli.add_bench_arguments(p)
     p.set_defaults(func=run)

@@ -13,6 +13,7 @@ from .. import __version__
 from .._runtime import log_level_name
 from ..errors import EdgepipeError, InputError, ModelError
 from ..ota import cli as ota_cli
+from ..ray import cli as ray_cli
 from . import accelerators, bench, info, run
 from .common import UsageError
 
@@ -25,6 +26,7 @@ COMMANDS: list[Callable[[Any], object]] = [
     bench.register,
     accelerators.register,
     ota_cli.add_ota_parser,
+    ray_cli.register,
 ]
 
 # EDGEPIPE_LOG_LEVEL for the edgepipe logger on the command line: warnings

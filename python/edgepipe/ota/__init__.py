@@ -1,13 +1,16 @@
-"""Over-the-air model updates: signed manifests, a verified on-device store,
-rollouts, update scheduling and health-checked hot swaps.
+"""Over-the-air model updates on The Update Framework (python-tuf).
 
-Publisher side: ``edgepipe ota keygen|sign|verify`` (see :mod:`.cli`).
-Device side: :class:`ModelStore` fetches and verifies manifests, downloads and
-installs models atomically; :class:`HotSwapper` moves a running pool onto the
-new model and rolls back if it misbehaves. See ``docs/ota.md``.
+Publisher side: ``edgepipe ota repo init|add|publish|timestamp|rotate`` (see
+:mod:`.cli` and :class:`Repository`), built on ``tuf.api.metadata``.
+Device side: :class:`ModelStore` refreshes TUF metadata with
+``tuf.ngclient.Updater`` and edgepipe's :class:`BoundedFetcher`, installs the
+offered model atomically, counts starts and rolls back a version that never
+becomes healthy; :class:`HotSwapper` moves a running pool onto it with a
+health check. :class:`VariantStats` keeps per-variant statistics for A/B
+rollouts. See ``docs/ota.md``.
 
 Names are imported lazily so that ``import edgepipe.ota`` stays cheap and does
-not pull in httpx or numpy until they are used.
+not pull in tuf or numpy until they are used.
 """
 
 from __future__ import annotations
@@ -17,31 +20,35 @@ from typing import Any
 
 from .errors import (
     DownloadError,
-    ExpiredManifestError,
+    ExpiredMetadataError,
     HealthCheckError,
     IncompatibleError,
     IntegrityError,
-    ManifestError,
+    MetadataError,
     RollbackError,
     SignatureError,
     StoreError,
-    UntrustedKeyError,
+    TargetNotFoundError,
+    UnsafePathError,
     UpdateError,
 )
 
 _LAZY = {
-    "Manifest": "manifest",
-    "Version": "manifest",
-    "verify_manifest": "manifest",
-    "sign_manifest": "manifest",
-    "build_signed": "manifest",
-    "TrustedKeys": "keys",
+    "Version": "versions",
+    "target_path": "versions",
+    "Offer": "targets",
+    "bucket": "targets",
+    "parse_edgepipe_custom": "targets",
+    "Repository": "repo",
+    "BoundedFetcher": "fetcher",
+    "TufSession": "client",
     "ModelStore": "store",
     "InstalledModel": "store",
     "UpdateResult": "store",
+    "check_in_child": "store",
     "Experiment": "rollout",
     "VariantStats": "rollout",
-    "bucket": "rollout",
+    "ObservedPool": "rollout",
     "UpdateScheduler": "schedule",
     "CheckOutcome": "schedule",
     "HotSwapper": "hotswap",
@@ -65,15 +72,16 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DownloadError",
-    "ExpiredManifestError",
+    "ExpiredMetadataError",
     "HealthCheckError",
     "IncompatibleError",
     "IntegrityError",
-    "ManifestError",
+    "MetadataError",
     "RollbackError",
     "SignatureError",
     "StoreError",
-    "UntrustedKeyError",
+    "TargetNotFoundError",
+    "UnsafePathError",
     "UpdateError",
     *_LAZY,
 ]

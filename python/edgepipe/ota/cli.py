@@ -1,87 +1,160 @@
-"""``edgepipe ota``: key generation, manifest signing and verification for publishers.
+"""``edgepipe ota``: the TUF repository tools (publisher) and the device updater.
 
-The main ``edgepipe`` CLI calls :func:`add_ota_parser`; ``python -m edgepipe.ota``
-offers the same commands on its own. Handlers return the exit code: 0 on
-success, 2 when the input is refused (bad manifest, wrong hash, bad key...).
+Publisher::
+
+    edgepipe ota repo init DIR [--threshold ROLE=N] [--key ROLE=PEM] [--expires ROLE=DUR]
+    edgepipe ota repo add DIR MODEL --name N --version V [--custom JSON]
+    edgepipe ota repo add DIR MODEL --target PATH        # e.g. a variant's model file
+    edgepipe ota repo publish DIR
+    edgepipe ota repo timestamp DIR
+    edgepipe ota repo rotate DIR [--role ROLE] [--threshold T] [--key PEM]
+
+Device::
+
+    edgepipe ota update URL --store DIR --root ROOT.json --name N
+    edgepipe ota status --store DIR --name N
+
+``update`` and ``status`` print one JSON object. The main ``edgepipe`` CLI calls
+:func:`add_ota_parser`; ``python -m edgepipe.ota`` offers the same commands.
+Handlers return the exit code: 0 on success (installed, up to date, not in
+the rollout), 2 when something is refused (a typed error, printed too).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import stat
 import sys
-from pathlib import Path
+from datetime import timedelta
+from typing import Any
 
-from .._files import hash_file
 from .errors import UpdateError
-from .keys import TrustedKeys, load_private_key, load_public_key, write_keypair
-from .manifest import (
-    Version,
-    build_signed,
-    check_name,
-    format_time,
-    make_rollout,
-    parse_duration,
-    parse_json,
-    sign_manifest,
-    verify_manifest,
-)
 
 EXIT_OK = 0
 EXIT_REFUSED = 2
 
 
 def add_ota_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``ota`` with ``keygen``, ``sign`` and ``verify`` on ``subparsers``.
+    """Register ``ota`` (``repo …``, ``update``, ``status``) on ``subparsers``.
 
     Each leaf parser sets ``func``, a callable taking the parsed namespace and
     returning the exit code. Returns the ``ota`` parser.
     """
     ota = subparsers.add_parser(
-        "ota", help="sign and verify over-the-air model updates",
-        description="Publisher tools for signed model manifests.",
+        "ota",
+        help="over-the-air model updates with TUF (publish, update)",
+        description="Publish models in a TUF repository and update devices from it.",
     )
     ota.set_defaults(func=lambda args: _usage(ota))
     sub = ota.add_subparsers(dest="ota_command", metavar="COMMAND")
 
-    kg = sub.add_parser("keygen", help="generate an Ed25519 signing key pair")
-    kg.add_argument("--out", default="edgepipe-ota", metavar="PREFIX",
-                    help="write PREFIX.key (private, mode 0600) and PREFIX.pub "
-                         "(default: %(default)s)")
-    kg.add_argument("--force", action="store_true", help="overwrite existing key files")
-    kg.set_defaults(func=cmd_keygen)
+    repo = sub.add_parser("repo", help="manage a TUF repository of models (publisher)")
+    repo.set_defaults(func=lambda args: _usage(repo))
+    rsub = repo.add_subparsers(dest="repo_command", metavar="COMMAND")
 
-    sg = sub.add_parser("sign", help="write a signed manifest for a model file")
-    sg.add_argument("model", metavar="MODEL", help="the .tflite file to publish")
-    sg.add_argument("--name", required=True, help="model name (letters, digits, . _ -)")
-    sg.add_argument("--version", required=True, help="version: N, N.N, N.N.N or N.N.N.N")
-    sg.add_argument("--key", action="append", required=True, metavar="K",
-                    help="private key file; repeat to add signatures for a threshold")
-    sg.add_argument("--rollout", metavar="PCT",
-                    help="percentage of devices that install it (default 100)")
-    sg.add_argument("--expires", default="30d", metavar="DURATION",
-                    help="validity, e.g. 12h, 30d, 2w (default: %(default)s)")
-    sg.add_argument("--variant", action="append", default=[], metavar="NAME[=PCT]",
-                    help="A/B arm of the rollout; repeat; shares without PCT split the rest")
-    sg.add_argument("--experiment", help="bucketing salt (default: the model name)")
-    sg.add_argument("--min-edgepipe", metavar="V", help="minimum edgepipe version")
-    sg.add_argument("--min-runtime", metavar="V", help="minimum LiteRT runtime version")
-    sg.add_argument("--file", help="file name devices download, next to the manifest "
-                                   "(default: MODEL's base name)")
-    sg.add_argument("-o", "--output", help="manifest path (default: MODEL.manifest.json)")
-    sg.add_argument("--force", action="store_true",
-                    help="overwrite OUTPUT even if it holds a version not lower than this one")
-    sg.set_defaults(func=cmd_sign)
+    init = rsub.add_parser("init", help="create keys and signed root/targets/snapshot/timestamp")
+    init.add_argument("dir", metavar="DIR")
+    init.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="ROLE=N",
+        help="signatures a role needs (default 1 each); keys are generated",
+    )
+    init.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="ROLE=PEM",
+        help="use this private key file for ROLE instead of a new one",
+    )
+    init.add_argument(
+        "--expires",
+        action="append",
+        default=[],
+        metavar="ROLE=DURATION",
+        help="validity of ROLE's metadata, e.g. timestamp=1d, root=365d",
+    )
+    init.set_defaults(func=cmd_repo_init)
 
-    vf = sub.add_parser("verify", help="check a manifest and model as a device would")
-    vf.add_argument("manifest", metavar="MANIFEST")
-    vf.add_argument("model", metavar="MODEL")
-    vf.add_argument("--key", action="append", required=True, metavar="PUB",
-                    help="trusted public key file; repeat for several")
-    vf.add_argument("--threshold", type=int, default=1,
-                    help="distinct trusted signatures required (default: %(default)s)")
-    vf.add_argument("--name", help="also require this model name")
-    vf.set_defaults(func=cmd_verify)
+    add = rsub.add_parser("add", help="stage a model file as target NAME/VERSION.tflite")
+    add.add_argument("dir", metavar="DIR")
+    add.add_argument("model", metavar="MODEL")
+    add.add_argument("--name", help="model name")
+    add.add_argument("--version", help="model version: N, N.N, N.N.N or N.N.N.N")
+    add.add_argument(
+        "--target",
+        help="explicit target path instead of NAME/VERSION.tflite (e.g. a variant's model)",
+    )
+    add.add_argument(
+        "--custom",
+        metavar="JSON",
+        help="edgepipe fields: rollout, experiment, variants, min_runtime, ...",
+    )
+    add.set_defaults(func=cmd_repo_add)
+
+    pub = rsub.add_parser("publish", help="sign staged targets, new snapshot and timestamp")
+    pub.add_argument("dir", metavar="DIR")
+    pub.add_argument("--expires", action="append", default=[], metavar="ROLE=DURATION")
+    pub.set_defaults(func=cmd_repo_publish)
+
+    ts = rsub.add_parser("timestamp", help="re-sign the timestamp with a fresh expiry")
+    ts.add_argument("dir", metavar="DIR")
+    ts.add_argument("--expires", action="append", default=[], metavar="ROLE=DURATION")
+    ts.set_defaults(func=cmd_repo_timestamp)
+
+    rot = rsub.add_parser("rotate", help="replace a role's keys (new root version)")
+    rot.add_argument("dir", metavar="DIR")
+    rot.add_argument("--role", default="root", help="role whose keys change (default root)")
+    rot.add_argument("--threshold", type=int, help="new threshold of the role")
+    rot.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="new private key file (default: generate)",
+    )
+    rot.add_argument("--keep-old", action="store_true", help="add keys without revoking")
+    rot.set_defaults(func=cmd_repo_rotate)
+
+    up = sub.add_parser("update", help="update a device's model store from a repository")
+    up.add_argument("url", metavar="URL", help="repository base URL (metadata/ and targets/)")
+    up.add_argument("--store", required=True, metavar="DIR", help="the device's model store")
+    up.add_argument(
+        "--root",
+        required=True,
+        metavar="ROOT.json",
+        help="trusted root metadata shipped with the app",
+    )
+    up.add_argument("--name", required=True, help="model name")
+    up.add_argument(
+        "--deadline",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds one fetch may take in all (default %(default)s)",
+    )
+    up.add_argument(
+        "--max-bytes",
+        type=int,
+        default=2 << 30,
+        help="largest model accepted (default %(default)s)",
+    )
+    up.add_argument("--device-id", help="bucketing id (default: the store's random id)")
+    up.set_defaults(func=cmd_update)
+
+    st = sub.add_parser("status", help="print a device store's state as JSON")
+    st.add_argument("--store", required=True, metavar="DIR")
+    st.add_argument("--name", required=True)
+    st.set_defaults(func=cmd_status)
     return ota
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """The board's CLI convention: same as :func:`add_ota_parser`, returning None."""
+    add_ota_parser(subparsers)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -94,91 +167,171 @@ def _fail(message: str) -> int:
     return EXIT_REFUSED
 
 
-def cmd_keygen(args: argparse.Namespace) -> int:
-    """Generate a key pair; print the key id."""
+def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        role, sep, value = item.partition("=")
+        if not sep or not role or not value:
+            raise UpdateError(f"{what} {item!r}: use ROLE=VALUE")
+        out.append((role.strip(), value.strip()))
+    return out
+
+
+def _expiry(items: list[str]) -> dict[str, timedelta]:
+    from .repo import ROLES, parse_duration
+
+    out = {}
+    for role, value in _pairs(items, "--expires"):
+        if role not in ROLES:
+            raise UpdateError(f"unknown role {role!r} in --expires")
+        out[role] = parse_duration(value)
+    return out
+
+
+def _regular_file(path: str, what: str) -> str:
     try:
-        priv, pub, kid = write_keypair(args.out, overwrite=args.force)
-    except (UpdateError, OSError) as e:
-        return _fail(str(e))
-    print(f"private key: {priv}\npublic key:  {pub}\nkey id:      {kid}")
-    return EXIT_OK
+        st = os.stat(path)
+    except OSError as e:
+        raise UpdateError(f"cannot read {what} {path}: {e.strerror or e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise UpdateError(f"{what} {path} is not a regular file")
+    return path
 
 
+def cmd_repo_init(args: argparse.Namespace) -> int:
+    from .repo import Repository
 
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    """Hash MODEL and write a manifest signed by every ``--key``."""
-    model = Path(args.model)
-    out = Path(args.output) if args.output else model.with_name(model.name + ".manifest.json")
     try:
-        check_name(args.name)
-        version = Version(args.version)
-        if out.exists() and not args.force:
-            old = _published_version(out)
-            if old is not None and version <= old:
-                return _fail(f"{out} already publishes version {old}; versions only go up "
-                             f"(use --force to overwrite)")
-        keys = [load_private_key(k) for k in args.key]
-        digest, size = hash_file(model)
-        rollout = make_rollout(args.experiment or args.name, args.rollout, args.variant)
-        signed = build_signed(
-            name=args.name, version=version, sha256=digest, size=size,
-            file=args.file or model.name, expires_in=parse_duration(args.expires),
-            rollout=rollout, min_edgepipe_version=args.min_edgepipe,
-            min_runtime_version=args.min_runtime,
+        thresholds: dict[str, int] = {}
+        for role, value in _pairs(args.threshold, "--threshold"):
+            if not value.isdigit() or not 1 <= int(value) <= 16:
+                raise UpdateError(f"--threshold {role}={value}: use a number from 1 to 16")
+            thresholds[role] = int(value)
+        keys: dict[str, list[str]] = {}
+        for role, path in _pairs(args.key, "--key"):
+            keys.setdefault(role, []).append(_regular_file(path, "key"))
+        repo = Repository.init(
+            args.dir, thresholds=thresholds, key_files=keys, expiry=_expiry(args.expires)
         )
-        data = sign_manifest(signed, keys)
-        out.write_bytes(data)
     except (UpdateError, OSError) as e:
         return _fail(str(e))
-    print(f"signed {args.name} {version} ({size} bytes, sha256 {digest[:16]}…, "
-          f"{len(keys)} signature(s), expires {signed['expires']}) -> {out}")
+    print(
+        f"initialized TUF repository {repo.dir}; serve {repo.dir / 'public'}; "
+        f"give devices {repo.meta_dir / '1.root.json'} as their trusted root"
+    )
     return EXIT_OK
 
 
-def _published_version(path: Path) -> Version | None:
-    # Only the version is read, unverified: this guards the publisher against
-    # a typo, it is not a security check (devices enforce that).
-    try:
-        doc = parse_json(path.read_bytes())
-        return Version(doc["signed"]["version"])
-    except (UpdateError, OSError, KeyError, TypeError):
-        return None
+def cmd_repo_add(args: argparse.Namespace) -> int:
+    from .repo import Repository, read_custom
 
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Verify MANIFEST's signatures and expiry, then MODEL's size and sha256."""
     try:
-        trusted = TrustedKeys.from_keys([load_public_key(k) for k in args.key], args.threshold)
-    except ValueError as e:
-        return _fail(str(e))
-    except UpdateError as e:
-        return _fail(str(e))
-    try:
-        m = verify_manifest(Path(args.manifest).read_bytes(), trusted)
-        if args.name is not None and m.name != args.name:
-            return _fail(f"manifest is for {m.name!r}, expected {args.name!r}")
-        digest, size = hash_file(Path(args.model))
+        model = _regular_file(args.model, "model")
+        custom = read_custom(args.custom)
+        repo = Repository(args.dir)
+        if args.target:
+            path = repo.add_file(model, args.target, custom)
+        else:
+            if not args.name or not args.version:
+                raise UpdateError("give --name and --version (or --target)")
+            path = repo.add(model, args.name, args.version, custom)
     except (UpdateError, OSError) as e:
         return _fail(str(e))
-    if size != m.size:
-        return _fail(f"model has {size} bytes, manifest says {m.size}")
-    if digest != m.sha256:
-        return _fail(f"model sha256 {digest} does not match the manifest's {m.sha256}")
-    print(f"ok: {m.name} {m.version}, {m.size} bytes, {len(m.key_ids)} trusted signature(s), "
-          f"expires {format_time(m.expires)}")
+    print(f"staged target {path}; run `edgepipe ota repo publish {args.dir}`")
+    return EXIT_OK
+
+
+def cmd_repo_publish(args: argparse.Namespace) -> int:
+    from .repo import Repository
+
+    try:
+        versions = Repository(args.dir, expiry=_expiry(args.expires)).publish()
+    except (UpdateError, OSError) as e:
+        return _fail(str(e))
+    print(json.dumps({"published": versions}, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_repo_timestamp(args: argparse.Namespace) -> int:
+    from .repo import Repository
+
+    try:
+        v = Repository(args.dir, expiry=_expiry(args.expires)).timestamp()
+    except (UpdateError, OSError) as e:
+        return _fail(str(e))
+    print(json.dumps({"timestamp": v}))
+    return EXIT_OK
+
+
+def cmd_repo_rotate(args: argparse.Namespace) -> int:
+    from .repo import Repository
+
+    try:
+        files = [_regular_file(k, "key") for k in args.key]
+        out = Repository(args.dir).rotate(
+            args.role, threshold=args.threshold, keep_old=args.keep_old, key_files=files
+        )
+    except (UpdateError, OSError) as e:
+        return _fail(str(e))
+    print(json.dumps(out, sort_keys=True))
+    return EXIT_OK
+
+
+def _refusal(e: UpdateError) -> dict[str, Any]:
+    return {
+        "status": "refused",
+        "error": getattr(e, "kind", "update_error"),
+        "type": type(e).__name__,
+        "reason": str(e),
+    }
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from .fetcher import BoundedFetcher
+    from .safedir import read_small_file
+    from .store import ModelStore
+
+    try:
+        root = read_small_file(args.root, 512_000, "root metadata")
+        fetcher = BoundedFetcher(deadline_s=args.deadline, max_bytes=args.max_bytes)
+        with ModelStore(
+            args.store,
+            name=args.name,
+            root=root,
+            fetcher=fetcher,
+            max_model_bytes=args.max_bytes,
+            device_id=args.device_id,
+        ) as store:
+            result = store.update(args.url)
+    except UpdateError as e:
+        print(json.dumps(_refusal(e), sort_keys=True))
+        return _fail(str(e))
+    except ValueError as e:
+        print(json.dumps({"status": "refused", "error": "bad_argument", "reason": str(e)}))
+        return _fail(str(e))
+    print(json.dumps(result.to_json(), sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .store import ModelStore
+
+    try:
+        with ModelStore(args.store, name=args.name) as store:
+            print(json.dumps(store.status(), sort_keys=True, default=str))
+    except UpdateError as e:
+        print(json.dumps(_refusal(e), sort_keys=True))
+        return _fail(str(e))
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m edgepipe.ota``."""
-    # prog "edgepipe" so usage lines read "edgepipe ota sign ...", as in the main CLI.
-    parser = argparse.ArgumentParser(prog="edgepipe",
-                                     description="edgepipe OTA publisher tools")
+    parser = argparse.ArgumentParser(prog="edgepipe", description="edgepipe OTA tools")
     sub = parser.add_subparsers(dest="command")
     add_ota_parser(sub)
     args = parser.parse_args(["ota", *(sys.argv[1:] if argv is None else argv)])
     return int(args.func(args))
 
 
-__all__ = ["add_ota_parser", "cmd_keygen", "cmd_sign", "cmd_verify", "main"]
+__all__ = ["add_ota_parser", "main", "register"]

@@ -110,7 +110,8 @@ class HotSwapper:
             raise ValueError("at least one golden input is required")
         self.expected_outputs = _as_list(expected_outputs) if expected_outputs is not None else None
         if self.expected_outputs is not None and len(self.expected_outputs) != len(
-                self.golden_inputs):
+            self.golden_inputs
+        ):
             raise ValueError("expected_outputs must have one entry per golden input")
         self.rtol, self.atol = rtol, atol
         self.error_rate_threshold = error_rate_threshold
@@ -160,8 +161,9 @@ class HotSwapper:
         finally:
             session.close()
 
-    def _check_outputs(self, i: int, outputs: Mapping[str, Any], declared: Mapping[str, Any]
-                       ) -> None:
+    def _check_outputs(
+        self, i: int, outputs: Mapping[str, Any], declared: Mapping[str, Any]
+    ) -> None:
         if set(outputs) != set(declared):
             raise HealthCheckError(
                 f"golden input {i}: outputs {sorted(outputs)} != declared {sorted(declared)}"
@@ -170,12 +172,15 @@ class HotSwapper:
             arr = np.asarray(outputs[name])
             if arr.dtype != np.dtype(info.dtype):
                 raise HealthCheckError(
-                    f"golden input {i}: output {name!r} dtype {arr.dtype} != {info.dtype}")
+                    f"golden input {i}: output {name!r} dtype {arr.dtype} != {info.dtype}"
+                )
             shape = tuple(info.shape)
             if len(shape) != arr.ndim or any(
-                    d >= 0 and d != a for d, a in zip(shape, arr.shape, strict=True)):
+                d >= 0 and d != a for d, a in zip(shape, arr.shape, strict=True)
+            ):
                 raise HealthCheckError(
-                    f"golden input {i}: output {name!r} shape {arr.shape} != {shape}")
+                    f"golden input {i}: output {name!r} shape {arr.shape} != {shape}"
+                )
             if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
                 raise HealthCheckError(f"golden input {i}: output {name!r} is not finite")
         if self.expected_outputs is None:
@@ -185,9 +190,13 @@ class HotSwapper:
                 raise HealthCheckError(f"golden input {i}: no output {name!r} to compare")
             got, want_arr = np.asarray(outputs[name]), np.asarray(want)
             if got.shape != want_arr.shape or not np.allclose(
-                    got, want_arr, rtol=self.rtol, atol=self.atol):
-                err = (float(np.max(np.abs(got.astype(np.float64) - want_arr)))
-                       if got.shape == want_arr.shape else float("nan"))
+                got, want_arr, rtol=self.rtol, atol=self.atol
+            ):
+                err = (
+                    float(np.max(np.abs(got.astype(np.float64) - want_arr)))
+                    if got.shape == want_arr.shape
+                    else float("nan")
+                )
                 raise HealthCheckError(
                     f"golden input {i}: output {name!r} differs from expected "
                     f"(max abs error {err:.3g}, rtol {self.rtol}, atol {self.atol})"
@@ -223,8 +232,10 @@ class HotSwapper:
             observed, failed = self._watch(before)
             rate = failed / observed if observed else 0.0
             if observed and rate > self.error_rate_threshold:
-                reason = (f"error rate {rate:.1%} over {observed} requests after the swap "
-                          f"exceeds {self.error_rate_threshold:.1%}")
+                reason = (
+                    f"error rate {rate:.1%} over {observed} requests after the swap "
+                    f"exceeds {self.error_rate_threshold:.1%}"
+                )
                 try:
                     self.pool.swap(old_model)
                 except EdgepipeError as e:
@@ -232,37 +243,93 @@ class HotSwapper:
                     raise UpdateError(f"{reason}; rolling back failed: {e}") from e
                 self._record("rolled_back", version, reason)
                 self._mark_bad(version, reason)
-                return SwapResult(False, True, False, reason, version, prev_version, observed,
-                                  rate, tuple(self.history[start:]))
+                return SwapResult(
+                    False,
+                    True,
+                    False,
+                    reason,
+                    version,
+                    prev_version,
+                    observed,
+                    rate,
+                    tuple(self.history[start:]),
+                )
             # Dropping our reference lets the old model's mapping go once the
             # pool's last in-flight request on it is done.
             del old_model
             self.current_version = version
             detail = f"{failed} failed of {observed} watched requests"
             self._record("accepted", version, detail)
-            return SwapResult(True, False, False, detail, version, prev_version, observed,
-                              rate if observed else None, tuple(self.history[start:]))
+            return SwapResult(
+                True,
+                False,
+                False,
+                detail,
+                version,
+                prev_version,
+                observed,
+                rate if observed else None,
+                tuple(self.history[start:]),
+            )
 
-    def swap_to_store(self) -> SwapResult | None:
+    def swap_to_store(self, *, child_check: bool = True) -> SwapResult | None:
         """Swap to what the attached store serves, if that differs from the pool's version.
 
-        Returns None when there is nothing new.
+        An unproven version is first compiled and run in a child process
+        (:func:`~edgepipe.ota.store.check_in_child`), so a model that crashes
+        the runtime never runs in this process; it is marked bad instead. An
+        accepted swap marks the version healthy in the store. Returns None
+        when there is nothing new.
         """
         if self.store is None:
             raise UpdateError("no store attached")
-        import edgepipe
+        from edgepipe import Model
 
+        from .store import check_in_child, is_transient
+
+        self.store.refresh_state()
         target = self.store.serving()
         version = target.version.text
-        if self.current_version is not None and target.version.text == self.current_version:
+        if self.current_version is not None and version == self.current_version:
             return None
+        if child_check and target.source != "bundled" and not target.healthy:
+            golden = self.golden_inputs[0] if self.golden_inputs else None
+            try:
+                check_in_child(target, golden=golden, accelerator=self.accelerator)
+            except HealthCheckError as e:
+                with self._lock:
+                    return self._refuse(
+                        f"health check failed: {e}",
+                        version,
+                        self.current_version,
+                        len(self.history),
+                        sha256=target.sha256,
+                    )
         try:
-            model = edgepipe.Model.load(str(target.path))
+            model = Model.load(str(target.path))
         except EdgepipeError as e:
+            if is_transient(e):  # out of memory, a file another process replaced...
+                self._record("swap_failed", version, f"transient: {e}")
+                return SwapResult(
+                    False,
+                    False,
+                    True,
+                    f"transient load failure: {e}",
+                    version,
+                    self.current_version,
+                )
             with self._lock:
-                return self._refuse(f"load failed: {e}", version, self.current_version,
-                                    len(self.history))
-        return self.swap_to(model, version=version)
+                return self._refuse(
+                    f"load failed: {e}",
+                    version,
+                    self.current_version,
+                    len(self.history),
+                    sha256=target.sha256,
+                )
+        result = self.swap_to(model, version=version)
+        if result.ok and target.source == "current":
+            self.store.mark_healthy(version)
+        return result
 
     # --------------------------------------------------------- internals
 
@@ -290,20 +357,28 @@ class HotSwapper:
                 return observed, d_bad
             time.sleep(self.poll_interval)
 
-    def _refuse(self, reason: str, version: str | None, prev: str | None,
-                start: int) -> SwapResult:
+    def _refuse(
+        self,
+        reason: str,
+        version: str | None,
+        prev: str | None,
+        start: int,
+        sha256: str | None = None,
+    ) -> SwapResult:
         log.warning("refusing model %s: %s", version, reason)
-        self._record("health_check_failed" if reason.startswith("health") else "swap_failed",
-                     version, reason)
-        self._mark_bad(version, reason)
-        return SwapResult(False, False, True, reason, version, prev, 0, None,
-                          tuple(self.history[start:]))
+        self._record(
+            "health_check_failed" if reason.startswith("health") else "swap_failed", version, reason
+        )
+        self._mark_bad(version, reason, sha256)
+        return SwapResult(
+            False, False, True, reason, version, prev, 0, None, tuple(self.history[start:])
+        )
 
-    def _mark_bad(self, version: str | None, reason: str) -> None:
+    def _mark_bad(self, version: str | None, reason: str, sha256: str | None = None) -> None:
         if self.store is None or version is None:
             return
         try:
-            self.store.mark_bad(version, reason)
+            self.store.mark_bad(version, reason, sha256=sha256)
         except UpdateError as e:
             # The pool is already safe; losing the mark only means the store
             # might offer this version again, where the health check refuses it.

@@ -137,8 +137,9 @@ class UpdateScheduler:
                 self.last_error = e
                 delay = self._jittered(self.backoff(self.failures))
                 self.next_due = self.clock() + delay
-                log.warning("update check failed (%d in a row, next in %.0fs): %s",
-                            self.failures, delay, e)
+                log.warning(
+                    "update check failed (%d in a row, next in %.0fs): %s", self.failures, delay, e
+                )
                 out = CheckOutcome("failed", self.next_due, self.failures, error=e)
                 self.last_outcome = out
                 return out
@@ -156,8 +157,9 @@ class UpdateScheduler:
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("scheduler already running")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="edgepipe-ota-scheduler",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="edgepipe-ota-scheduler", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:

