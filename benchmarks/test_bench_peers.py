@@ -8,16 +8,18 @@ from typing import Any
 import benchlib
 
 
-def test_interpreter_invoke(benchmark: Any, model: Any,
-                            interpreter_peer: benchlib.InterpreterPeer) -> None:
+def test_interpreter_invoke(
+    benchmark: Any, model: Any, interpreter_peer: benchlib.InterpreterPeer
+) -> None:
     """set_tensor + Interpreter.invoke + get_tensor."""
     benchmark.group = f"{model.path.stem}: single call"
     out = benchmark(interpreter_peer.run)
     assert len(out) == len(model.outputs)
 
 
-def test_compiled_model_run_by_index(benchmark: Any, model: Any,
-                                     compiled_model_peer: benchlib.CompiledModelPeer) -> None:
+def test_compiled_model_run_by_index(
+    benchmark: Any, model: Any, compiled_model_peer: benchlib.CompiledModelPeer
+) -> None:
     """TensorBuffer.write + CompiledModel.run_by_index + TensorBuffer.read."""
     benchmark.group = f"{model.path.stem}: single call"
     out = benchmark(compiled_model_peer.run)
@@ -25,8 +27,7 @@ def test_compiled_model_run_by_index(benchmark: Any, model: Any,
 
 
 def _two_threads_50_each(peers: list[Any]) -> None:
-    threads = [threading.Thread(target=lambda p=p: [p.run() for _ in range(50)])
-               for p in peers]
+    threads = [threading.Thread(target=lambda p=p: [p.run() for _ in range(50)]) for p in peers]
     for t in threads:
         t.start()
     for t in threads:

@@ -141,9 +141,14 @@ class ApiProbe:
         code = "import sys, api_probe; api_probe._child_main(sys.argv[1])"
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.stderr_path, "ab") as err:
-            return subprocess.Popen([sys.executable, "-c", code, str(self.model_path)],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                    cwd=self.workdir, env=env)
+            return subprocess.Popen(
+                [sys.executable, "-c", code, str(self.model_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=self.workdir,
+                env=env,
+            )
 
     def _stop(self) -> int | None:
         proc, self.proc = self.proc, None
@@ -177,8 +182,11 @@ class ApiProbe:
             return "hang", f"no answer within {self.timeout} s"
         except (EOFError, BrokenPipeError, OSError):
             rc = self._stop()
-            how = (signal.Signals(-rc).name if rc is not None and rc < 0 and
-                   -rc in signal.valid_signals() else f"exit {rc}")
+            how = (
+                signal.Signals(-rc).name
+                if rc is not None and rc < 0 and -rc in signal.valid_signals()
+                else f"exit {rc}"
+            )
             tail = self.stderr_path.read_text(errors="replace")[-600:]
             return "crash", f"child died ({how}); stderr: {tail}"
 

@@ -68,9 +68,22 @@ def plugins(tmp_path_factory) -> dict[str, str]:
     for name, code in PLUGIN_VARIANTS.items():
         path = out / f"libep_test_{name}.so"
         subprocess.run(
-            [cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{_REPO / 'cpp'}",
-             f"-DEP_FAIL_AT={code}", "-o", str(path), str(PLUGIN_SOURCE)],
-            check=True, capture_output=True, text=True,
+            [
+                cc,
+                "-shared",
+                "-fPIC",
+                "-O1",
+                "-Wall",
+                "-Werror",
+                f"-I{_REPO / 'cpp'}",
+                f"-DEP_FAIL_AT={code}",
+                "-o",
+                str(path),
+                str(PLUGIN_SOURCE),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         paths[name] = str(path)
     return paths

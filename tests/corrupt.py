@@ -45,7 +45,7 @@ def _multi_bit_flip(rng: random.Random, data: bytearray) -> str:
 def _random_run(rng: random.Random, data: bytearray) -> str:
     pos = _pos(rng, len(data))
     length = min(rng.randint(1, 64), len(data) - pos)
-    data[pos:pos + length] = rng.randbytes(length)
+    data[pos : pos + length] = rng.randbytes(length)
     return f"random bytes at {pos} len {length}"
 
 
@@ -56,15 +56,23 @@ def _extreme_word(rng: random.Random, data: bytearray) -> str:
     pos = min(_pos(rng, len(data), align=4), (len(data) - 4) & ~3)
     size = len(data)
     choices = [
-        ("0", 0), ("0xFFFFFFFF", 0xFFFFFFFF), ("0x7FFFFFFF", 0x7FFFFFFF),
-        ("0x80000000", 0x80000000), ("1", 1), ("4", 4),
+        ("0", 0),
+        ("0xFFFFFFFF", 0xFFFFFFFF),
+        ("0x7FFFFFFF", 0x7FFFFFFF),
+        ("0x80000000", 0x80000000),
+        ("1", 1),
+        ("4", 4),
     ]
     neg = rng.randint(1, 16)
     delta = rng.randint(-8, 8)
-    choices += [(f"-{neg}", (-neg) & 0xFFFFFFFF), (f"size{delta:+d}", (size + delta) & 0xFFFFFFFF),
-                ("size", size & 0xFFFFFFFF), (f"size*2{delta:+d}", (2 * size + delta) & 0xFFFFFFFF)]
+    choices += [
+        (f"-{neg}", (-neg) & 0xFFFFFFFF),
+        (f"size{delta:+d}", (size + delta) & 0xFFFFFFFF),
+        ("size", size & 0xFFFFFFFF),
+        (f"size*2{delta:+d}", (2 * size + delta) & 0xFFFFFFFF),
+    ]
     label, value = rng.choice(choices)
-    data[pos:pos + 4] = struct.pack("<I", value)
+    data[pos : pos + 4] = struct.pack("<I", value)
     return f"word at {pos} := {label}"
 
 
@@ -78,7 +86,7 @@ def _truncate(rng: random.Random, data: bytearray) -> str:
 def _zero_range(rng: random.Random, data: bytearray) -> str:
     pos = _pos(rng, len(data))
     length = min(rng.choice([rng.randint(1, 16), rng.randint(16, 512)]), len(data) - pos)
-    data[pos:pos + length] = bytes(length)
+    data[pos : pos + length] = bytes(length)
     return f"zeroed {length} bytes at {pos}"
 
 
@@ -87,7 +95,7 @@ def _duplicate_chunk(rng: random.Random, data: bytearray) -> str:
     length = rng.randint(1, max(1, min(256, len(data) // 2)))
     src = rng.randrange(len(data) - length + 1)
     dst = _pos(rng, len(data) - length + 1)
-    data[dst:dst + length] = data[src:src + length]
+    data[dst : dst + length] = data[src : src + length]
     return f"copied {length} bytes from {src} over {dst}"
 
 
@@ -96,7 +104,7 @@ def _insert_chunk(rng: random.Random, data: bytearray) -> str:
     length = rng.randint(1, max(1, min(256, len(data))))
     src = rng.randrange(len(data) - length + 1)
     dst = _pos(rng, len(data))
-    data[dst:dst] = data[src:src + length]
+    data[dst:dst] = data[src : src + length]
     return f"inserted copy of {length} bytes from {src} at {dst}"
 
 
@@ -104,7 +112,7 @@ def _delete_chunk(rng: random.Random, data: bytearray) -> str:
     """Remove a chunk, shifting the rest left."""
     pos = _pos(rng, len(data))
     length = min(rng.randint(1, 256), len(data) - pos)
-    del data[pos:pos + length]
+    del data[pos : pos + length]
     return f"deleted {length} bytes at {pos}"
 
 
@@ -135,13 +143,11 @@ def whole_file_cases(data: bytes, seed: int) -> list[tuple[str, bytes]]:
     for size in (1, 4, 8, 16, 64, 4096, len(data)):
         cases.append((f"whole: {size} random bytes", rng.randbytes(size)))
     cases.append(("whole: zip local header", b"PK\x03\x04" + bytes(26) + rng.randbytes(64)))
-    cases.append(("whole: zip local header + model",
-                  b"PK\x03\x04" + bytes(26) + data))
+    cases.append(("whole: zip local header + model", b"PK\x03\x04" + bytes(26) + data))
     if len(data) >= 8:
         cases.append(("whole: wrong file identifier", data[:4] + b"XYZ0" + data[8:]))
         cases.append(("whole: zeroed file identifier", data[:4] + bytes(4) + data[8:]))
-        cases.append(("whole: size-prefixed (shifted by 4)",
-                      struct.pack("<I", len(data)) + data))
+        cases.append(("whole: size-prefixed (shifted by 4)", struct.pack("<I", len(data)) + data))
     for cut in (1, 3, 4, 7, 8, 12, 16, 32):
         if cut < len(data):
             cases.append((f"whole: truncated inside header to {cut}", data[:cut]))

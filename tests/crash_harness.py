@@ -34,7 +34,7 @@ __all__ = ["CaseResult", "make_worker", "run_cases_in_subprocess", "summarize"]
 
 OUTCOMES = ("ok", "error", "crash", "timeout", "lost")
 
-_WORKER_TEMPLATE = '''\
+_WORKER_TEMPLATE = """\
 import os as _eh_os
 import sys as _eh_sys
 
@@ -57,7 +57,7 @@ def _eh_main(_dir):
         print("RESULT %d %s %s" % (_i, _outcome, _detail), flush=True)
 
 _eh_main(_eh_sys.argv[1])
-'''
+"""
 
 
 def make_worker(body: str) -> str:
@@ -230,12 +230,13 @@ def run_cases_in_subprocess(
                         current, cases[current][0], outcome, detail, None if timed_out else rc
                     )
                     position = todo.index(current)
-                    todo = [i for i in todo[position + 1:] if i not in finished]
+                    todo = [i for i in todo[position + 1 :] if i not in finished]
                     continue
                 # Clean exit: anything not reported is lost (worker skipped it).
                 for i in todo:
                     if i not in finished:
-                        results[i] = CaseResult(i, cases[i][0], "lost",
-                                                f"child exited {rc} without reporting it")
+                        results[i] = CaseResult(
+                            i, cases[i][0], "lost", f"child exited {rc} without reporting it"
+                        )
                 todo = []
     return [results[i] for i in range(len(cases))]

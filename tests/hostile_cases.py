@@ -75,8 +75,12 @@ def run_case(data):
 """
 
 
-def run(names: Sequence[str], models: dict[str, pathlib.Path], workdir: pathlib.Path,
-        timeout: float = 60.0) -> dict[str, Any]:
+def run(
+    names: Sequence[str],
+    models: dict[str, pathlib.Path],
+    workdir: pathlib.Path,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
     """Run the named cases in child processes; ``{name: CaseResult}``."""
     from crash_harness import make_worker, run_cases_in_subprocess
 
@@ -86,8 +90,9 @@ def run(names: Sequence[str], models: dict[str, pathlib.Path], workdir: pathlib.
     env["EP_HOSTILE_MODELS"] = json.dumps({k: str(v) for k, v in models.items()})
     env["EP_HOSTILE_TMP"] = str(workdir)
     env["EDGEPIPE_CACHE_DIR"] = str(workdir / "cache")
-    results = run_cases_in_subprocess([(n, n.encode()) for n in names], make_worker(_WORKER),
-                                      timeout, env=env)
+    results = run_cases_in_subprocess(
+        [(n, n.encode()) for n in names], make_worker(_WORKER), timeout, env=env
+    )
     return {r.description: r for r in results}
 
 
@@ -104,8 +109,9 @@ class Ctx:
     """What a case gets: pristine models, its own folder, reference outputs."""
 
     def __init__(self, name: str) -> None:
-        self.models = {k: pathlib.Path(v)
-                       for k, v in json.loads(os.environ["EP_HOSTILE_MODELS"]).items()}
+        self.models = {
+            k: pathlib.Path(v) for k, v in json.loads(os.environ["EP_HOSTILE_MODELS"]).items()
+        }
         self.tmp = pathlib.Path(os.environ["EP_HOSTILE_TMP"]) / name
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
@@ -154,8 +160,9 @@ def check_error(exc: BaseException | None, error: type[BaseException], *words: s
     if exc is None:
         raise AssertionError(f"no {error.__name__} was raised")
     if not isinstance(exc, error):
-        raise AssertionError(f"raised {type(exc).__module__}.{type(exc).__name__} "
-                             f"({exc}), not {error.__name__}") from exc
+        raise AssertionError(
+            f"raised {type(exc).__module__}.{type(exc).__name__} ({exc}), not {error.__name__}"
+        ) from exc
     text = str(exc)
     missing = [w for w in words if w.lower() not in text.lower()]
     assert not missing, f"{type(exc).__name__} lacks {missing}: {text}"
@@ -188,13 +195,24 @@ def expect_argument_error(fn: Callable[[], object], argument: str) -> str:
     return f"{type(typed).__name__}: {str(typed)[:160]}"
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-        stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    stdout: Any = subprocess.PIPE,
+) -> subprocess.CompletedProcess[str]:
     """``python -m edgepipe ARGS``; a hang is a failure, not a wait."""
     try:
-        return subprocess.run([sys.executable, "-m", "edgepipe", *args], stdout=stdout,
-                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                              timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "edgepipe", *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"edgepipe {' '.join(args)} hung for {timeout} s") from exc
 
@@ -245,8 +263,9 @@ def _mutant(kind: str) -> bytes:
         model.subgraphs[0].tensors[0].quantization = q
     else:
         # (b): one builtin operator code replaced by another (CONV_2D -> SPLIT).
-        code = next(c for c in model.operatorCodes
-                    if c.builtinCode == schema.BuiltinOperator.CONV_2D)
+        code = next(
+            c for c in model.operatorCodes if c.builtinCode == schema.BuiltinOperator.CONV_2D
+        )
         code.builtinCode = schema.BuiltinOperator.SPLIT
         code.deprecatedBuiltinCode = schema.BuiltinOperator.SPLIT
     builder = flatbuffers.Builder(1 << 16)
@@ -293,8 +312,16 @@ def case_opcode_conv2d_replaced_by_split_cli_run(ctx: Ctx) -> str:
     path = ctx.tmp / "split.tflite"
     path.write_bytes(_mutant("split"))
     np.savez(ctx.tmp / "in.npz", image=np.zeros((1, 96, 96, 3), np.float32))
-    return cli_error(cli("run", str(path), "--inputs", str(ctx.tmp / "in.npz"),
-                         "--outputs", str(ctx.tmp / "out.npz")))
+    return cli_error(
+        cli(
+            "run",
+            str(path),
+            "--inputs",
+            str(ctx.tmp / "in.npz"),
+            "--outputs",
+            str(ctx.tmp / "out.npz"),
+        )
+    )
 
 
 # ============================================================================
@@ -512,8 +539,9 @@ def case_load_fifo_with_a_writer(ctx: Ctx) -> str:
 
 @case("3")
 def case_load_character_devices(ctx: Ctx) -> str:
-    return "; ".join(_load_refused(dev, dev, "device") for dev in ("/dev/zero", "/dev/null",
-                                                                     "/dev/urandom"))
+    return "; ".join(
+        _load_refused(dev, dev, "device") for dev in ("/dev/zero", "/dev/null", "/dev/urandom")
+    )
 
 
 @case("3")
@@ -562,8 +590,15 @@ def case_cli_run_fifo(ctx: Ctx) -> str:
     fifo = ctx.tmp / "model.tflite"
     os.mkfifo(fifo)
     np.savez(ctx.tmp / "in.npz", input=np.zeros((1, 128, 128, 3), np.float32))
-    proc = cli("run", str(fifo), "--inputs", str(ctx.tmp / "in.npz"), "--outputs",
-               str(ctx.tmp / "out.npz"), timeout=30)
+    proc = cli(
+        "run",
+        str(fifo),
+        "--inputs",
+        str(ctx.tmp / "in.npz"),
+        "--outputs",
+        str(ctx.tmp / "out.npz"),
+        timeout=30,
+    )
     return cli_error(proc, "FIFO")
 
 
@@ -590,7 +625,11 @@ def _foreign_cache_path(ctx: Ctx, path: pathlib.Path, *, pool: bool = False) -> 
     assert after == before, f"created beside it: {set(after) - set(before)}"
     st2 = os.lstat(path)
     assert (st2.st_ino, st2.st_mode, st2.st_size, st2.st_mtime_ns) == (
-        st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns), "the file was changed"
+        st.st_ino,
+        st.st_mode,
+        st.st_size,
+        st.st_mtime_ns,
+    ), "the file was changed"
     return detail
 
 
@@ -650,8 +689,12 @@ def case_weight_cache_sibling_lock_is_a_symlink(ctx: Ctx) -> str:
     target = ctx.tmp / "elsewhere.txt"
     path = ctx.tmp / "w.cache"
     (ctx.tmp / "w.cache.lock").symlink_to(target)
-    detail = expect(edgepipe.InputError, lambda: edgepipe.Session(model, weight_cache=path),
-                    "weight_cache", "lock")
+    detail = expect(
+        edgepipe.InputError,
+        lambda: edgepipe.Session(model, weight_cache=path),
+        "weight_cache",
+        "lock",
+    )
     assert not target.exists(), "created a file through the .lock link"
     assert sorted(p.name for p in ctx.tmp.iterdir()) == ["w.cache.lock"]
     return detail
@@ -662,9 +705,11 @@ def case_weight_cache_path_with_nul(ctx: Ctx) -> str:
     import edgepipe
 
     model = edgepipe.Model.load(ctx.models["face_detection_front"])
-    return expect(edgepipe.InputError,
-                  lambda: edgepipe.Session(model, weight_cache=str(ctx.tmp / "w") + "\0x"),
-                  "weight_cache")
+    return expect(
+        edgepipe.InputError,
+        lambda: edgepipe.Session(model, weight_cache=str(ctx.tmp / "w") + "\0x"),
+        "weight_cache",
+    )
 
 
 @case("3")
@@ -723,8 +768,9 @@ def case_timeouts_huge_or_inf_wait_forever(ctx: Ctx) -> str:
 
 @case("4")
 def case_block_timeout_inf_waits_for_room(ctx: Ctx) -> str:
-    with _pool(ctx, "weight_heavy", workers=1, queue_size=1, policy="block",
-               block_timeout=math.inf) as pool:
+    with _pool(
+        ctx, "weight_heavy", workers=1, queue_size=1, policy="block", block_timeout=math.inf
+    ) as pool:
         x = inputs_for(pool.model)
         futures = [pool.submit(x) for _ in range(12)]
         futures += [pool.submit(x, block_timeout=math.inf) for _ in range(12)]
@@ -737,12 +783,12 @@ def case_block_timeout_inf_waits_for_room(ctx: Ctx) -> str:
 def case_nan_timeouts_are_refused(ctx: Ctx) -> str:
     with _pool(ctx, workers=1) as pool:
         x = inputs_for(pool.model)
-        out = [expect_argument_error(lambda: pool.run(x, timeout=math.nan), "timeout"),
-               expect_argument_error(lambda: pool.submit(x, timeout=math.nan), "timeout"),
-               expect_argument_error(lambda: pool.submit(x, block_timeout=math.nan),
-                                     "block_timeout")]
-    out.append(expect_argument_error(lambda: _pool(ctx, block_timeout=math.nan),
-                                     "block_timeout"))
+        out = [
+            expect_argument_error(lambda: pool.run(x, timeout=math.nan), "timeout"),
+            expect_argument_error(lambda: pool.submit(x, timeout=math.nan), "timeout"),
+            expect_argument_error(lambda: pool.submit(x, block_timeout=math.nan), "block_timeout"),
+        ]
+    out.append(expect_argument_error(lambda: _pool(ctx, block_timeout=math.nan), "block_timeout"))
     return out[0]
 
 
@@ -774,10 +820,16 @@ _BAD_ARGUMENTS: list[tuple[str, str, Callable[[Any, Any, Ctx], object]]] = [
     ("policy", "policy='drop'", lambda ep, m, c: _pool(c, policy="drop")),
     ("block_timeout", "block_timeout='x'", lambda ep, m, c: _pool(c, block_timeout="x")),
     ("block_timeout", "block_timeout=-1", lambda ep, m, c: _pool(c, block_timeout=-1)),
-    ("retire_after_failures", "retire_after_failures=-1",
-     lambda ep, m, c: _pool(c, retire_after_failures=-1)),
-    ("retire_after_failures", "retire_after_failures='3'",
-     lambda ep, m, c: _pool(c, retire_after_failures="3")),
+    (
+        "retire_after_failures",
+        "retire_after_failures=-1",
+        lambda ep, m, c: _pool(c, retire_after_failures=-1),
+    ),
+    (
+        "retire_after_failures",
+        "retire_after_failures='3'",
+        lambda ep, m, c: _pool(c, retire_after_failures="3"),
+    ),
     ("weight_cache", "Pool weight_cache=3", lambda ep, m, c: _pool(c, weight_cache=3)),
     ("accelerator", "Pool accelerator=3", lambda ep, m, c: _pool(c, accelerator=3)),
     ("signature", "Pool signature=3", lambda ep, m, c: _pool(c, signature=3)),
@@ -790,12 +842,18 @@ _BAD_ARGUMENTS: list[tuple[str, str, Callable[[Any, Any, Ctx], object]]] = [
     ("weight_cache", "compile weight_cache=3", lambda ep, m, c: m.compile(weight_cache=3)),
     ("signature", "Session signature='nope'", lambda ep, m, c: ep.Session(m, signature="nope")),
     ("signature", "Session signature=3", lambda ep, m, c: ep.Session(m, signature=3)),
-    ("allow_cpu_fallback", "Session allow_cpu_fallback='no'",
-     lambda ep, m, c: ep.Session(m, allow_cpu_fallback="no")),
+    (
+        "allow_cpu_fallback",
+        "Session allow_cpu_fallback='no'",
+        lambda ep, m, c: ep.Session(m, allow_cpu_fallback="no"),
+    ),
     ("path", "Model.load(3)", lambda ep, m, c: ep.Model.load(3)),
     ("path", "Model.load(None)", lambda ep, m, c: ep.Model.load(None)),
-    ("verify", "Model.load(verify='yes')",
-     lambda ep, m, c: ep.Model.load(c.models["add_mul"], verify="yes")),
+    (
+        "verify",
+        "Model.load(verify='yes')",
+        lambda ep, m, c: ep.Model.load(c.models["add_mul"], verify="yes"),
+    ),
     ("data", "Model.from_bytes(3)", lambda ep, m, c: ep.Model.from_bytes(3)),
     ("data", "Model.from_bytes('text')", lambda ep, m, c: ep.Model.from_bytes("text")),
     ("data", "Model.from_bytes(None)", lambda ep, m, c: ep.Model.from_bytes(None)),
@@ -833,8 +891,7 @@ def _pool_call_cases() -> None:
         ("timeout", "run timeout='1'", lambda p, x: p.run(x, timeout="1")),
         ("timeout", "run timeout=-1", lambda p, x: p.run(x, timeout=-1)),
         ("callback", "submit callback=3", lambda p, x: p.submit(x, callback=3)),
-        ("block_timeout", "submit block_timeout='x'",
-         lambda p, x: p.submit(x, block_timeout="x")),
+        ("block_timeout", "submit block_timeout='x'", lambda p, x: p.submit(x, block_timeout="x")),
         ("window", "map window=0", lambda p, x: list(p.map([x, x], window=0))),
         ("window", "map window=1.5", lambda p, x: list(p.map([x, x], window=1.5))),
         ("model", "swap(None)", lambda p, x: p.swap(None)),
@@ -844,6 +901,7 @@ def _pool_call_cases() -> None:
         ("inputs", "submit('x')", lambda p, x: p.submit("x")),
     ]
     for argument, what, call in calls:
+
         def run_case(ctx: Ctx, argument: str = argument, call: Any = call) -> str:
             with _pool(ctx, workers=1) as pool:
                 x = inputs_for(pool.model)
@@ -899,8 +957,10 @@ def case_collected_pool_drains_or_fails_its_futures(ctx: Ctx) -> str:
         except errors.PoolClosedError:
             failed += 1
         except BaseException as exc:
-            raise AssertionError(f"a queued request ended with {type(exc).__name__}: {exc}; "
-                                 "expected its outputs or PoolClosedError") from exc
+            raise AssertionError(
+                f"a queued request ended with {type(exc).__name__}: {exc}; "
+                "expected its outputs or PoolClosedError"
+            ) from exc
     return f"{done} drained, {failed} PoolClosedError"
 
 
@@ -926,15 +986,22 @@ def case_submit_copies_its_inputs(ctx: Ctx) -> str:
 @case("5")
 def case_cli_run_inputs_npy(ctx: Ctx) -> str:
     np.save(ctx.tmp / "x.npy", np.zeros((1, 4), np.float32))
-    proc = cli("run", str(ctx.models["add_mul"]), "--inputs", str(ctx.tmp / "x.npy"),
-               "--outputs", str(ctx.tmp / "out.npz"))
+    proc = cli(
+        "run",
+        str(ctx.models["add_mul"]),
+        "--inputs",
+        str(ctx.tmp / "x.npy"),
+        "--outputs",
+        str(ctx.tmp / "out.npz"),
+    )
     return cli_error(proc, "x.npy")
 
 
 @case("5")
 def case_cli_bench_negative_clients(ctx: Ctx) -> str:
-    proc = cli("bench", str(ctx.models["add_mul"]), "--workers", "1", "--clients", "-1",
-               "--runs", "1")
+    proc = cli(
+        "bench", str(ctx.models["add_mul"]), "--workers", "1", "--clients", "-1", "--runs", "1"
+    )
     return cli_error(proc, "clients")
 
 
@@ -961,8 +1028,15 @@ def case_cli_broken_pipe(ctx: Ctx) -> str:
 def case_cli_run_outputs_written_exactly_where_named(ctx: Ctx) -> str:
     np.savez(ctx.tmp / "in.npz", a=np.ones((1, 4), np.float32), b=np.ones((1, 4), np.float32))
     out = ctx.tmp / "result.bin"
-    proc = cli("run", str(ctx.models["add_mul"]), "--inputs", str(ctx.tmp / "in.npz"),
-               "--outputs", str(out), "--quiet")
+    proc = cli(
+        "run",
+        str(ctx.models["add_mul"]),
+        "--inputs",
+        str(ctx.tmp / "in.npz"),
+        "--outputs",
+        str(out),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.is_file(), sorted(p.name for p in ctx.tmp.iterdir())
     assert not (ctx.tmp / "result.bin.npz").exists(), "wrote result.bin.npz instead"
@@ -975,8 +1049,15 @@ def case_cli_run_outputs_written_exactly_where_named(ctx: Ctx) -> str:
 def case_cli_run_npz_saved_positionally_runs_or_names_its_key(ctx: Ctx) -> str:
     # np.savez(f, arr) stores the array under "arr_0".
     np.savez(ctx.tmp / "in.npz", np.zeros((1, 96, 96, 3), np.float32))
-    proc = cli("run", str(ctx.models["convnet"]), "--inputs", str(ctx.tmp / "in.npz"),
-               "--outputs", str(ctx.tmp / "out.npz"), "--quiet")
+    proc = cli(
+        "run",
+        str(ctx.models["convnet"]),
+        "--inputs",
+        str(ctx.tmp / "in.npz"),
+        "--outputs",
+        str(ctx.tmp / "out.npz"),
+        "--quiet",
+    )
     if proc.returncode == 0:
         assert (ctx.tmp / "out.npz").is_file()
         return "arr_0 taken as the first input"
@@ -989,8 +1070,11 @@ def pytest_params(number: str) -> list[Any]:
     import pytest
 
     return [
-        pytest.param(c.name, id=c.name, marks=[pytest.mark.xfail(
-            strict=True, reason=f"needs {c.needs}")] if c.needs else [])
+        pytest.param(
+            c.name,
+            id=c.name,
+            marks=[pytest.mark.xfail(strict=True, reason=f"needs {c.needs}")] if c.needs else [],
+        )
         for c in section(number)
     ]
 

@@ -20,8 +20,8 @@ import pytest
 from edgepipe import accelerators as acc
 from edgepipe.accelerators import crash
 from edgepipe.accelerators.policy import Policy
-from edgepipe.profiling.bench import bench_fields
 from edgepipe.cli import accelerators as cli_accelerators
+from edgepipe.profiling.bench import bench_fields
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 from corrupt import corruptions, whole_file_cases
 from crash_harness import make_worker, run_cases_in_subprocess, summarize
 
-WORKER = make_worker('''
+WORKER = make_worker("""
 import numpy as np
 import edgepipe
 
@@ -32,7 +32,7 @@ def run_case(data):
     except edgepipe.EdgepipeError as exc:
         return "rejected-late " + type(exc).__name__
     return "accepted"
-''')
+""")
 
 CASES_PER_MODEL = int(os.environ.get("EDGEPIPE_CORRUPTION_CASES", "500"))
 

@@ -7,7 +7,7 @@ import signal
 from corrupt import corruptions
 from crash_harness import make_worker, run_cases_in_subprocess, summarize
 
-_ABORTING_WORKER = make_worker('''
+_ABORTING_WORKER = make_worker("""
 import os, time
 
 def run_case(data):
@@ -20,7 +20,7 @@ def run_case(data):
     if data == b"RAISE":
         raise ValueError("bad case")
     return "len=%d" % len(data)
-''')
+""")
 
 
 def test_abort_is_pinned_to_its_case_and_batch_resumes():
@@ -68,7 +68,7 @@ def test_demo_litert_interpreter_on_corrupt_models(generator):
     The reference runtime is allowed to crash on garbage (that is what the harness is
     for); what this checks is that the harness attributes every case to an outcome.
     """
-    worker = make_worker('''
+    worker = make_worker("""
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
@@ -79,7 +79,7 @@ def run_case(data):
         interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
     interp.invoke()
     return "ran"
-''')
+""")
     data = generator.build_convnet()
     cases = list(corruptions(data, seed=0, count=120))
     cases.append(("pristine control", data))

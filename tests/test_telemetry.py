@@ -42,8 +42,11 @@ def _families(registry):
 
 
 def _value(fams, family, sample, **labels):
-    hits = [s.value for s in fams[family].samples
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())]
+    hits = [
+        s.value
+        for s in fams[family].samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(hits) == 1, f"{sample} {labels}: {hits}"
     return hits[0]
 
@@ -52,8 +55,10 @@ def test_off_unless_opted_in(monkeypatch, generated_models):
     monkeypatch.delenv("EDGEPIPE_TELEMETRY", raising=False)
     tel = Telemetry()
     assert not tel.enabled
-    with edgepipe.Pool(generated_models["add_mul"], workers=1) as pool, \
-            pytest.raises(TelemetryDisabledError, match="opt in"):
+    with (
+        edgepipe.Pool(generated_models["add_mul"], workers=1) as pool,
+        pytest.raises(TelemetryDisabledError, match="opt in"),
+    ):
         tel.watch_pool(pool)
     with pytest.raises(TelemetryDisabledError):
         tel.prometheus_collector()
@@ -81,29 +86,70 @@ def test_prometheus_pool_and_session_series(generated_models):
             session.run({"a": x["a"]})
         fams, text = _families(registry)
 
-    pool_labels = {"model": "adder", "model_version": "7", "variant": "B",
-                   "accelerator": "cpu", "model_sha": model.sha256[:12],
-                   "device_class": "linux/x86_64/c2/m8g"}
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total",
-                  outcome="completed", **pool_labels) == 12
-    assert _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_count",
-                  **pool_labels) == 12
-    assert _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_bucket",
-                  le="+Inf", **pool_labels) == 12
-    assert _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_sum",
-                  **pool_labels) > 0
-    assert _value(fams, "edgepipe_queue_wait_seconds", "edgepipe_queue_wait_seconds_count",
-                  **pool_labels) == 12
+    pool_labels = {
+        "model": "adder",
+        "model_version": "7",
+        "variant": "B",
+        "accelerator": "cpu",
+        "model_sha": model.sha256[:12],
+        "device_class": "linux/x86_64/c2/m8g",
+    }
+    assert (
+        _value(
+            fams, "edgepipe_requests", "edgepipe_requests_total", outcome="completed", **pool_labels
+        )
+        == 12
+    )
+    assert (
+        _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_count", **pool_labels)
+        == 12
+    )
+    assert (
+        _value(
+            fams,
+            "edgepipe_latency_seconds",
+            "edgepipe_latency_seconds_bucket",
+            le="+Inf",
+            **pool_labels,
+        )
+        == 12
+    )
+    assert (
+        _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_sum", **pool_labels) > 0
+    )
+    assert (
+        _value(
+            fams, "edgepipe_queue_wait_seconds", "edgepipe_queue_wait_seconds_count", **pool_labels
+        )
+        == 12
+    )
     assert _value(fams, "edgepipe_workers", "edgepipe_workers", **pool_labels) == 2
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", model="adder-s",
-                  outcome="completed") == 5
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", model="adder-s",
-                  outcome="failed") == 1
-    assert _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_count",
-                  model="adder-s") == 5
+    assert (
+        _value(
+            fams,
+            "edgepipe_requests",
+            "edgepipe_requests_total",
+            model="adder-s",
+            outcome="completed",
+        )
+        == 5
+    )
+    assert (
+        _value(
+            fams, "edgepipe_requests", "edgepipe_requests_total", model="adder-s", outcome="failed"
+        )
+        == 1
+    )
+    assert (
+        _value(fams, "edgepipe_latency_seconds", "edgepipe_latency_seconds_count", model="adder-s")
+        == 5
+    )
     # Cumulative buckets are monotonic and end at the count.
-    buckets = [s for s in fams["edgepipe_latency_seconds"].samples
-               if s.name.endswith("_bucket") and s.labels["model"] == "adder-s"]
+    buckets = [
+        s
+        for s in fams["edgepipe_latency_seconds"].samples
+        if s.name.endswith("_bucket") and s.labels["model"] == "adder-s"
+    ]
     values = [s.value for s in buckets]
     assert values == sorted(values) and values[-1] == 5
     assert len(buckets) == len(BUCKET_BOUNDS_S) + 1
@@ -111,8 +157,11 @@ def test_prometheus_pool_and_session_series(generated_models):
     assert set(fams) == EXPORTED
     for fam in fams.values():
         for s in fam.samples:
-            extra = set(s.labels) - set(LABELS) - {"le", "outcome", "from_accelerator",
-                                                   "stage", "event"}
+            extra = (
+                set(s.labels)
+                - set(LABELS)
+                - {"le", "outcome", "from_accelerator", "stage", "event"}
+            )
             assert not extra, (s.name, extra)
     assert "0.314159" not in text and "3.14159" not in text  # no input values anywhere
 
@@ -126,21 +175,33 @@ def test_fallbacks_are_counted_by_stage(generated_models):
     registry.register(tel.prometheus_collector())
     # The GPU fails here ("No adapters found" or no library): a real fallback.
     session = tel.watch_session(
-        edgepipe.Session(generated_models["add_mul"], accelerator=["gpu", "cpu"]), name="fb")
+        edgepipe.Session(generated_models["add_mul"], accelerator=["gpu", "cpu"]), name="fb"
+    )
     assert session.accelerator == "cpu"
     stages = {e["stage"] for e in session.events if e["from"] == "gpu"}
     assert stages
     fams, _ = _families(registry)
     for stage in stages:
-        assert _value(fams, "edgepipe_fallbacks", "edgepipe_fallbacks_total",
-                      from_accelerator="gpu", stage=stage) >= 1
+        assert (
+            _value(
+                fams,
+                "edgepipe_fallbacks",
+                "edgepipe_fallbacks_total",
+                from_accelerator="gpu",
+                stage=stage,
+            )
+            >= 1
+        )
 
 
 def test_histogram_rebucketing_is_exact():
     # A core snapshot with buckets at 2^(i/8) µs: every count lands in the
     # first export bound (2^(k/2) µs) at or above it.
-    core = {"count": 4, "mean_us": 100.0,
-            "buckets": [(2 ** (4 / 8), 1), (2 ** (5 / 8), 1), (2 ** (53 / 8), 2)]}
+    core = {
+        "count": 4,
+        "mean_us": 100.0,
+        "buckets": [(2 ** (4 / 8), 1), (2 ** (5 / 8), 1), (2 ** (53 / 8), 2)],
+    }
     h = HistogramData.from_core(core)
     assert h.counts[1] == 1 and h.counts[2] == 1 and h.counts[14] == 2
     assert h.count == 4 and h.sum_s == pytest.approx(4e-4)
@@ -196,15 +257,19 @@ def test_otlp_push_decoded_by_opentelemetry_proto(generated_models, otlp_collect
     assert path == "/v1/metrics" and ctype == "application/x-protobuf"
     req = ExportMetricsServiceRequest()
     req.ParseFromString(body)
-    metrics = {m.name: m for rm in req.resource_metrics for sm in rm.scope_metrics
-               for m in sm.metrics}
+    metrics = {
+        m.name: m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
     assert set(metrics) == EXPORTED
 
     def attrs(point):
         return {kv.key: kv.value.string_value for kv in point.attributes}
 
-    completed = [p for p in metrics["edgepipe_requests"].sum.data_points
-                 if attrs(p)["outcome"] == "completed"]
+    completed = [
+        p
+        for p in metrics["edgepipe_requests"].sum.data_points
+        if attrs(p)["outcome"] == "completed"
+    ]
     assert len(completed) == 1 and completed[0].as_int == 9
     assert attrs(completed[0])["model"] == "adder"
     assert attrs(completed[0])["model_version"] == "2"
@@ -216,9 +281,8 @@ def test_otlp_push_decoded_by_opentelemetry_proto(generated_models, otlp_collect
     assert point.count == 9 and sum(point.bucket_counts) == 9 and point.sum > 0
     assert list(point.explicit_bounds) == pytest.approx(BUCKET_BOUNDS_S)
     for m in metrics.values():
-        for p in (m.sum.data_points or m.histogram.data_points or m.gauge.data_points):
-            assert set(attrs(p)) <= set(LABELS) | {"outcome", "from_accelerator", "stage",
-                                                    "event"}
+        for p in m.sum.data_points or m.histogram.data_points or m.gauge.data_points:
+            assert set(attrs(p)) <= set(LABELS) | {"outcome", "from_accelerator", "stage", "event"}
 
 
 def test_otlp_refused_export_is_a_typed_error(otlp_collector):
@@ -239,21 +303,32 @@ def test_variant_stats_plug_in(generated_models):
 
     class Stats:  # the shape of edgepipe.ota VariantStats.snapshot()
         def snapshot(self):
-            return {"A": {"requests": 10, "errors": 1, "fallbacks": 2},
-                    "B": {"requests": 4, "errors": 0, "fallbacks": 0}}
+            return {
+                "A": {"requests": 10, "errors": 1, "fallbacks": 2},
+                "B": {"requests": 4, "errors": 0, "fallbacks": 0},
+            }
 
     tel = Telemetry(enabled=True)
-    tel.watch_variants(Stats(), model=edgepipe.Model.load(generated_models["add_mul"]),
-                       name="exp")
+    tel.watch_variants(Stats(), model=edgepipe.Model.load(generated_models["add_mul"]), name="exp")
     registry = prometheus_client.CollectorRegistry()
     registry.register(tel.prometheus_collector())
     fams, _ = _families(registry)
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", variant="A",
-                  outcome="completed") == 9
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", variant="A",
-                  outcome="failed") == 1
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", variant="B",
-                  outcome="completed") == 4
+    assert (
+        _value(
+            fams, "edgepipe_requests", "edgepipe_requests_total", variant="A", outcome="completed"
+        )
+        == 9
+    )
+    assert (
+        _value(fams, "edgepipe_requests", "edgepipe_requests_total", variant="A", outcome="failed")
+        == 1
+    )
+    assert (
+        _value(
+            fams, "edgepipe_requests", "edgepipe_requests_total", variant="B", outcome="completed"
+        )
+        == 4
+    )
 
 
 def test_pool_collector_shorthand(generated_models):
@@ -263,13 +338,16 @@ def test_pool_collector_shorthand(generated_models):
         registry.register(PoolCollector(pool, name="t"))
         pool.run(_inputs(pool.inputs))
         fams, _ = _families(registry)
-    assert _value(fams, "edgepipe_requests", "edgepipe_requests_total", model="t",
-                  outcome="completed") == 1
+    assert (
+        _value(fams, "edgepipe_requests", "edgepipe_requests_total", model="t", outcome="completed")
+        == 1
+    )
 
 
 def test_fallback_events_are_logged(caplog):
-    events = [{"from": "gpu", "to": "cpu", "stage": "compile", "error": "No adapters found",
-               "time": 0.0}]
+    events = [
+        {"from": "gpu", "to": "cpu", "stage": "compile", "error": "No adapters found", "time": 0.0}
+    ]
     with caplog.at_level(logging.WARNING, logger="edgepipe"):
         log_events(events)
     assert "gpu -> cpu at compile: No adapters found" in caplog.text

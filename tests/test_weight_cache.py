@@ -124,14 +124,25 @@ def test_processes_starting_together_all_get_correct_outputs(cache_dir, heavy, t
     x = _inputs(model)
     want = _uncached(model, x)
     np.savez(tmp_path / "x.npz", *x)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(PYTHON_DIR), os.environ.get("PYTHONPATH")) if p))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(p for p in (str(PYTHON_DIR), os.environ.get("PYTHONPATH")) if p),
+    )
     n = 4
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(heavy[0]), str(tmp_path / "x.npz"),
-             str(tmp_path / f"out{i}.npz")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(heavy[0]),
+                str(tmp_path / "x.npz"),
+                str(tmp_path / f"out{i}.npz"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         for i in range(n)
     ]
@@ -154,7 +165,8 @@ def test_processes_starting_together_all_get_correct_outputs(cache_dir, heavy, t
     path = _cache_file(model)
     _assert_checked_cache(path, model)
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(
-        [path.name, path.name + ".meta.json", path.name + ".lock"])
+        [path.name, path.name + ".meta.json", path.name + ".lock"]
+    )
 
 
 def _damage(kind: str, path: pathlib.Path, other: pathlib.Path) -> None:
@@ -186,8 +198,15 @@ def _damage(kind: str, path: pathlib.Path, other: pathlib.Path) -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["truncated", "random", "empty", "flipped_bits", "other_model",
-     "other_model_with_its_sidecar", "no_sidecar"],
+    [
+        "truncated",
+        "random",
+        "empty",
+        "flipped_bits",
+        "other_model",
+        "other_model_with_its_sidecar",
+        "no_sidecar",
+    ],
 )
 def test_a_bad_cache_file_is_replaced_and_outputs_stay_correct(cache_dir, heavy, kind):
     model = edgepipe.Model.load(heavy[0])
@@ -227,8 +246,12 @@ def full_disk(tmp_path, monkeypatch):
     """EDGEPIPE_CACHE_DIR on a 64 KiB tmpfs: room for a lock file, not a cache."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs (needs root): {proc.stderr.strip()}")
     monkeypatch.setenv("EDGEPIPE_CACHE_DIR", str(mount))

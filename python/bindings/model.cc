@@ -89,6 +89,7 @@ void RegisterModel(py::module_& m) {
         d["num_operators"] = s.num_operators;
         d["op_counts"] = s.op_counts;
         d["custom_ops"] = s.custom_ops;
+        d["warnings"] = s.warnings;  // fields the verifier ignored (e.g. stale metadata_buffer)
         d["signature_keys"] = s.signature_keys;
         d["has_sparse_tensors"] = s.has_sparse_tensors;
         d["constant_bytes"] = s.constant_bytes;

@@ -8,6 +8,7 @@ reaches up (to :class:`edgepipe.Session`), imported when it runs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,9 @@ def as_model(value: Model | str | os.PathLike[str], argument: str = "model") -> 
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class Model:
     """A verified model, shared by every session and pool made from it.
 
@@ -58,6 +62,8 @@ class Model:
         self._core = core_model
         self._path = path
         self._sha256: str | None = None
+        for warning in self.warnings:
+            log.info("model %s: %s", path or "from bytes", warning)
         sigs = core_model.signatures
         self._signatures = tuple(
             Signature(
@@ -163,6 +169,13 @@ class Model:
         """Distinct custom operator codes the model needs."""
         return list(self._core.summary["custom_ops"])
 
+    @property
+    def warnings(self) -> list[str]:
+        """Fields the verifier ignored because the runtime ignores them too (for
+        example a stale ``metadata_buffer`` entry left by ai-edge-quantizer),
+        each with what was ignored; also logged at info level on load."""
+        return list(self._core.summary.get("warnings", []))
+
     def memoryview(self) -> memoryview:
         """A read-only view of the model bytes (no copy)."""
         return memoryview(self._core.bytes)
@@ -191,6 +204,7 @@ class Model:
             "num_tensors": s["num_tensors"],
             "num_subgraphs": s["num_subgraphs"],
             "custom_ops": self.custom_ops,
+            "warnings": self.warnings,
             "has_sparse_tensors": s["has_sparse_tensors"],
             "constant_bytes": s["constant_bytes"],
         }

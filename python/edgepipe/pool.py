@@ -481,11 +481,7 @@ class Pool:
         event (the workers run without it). Also callable, ``pool.events()``,
         as when this was a method.
         """
-        return Events(
-            self._policy_events
-            + self._weight_cache.events
-            + list(self._core.events())
-        )
+        return Events(self._policy_events + self._weight_cache.events + list(self._core.events()))
 
     def close(self, drain: bool = True) -> None:
         """Stop taking requests.

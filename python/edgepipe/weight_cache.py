@@ -171,8 +171,11 @@ def _sealed_copy(fd: int, size: int, name: str) -> int | None:
             if n == 0:
                 raise CacheUnavailable(f"it shrank to {done} bytes while being read")
             done += n
-        fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK
-                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+        fcntl.fcntl(
+            mfd,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL,
+        )
     except BaseException:
         os.close(mfd)
         raise
@@ -214,9 +217,14 @@ def _open_checked(path: Path, model_sha256: str, runtime: str) -> tuple[int | No
 
 def _kind(mode: int) -> str:
     """What a non-regular file is, for messages: "a FIFO (named pipe)", ..."""
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
     return next((what for test, what in kinds if test(mode)), "not a regular file")
 
 
@@ -274,8 +282,11 @@ def refuse_foreign_path(path: Path) -> None:
             return  # a complete XNNPACK cache, e.g. one whose sidecar was lost
     finally:
         os.close(fd)
-    refuse("a file that is not an XNNPACK weight cache built by edgepipe"
-           if st.st_size else "an empty file edgepipe did not create")
+    refuse(
+        "a file that is not an XNNPACK weight cache built by edgepipe"
+        if st.st_size
+        else "an empty file edgepipe did not create"
+    )
 
 
 def _build_in_child(model: Model, out: Path) -> None:

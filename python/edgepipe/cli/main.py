@@ -10,15 +10,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from ..models import default_model_path
 from .._runtime import log_level_name
 from ..errors import EdgepipeError, InputError, ModelError
+from ..models import default_model_path
 from ..optimize import cli as optimize_cli
 from ..ota import cli as ota_cli
-from ..ray import cli as ray_cli
 from ..profiling import cli as profiling_cli
+from ..ray import cli as ray_cli
 from . import accelerators, info, run
 from .common import UsageError
+
 
 def _register_bench(subparsers: Any) -> None:
     """``bench`` from edgepipe.profiling, plus ``--ray``/``--resources`` from edgepipe.ray
@@ -34,14 +35,16 @@ def _register_bench(subparsers: Any) -> None:
         threads = [int(t) for t in str(args.threads or "1").split(",") if t.strip()]
         if len(threads) != 1:
             raise UsageError("--ray benchmarks one configuration: give --threads one number")
-        return int(ray_cli.run_bench_on_ray(
-            args,
-            str(args.model or default_model_path()),
-            runs=args.runs,
-            warmup=args.warmup,
-            threads=threads[0],
-            as_json=args.json,
-        ))
+        return int(
+            ray_cli.run_bench_on_ray(
+                args,
+                str(args.model or default_model_path()),
+                runs=args.runs,
+                warmup=args.warmup,
+                threads=threads[0],
+                as_json=args.json,
+            )
+        )
 
     parser.set_defaults(func=run)
 

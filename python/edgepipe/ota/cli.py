@@ -36,7 +36,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 2
 
 
-def add_ota_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_ota_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register ``ota`` (``repo …``, ``update``, ``status``) on ``subparsers``.
 
     Each leaf parser sets ``func``, a callable taking the parsed namespace and

@@ -43,7 +43,7 @@ from .profile import random_inputs
 class BenchConfig:
     """One point of a sweep. ``workers=None`` benchmarks a plain Session."""
 
-    accelerator: str = "cpu"     # one choice; "npu>gpu" is a preference list
+    accelerator: str = "cpu"  # one choice; "npu>gpu" is a preference list
     threads: int | None = None
     workers: int | None = None
 
@@ -77,8 +77,9 @@ def parse_accelerators(text: str | None) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def configurations(accelerators: Sequence[str], threads: Sequence[int | None],
-                   workers: Sequence[int | None]) -> list[BenchConfig]:
+def configurations(
+    accelerators: Sequence[str], threads: Sequence[int | None], workers: Sequence[int | None]
+) -> list[BenchConfig]:
     """Every combination, accelerator-major."""
     return [BenchConfig(a, t, w) for a, t, w in itertools.product(accelerators, threads, workers)]
 
@@ -112,8 +113,10 @@ def _samples_from_npz(path: Path, infos: Sequence[TensorInfo]) -> list[dict[str,
         elif a.shape[1:] == shape:
             counts.add(a.shape[0])
         else:
-            raise InputError(f"{path}: input {t.name!r} has shape {a.shape}, the model takes "
-                             f"{shape} (or N samples stacked: (N, *{shape}))")
+            raise InputError(
+                f"{path}: input {t.name!r} has shape {a.shape}, the model takes "
+                f"{shape} (or N samples stacked: (N, *{shape}))"
+            )
     if counts == {0}:
         return [{t.name: np.ascontiguousarray(arrays[t.name]) for t in infos}]
     if len(counts) != 1 or 0 in counts:
@@ -122,8 +125,9 @@ def _samples_from_npz(path: Path, infos: Sequence[TensorInfo]) -> list[dict[str,
     return [{t.name: np.ascontiguousarray(arrays[t.name][i]) for t in infos} for i in range(n)]
 
 
-def load_inputs(path: str | os.PathLike[str], infos: Sequence[TensorInfo]
-                ) -> list[dict[str, np.ndarray]]:
+def load_inputs(
+    path: str | os.PathLike[str], infos: Sequence[TensorInfo]
+) -> list[dict[str, np.ndarray]]:
     """Samples from an ``.npz`` file (arrays named after the inputs, or in
     order; a leading N stacks N samples) or a folder of such files."""
     p = Path(path)
@@ -192,9 +196,13 @@ def _percentiles(latencies_ms: Sequence[float]) -> dict[str, float]:
     if a.size == 0:
         return {k: float("nan") for k in ("mean", "std", "min", "p50", "p90", "p99", "max")}
     return {
-        "mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
-        "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-        "p99": float(np.percentile(a, 99)), "max": float(a.max()),
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
     }
 
 
@@ -215,8 +223,7 @@ def bench_fields(runner: Any) -> dict[str, Any]:
     if hasattr(runner, "stats") and hasattr(runner, "workers"):
         per_worker = list(runner.stats()["worker_accelerators"])
         acc = max(set(per_worker), key=per_worker.count) if per_worker else "cpu"
-        return {"accelerator": acc, "worker_accelerators": per_worker,
-                "fallbacks": _events(runner)}
+        return {"accelerator": acc, "worker_accelerators": per_worker, "fallbacks": _events(runner)}
     return {"accelerator": runner.accelerator, "fallbacks": _events(runner)}
 
 
@@ -229,8 +236,9 @@ def _pool_parameters() -> set[str]:
 class _Runner:
     """A Session or a Pool for one configuration, measured in batches."""
 
-    def __init__(self, model: Model, config: BenchConfig, accel_kwargs: dict[str, Any],
-                 clients: int | None) -> None:
+    def __init__(
+        self, model: Model, config: BenchConfig, accel_kwargs: dict[str, Any], clients: int | None
+    ) -> None:
         self.config = config
         before = memory_mb()
         t0 = time.perf_counter()
@@ -243,8 +251,9 @@ class _Runner:
             self.clients = clients or 2 * config.workers
             threads_kw = "threads" if "threads" in _pool_parameters() else "threads_per_worker"
             pool_kwargs: dict[str, Any] = {threads_kw: config.threads or 1, **accel_kwargs}
-            self.pool = Pool(model, workers=config.workers, queue_size=max(64, 4 * self.clients),
-                             **pool_kwargs)
+            self.pool = Pool(
+                model, workers=config.workers, queue_size=max(64, 4 * self.clients), **pool_kwargs
+            )
             self.infos = self.pool.inputs
         self.init_ms = (time.perf_counter() - t0) * 1e3
         self._mem_before = before
@@ -274,8 +283,13 @@ class _Runner:
             assert self.pool is not None
             self.pool.run(sample)
 
-    def batch(self, n: int, samples: Callable[[], dict[str, np.ndarray]], run_delay: float,
-              tick: Callable[[int], None]) -> None:
+    def batch(
+        self,
+        n: int,
+        samples: Callable[[], dict[str, np.ndarray]],
+        run_delay: float,
+        tick: Callable[[int], None],
+    ) -> None:
         """Run ``n`` requests; latencies in ms go to ``self.latencies``."""
         if self.session is not None:
             for _ in range(n):
@@ -353,8 +367,9 @@ class _Runner:
             stats = self.pool.stats()
             out["clients"] = self.clients
             out["threads_per_worker"] = self.config.threads or 1
-            out["rss_per_worker_mb"] = self.memory.get("rss_anon_mb", float("nan")) / \
-                (self.config.workers or 1)
+            out["rss_per_worker_mb"] = self.memory.get("rss_anon_mb", float("nan")) / (
+                self.config.workers or 1
+            )
             out["queue_wait_us_p50"] = stats["queue_wait"]["p50_us"]
             out["run_time_us_p50"] = stats["run_time"]["p50_us"]
         return out
@@ -369,8 +384,9 @@ class _Runner:
 # -- the engine -------------------------------------------------------------------
 
 
-def _accel_kwargs(model: Model, accelerator: str, plugin_options: dict[str, str] | None
-                  ) -> dict[str, Any]:
+def _accel_kwargs(
+    model: Model, accelerator: str, plugin_options: dict[str, str] | None
+) -> dict[str, Any]:
     spec = accelerator.replace(">", ",")
     choice = accelerators.resolve_accelerator(model, spec, plugin_options=plugin_options or {})
     return dict(choice.kwargs())
@@ -460,7 +476,7 @@ def bench(
             r.warm(samples[0], warmup)
             runners.append(r)
         for k, n in enumerate(per_round):
-            order = runners[k % len(runners):] + runners[:k % len(runners)]
+            order = runners[k % len(runners) :] + runners[: k % len(runners)]
             for r in order:
                 if time.monotonic() > deadline and r.latencies:
                     stopped_early = True
@@ -472,8 +488,10 @@ def bench(
             bar.close()
         for r in runners:
             r.close()
-    best = max(range(len(results)),
-               key=lambda i: (results[i]["throughput_per_s"], -results[i]["latency_ms"]["p50"]))
+    best = max(
+        range(len(results)),
+        key=lambda i: (results[i]["throughput_per_s"], -results[i]["latency_ms"]["p50"]),
+    )
     for i, res in enumerate(results):
         res["best"] = i == best
         res["load_ms"] = load_ms
@@ -483,10 +501,17 @@ def bench(
         "model": str(path),
         "model_sha256": model.sha256,
         "runtime_version": runtime_version(),
-        "settings": {"runs": runs, "warmup": warmup, "rounds": rounds, "max_secs": max_secs,
-                     "run_delay": run_delay, "inputs": str(inputs) if inputs else "random",
-                     "samples": len(samples), "input_range": input_range,
-                     "stopped_early": stopped_early},
+        "settings": {
+            "runs": runs,
+            "warmup": warmup,
+            "rounds": rounds,
+            "max_secs": max_secs,
+            "run_delay": run_delay,
+            "inputs": str(inputs) if inputs else "random",
+            "samples": len(samples),
+            "input_range": input_range,
+            "stopped_early": stopped_early,
+        },
         "load_ms": load_ms,
         "model_memory_mb": model_mem,
         "peak_rss_mb": peak_rss_mb(),
@@ -497,9 +522,14 @@ def bench(
     if profile:
         b = results[best]
         n = profile_runs or max(10, min(runs, 50))
-        prof = run_profile(model, runs=n, warmup=max(1, min(warmup, 5)),
-                           accelerator=b["accelerator"], threads=b["threads"],
-                           inputs=samples[0])
+        prof = run_profile(
+            model,
+            runs=n,
+            warmup=max(1, min(warmup, 5)),
+            accelerator=b["accelerator"],
+            threads=b["threads"],
+            inputs=samples[0],
+        )
         out["profile"] = prof.to_dict()
         out["profile"]["config"] = b["label"]
         out["_profile"] = prof
@@ -526,34 +556,45 @@ def flat_single(result: dict[str, Any]) -> dict[str, Any]:
 
 def format_report(result: dict[str, Any]) -> str:
     """Text report: benchmark_model's figures per configuration, the best marked."""
-    lines = [f"Model: {result['model']}",
-             f"  sha256 {result['model_sha256']}, runtime LiteRT {result['runtime_version']}",
-             f"  load {result['load_ms']:.2f} ms; model memory: RssAnon "
-             f"{result['model_memory_mb']['rss_anon_mb']:+.1f} MB, Pss "
-             f"{result['model_memory_mb']['pss_mb']:+.1f} MB"]
+    lines = [
+        f"Model: {result['model']}",
+        f"  sha256 {result['model_sha256']}, runtime LiteRT {result['runtime_version']}",
+        f"  load {result['load_ms']:.2f} ms; model memory: RssAnon "
+        f"{result['model_memory_mb']['rss_anon_mb']:+.1f} MB, Pss "
+        f"{result['model_memory_mb']['pss_mb']:+.1f} MB",
+    ]
     s = result["settings"]
-    lines.append(f"  {s['runs']} runs per configuration in {s['rounds']} interleaved rounds, "
-                 f"inputs: {s['inputs']}" + (" (stopped at --max-secs)" if s["stopped_early"]
-                                             else ""))
+    lines.append(
+        f"  {s['runs']} runs per configuration in {s['rounds']} interleaved rounds, "
+        f"inputs: {s['inputs']}" + (" (stopped at --max-secs)" if s["stopped_early"] else "")
+    )
     for r in result["configs"]:
         lat = r["latency_ms"]
         mark = "  <== best" if r["best"] and len(result["configs"]) > 1 else ""
         lines.append("")
         lines.append(f"[{r['label']}] Accelerator: {r['accelerator']}{mark}")
-        lines.extend(f"  fallback {e['from']} -> {e['to'] or 'none'} at {e['stage']}: "
-                     f"{e['error']}" for e in r["fallbacks"])
-        lines.append(f"  Init: {r['init_ms']:.2f} ms (load {r['load_ms']:.2f} ms, compile "
-                     f"{r['compile_ms']:.2f} ms)")
+        lines.extend(
+            f"  fallback {e['from']} -> {e['to'] or 'none'} at {e['stage']}: {e['error']}"
+            for e in r["fallbacks"]
+        )
+        lines.append(
+            f"  Init: {r['init_ms']:.2f} ms (load {r['load_ms']:.2f} ms, compile "
+            f"{r['compile_ms']:.2f} ms)"
+        )
         lines.append(f"  First inference: {r['first_inference_ms']:.3f} ms")
         if r["warmup_ms"] is not None:
             lines.append(f"  Warmup ({s['warmup']} runs): mean {r['warmup_ms']:.3f} ms")
-        lines.append(f"  Inference ({r['runs']} runs): mean {lat['mean']:.3f} ms, std "
-                     f"{lat['std']:.3f}, p50 {lat['p50']:.3f}, p90 {lat['p90']:.3f}, p99 "
-                     f"{lat['p99']:.3f}, max {lat['max']:.3f}")
+        lines.append(
+            f"  Inference ({r['runs']} runs): mean {lat['mean']:.3f} ms, std "
+            f"{lat['std']:.3f}, p50 {lat['p50']:.3f}, p90 {lat['p90']:.3f}, p99 "
+            f"{lat['p99']:.3f}, max {lat['max']:.3f}"
+        )
         lines.append(f"  Throughput: {r['throughput_per_s']:.1f} inferences/s")
         m = r["memory_mb"]
-        lines.append(f"  Memory of this configuration: RssAnon {m['rss_anon_mb']:+.1f} MB, "
-                     f"Pss {m['pss_mb']:+.1f} MB")
+        lines.append(
+            f"  Memory of this configuration: RssAnon {m['rss_anon_mb']:+.1f} MB, "
+            f"Pss {m['pss_mb']:+.1f} MB"
+        )
     lines.append("")
     lines.append(f"Peak RSS: {result['peak_rss_mb']:.1f} MB")
     prof = result.get("_profile")
@@ -563,9 +604,24 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CSV_FIELDS = ("label", "accelerator", "threads", "workers", "runs", "init_ms",
-              "first_inference_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-              "throughput_per_s", "rss_anon_mb", "pss_mb", "best")
+CSV_FIELDS = (
+    "label",
+    "accelerator",
+    "threads",
+    "workers",
+    "runs",
+    "init_ms",
+    "first_inference_ms",
+    "mean_ms",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "throughput_per_s",
+    "rss_anon_mb",
+    "pss_mb",
+    "best",
+)
 
 
 def to_csv(result: dict[str, Any]) -> str:
@@ -578,10 +634,24 @@ def to_csv(result: dict[str, Any]) -> str:
     w.writerow(CSV_FIELDS)
     for r in result["configs"]:
         lat = r["latency_ms"]
-        w.writerow([r["label"], r["accelerator"], r["threads"] or "", r["workers"] or "",
-                    r["runs"], f"{r['init_ms']:.3f}", f"{r['first_inference_ms']:.3f}",
-                    f"{lat['mean']:.4f}", f"{lat['p50']:.4f}", f"{lat['p90']:.4f}",
-                    f"{lat['p99']:.4f}", f"{lat['max']:.4f}", f"{r['throughput_per_s']:.3f}",
-                    f"{r['memory_mb']['rss_anon_mb']:.2f}", f"{r['memory_mb']['pss_mb']:.2f}",
-                    int(r["best"])])
+        w.writerow(
+            [
+                r["label"],
+                r["accelerator"],
+                r["threads"] or "",
+                r["workers"] or "",
+                r["runs"],
+                f"{r['init_ms']:.3f}",
+                f"{r['first_inference_ms']:.3f}",
+                f"{lat['mean']:.4f}",
+                f"{lat['p50']:.4f}",
+                f"{lat['p90']:.4f}",
+                f"{lat['p99']:.4f}",
+                f"{lat['max']:.4f}",
+                f"{r['throughput_per_s']:.3f}",
+                f"{r['memory_mb']['rss_anon_mb']:.2f}",
+                f"{r['memory_mb']['pss_mb']:.2f}",
+                int(r["best"]),
+            ]
+        )
     return buf.getvalue()

@@ -66,45 +66,97 @@ def _seconds(text: str) -> float:
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Add ``bench``'s arguments to ``p``."""
     p.add_argument("model", nargs="?", default=None, help="the .tflite file (default: bundled)")
-    p.add_argument("--runs", type=_int_at_least(1), default=50,
-                   help="measured runs per configuration")
-    p.add_argument("--warmup", type=_int_at_least(0), default=5,
-                   help="unmeasured runs after the first")
-    p.add_argument("--rounds", type=_int_at_least(1), default=None,
-                   help="interleaved rounds over the configurations (default: runs/10, <= 5)")
-    p.add_argument("--threads", default=None, metavar="N[,N...]",
-                   help="CPU threads per instance, or a sweep like 1,2,4")
-    p.add_argument("--workers", default=None, metavar="N[,N...]",
-                   help="benchmark a pool with N workers, or sweep 1,2,4 (default: a session)")
-    p.add_argument("--clients", type=_int_at_least(1), default=None,
-                   help="closed-loop client threads per pool (default: 2 x workers)")
-    p.add_argument("--accelerator", default="cpu", metavar="A[,A...]",
-                   help="cpu, gpu, npu, auto, plugin:/path/lib.so; a comma list sweeps, "
-                        "'npu>gpu' is one preference list (always ending on the CPU)")
-    p.add_argument("--plugin-option", action="append", metavar="KEY=VALUE",
-                   help="option for a delegate plugin (repeatable)")
-    p.add_argument("--inputs", default=None, metavar="FILE.npz|DIR",
-                   help="real inputs: arrays named after the inputs (or in order; a leading "
-                        "N stacks N samples), or a folder of such .npz files")
-    p.add_argument("--input-range", default=None, metavar="LOW,HIGH",
-                   help="range of the random inputs (default [0,1) floats, [-100,100] ints); "
-                        "write --input-range=-1,1 when LOW is negative")
-    p.add_argument("--max-secs", type=_seconds, default=None,
-                   help="stop measuring after this many seconds")
-    p.add_argument("--run-delay", type=_seconds, default=0.0, metavar="SECS",
-                   help="sleep after each run (like benchmark_model --run_delay)")
-    p.add_argument("--profile", action="store_true",
-                   help="profile the best configuration op by op")
+    p.add_argument(
+        "--runs", type=_int_at_least(1), default=50, help="measured runs per configuration"
+    )
+    p.add_argument(
+        "--warmup", type=_int_at_least(0), default=5, help="unmeasured runs after the first"
+    )
+    p.add_argument(
+        "--rounds",
+        type=_int_at_least(1),
+        default=None,
+        help="interleaved rounds over the configurations (default: runs/10, <= 5)",
+    )
+    p.add_argument(
+        "--threads",
+        default=None,
+        metavar="N[,N...]",
+        help="CPU threads per instance, or a sweep like 1,2,4",
+    )
+    p.add_argument(
+        "--workers",
+        default=None,
+        metavar="N[,N...]",
+        help="benchmark a pool with N workers, or sweep 1,2,4 (default: a session)",
+    )
+    p.add_argument(
+        "--clients",
+        type=_int_at_least(1),
+        default=None,
+        help="closed-loop client threads per pool (default: 2 x workers)",
+    )
+    p.add_argument(
+        "--accelerator",
+        default="cpu",
+        metavar="A[,A...]",
+        help="cpu, gpu, npu, auto, plugin:/path/lib.so; a comma list sweeps, "
+        "'npu>gpu' is one preference list (always ending on the CPU)",
+    )
+    p.add_argument(
+        "--plugin-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option for a delegate plugin (repeatable)",
+    )
+    p.add_argument(
+        "--inputs",
+        default=None,
+        metavar="FILE.npz|DIR",
+        help="real inputs: arrays named after the inputs (or in order; a leading "
+        "N stacks N samples), or a folder of such .npz files",
+    )
+    p.add_argument(
+        "--input-range",
+        default=None,
+        metavar="LOW,HIGH",
+        help="range of the random inputs (default [0,1) floats, [-100,100] ints); "
+        "write --input-range=-1,1 when LOW is negative",
+    )
+    p.add_argument(
+        "--max-secs", type=_seconds, default=None, help="stop measuring after this many seconds"
+    )
+    p.add_argument(
+        "--run-delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECS",
+        help="sleep after each run (like benchmark_model --run_delay)",
+    )
+    p.add_argument("--profile", action="store_true", help="profile the best configuration op by op")
     p.add_argument("--profile-runs", type=_int_at_least(1), default=None, help="profiled runs")
-    p.add_argument("--profile-out", action="append", default=[], metavar="FILE",
-                   help="write the profile: .json, .csv or .trace.json (Chrome/Perfetto)")
+    p.add_argument(
+        "--profile-out",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write the profile: .json, .csv or .trace.json (Chrome/Perfetto)",
+    )
     p.add_argument("--top", type=_int_at_least(1), default=15, help="rows of the per-op top list")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--csv", default=None, metavar="FILE", help="write one CSV line per config")
-    p.add_argument("--plot", default=None, metavar="FILE.png",
-                   help="write latency histograms/percentiles and the profile (matplotlib)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: only on a terminal)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        help="write latency histograms/percentiles and the profile (matplotlib)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: only on a terminal)",
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -137,10 +189,20 @@ def run_bench(args: argparse.Namespace) -> int:
         plugin_options = acc.parse_plugin_options(args.plugin_option)
     configs = engine.configurations(accelerators, threads, workers)
     result = engine.bench(
-        args.model, configs=configs, runs=args.runs, warmup=args.warmup, rounds=args.rounds,
-        clients=args.clients, inputs=args.inputs, input_range=engine.parse_range(args.input_range),
-        max_secs=args.max_secs, run_delay=args.run_delay, plugin_options=plugin_options,
-        profile=args.profile, profile_runs=args.profile_runs, progress=args.progress,
+        args.model,
+        configs=configs,
+        runs=args.runs,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        clients=args.clients,
+        inputs=args.inputs,
+        input_range=engine.parse_range(args.input_range),
+        max_secs=args.max_secs,
+        run_delay=args.run_delay,
+        plugin_options=plugin_options,
+        profile=args.profile,
+        profile_runs=args.profile_runs,
+        progress=args.progress,
     )
     result["_top"] = args.top
     prof = result.get("_profile")
@@ -170,9 +232,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``bench`` subcommand to an ``edgepipe`` parser's subparsers."""
-    p = subparsers.add_parser("bench", help="benchmark a model: sweeps, profiles, plots",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark a model: sweeps, profiles, plots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_bench_arguments(p)
     p.set_defaults(func=run_bench)
 
@@ -186,8 +251,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m edgepipe.profiling.cli`` (the same as ``edgepipe bench``)."""
-    parser = _Parser(prog="edgepipe bench", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="edgepipe bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
     try:

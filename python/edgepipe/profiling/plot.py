@@ -44,12 +44,22 @@ def _profile_axes(ax: Any, prof: dict[str, Any], top: int = 15) -> None:
     from matplotlib.patches import Patch
 
     engines = sorted({r["engine"] for r in prof["ops"]})
-    ax.legend(handles=[Patch(color=_engine_colour(e),
-                             label=f"{e} {prof['by_engine_percent'][e]:.1f}% of op time")
-                       for e in engines], fontsize=7, loc="lower right")
-    ax.set_title(f"top {len(rows)} ops ({prof['accelerator']}, threads "
-                 f"{prof['threads'] or 'default'}); per-op sum = "
-                 f"{100 * prof['coverage']:.0f}% of wall", fontsize=9)
+    ax.legend(
+        handles=[
+            Patch(
+                color=_engine_colour(e), label=f"{e} {prof['by_engine_percent'][e]:.1f}% of op time"
+            )
+            for e in engines
+        ],
+        fontsize=7,
+        loc="lower right",
+    )
+    ax.set_title(
+        f"top {len(rows)} ops ({prof['accelerator']}, threads "
+        f"{prof['threads'] or 'default'}); per-op sum = "
+        f"{100 * prof['coverage']:.0f}% of wall",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3, axis="x")
 
 
@@ -62,12 +72,16 @@ def plot_bench(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     lat_lists: Sequence[Sequence[float]] = result.get("_latencies_ms") or [[] for _ in configs]
     prof = result.get("profile")
     panels = 3 + (1 if prof else 0)
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9)) if panels == 4 else \
-        plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = (
+        plt.subplots(2, 2, figsize=(13, 9))
+        if panels == 4
+        else plt.subplots(1, 3, figsize=(16, 4.8))
+    )
     flat = list(np.ravel(axes))
     best = result["best"]["index"]
-    labels = [("* " if i == best and len(configs) > 1 else "") + c["label"]
-              for i, c in enumerate(configs)]
+    labels = [
+        ("* " if i == best and len(configs) > 1 else "") + c["label"] for i, c in enumerate(configs)
+    ]
     colours = plt.get_cmap("tab10")
 
     # 1. latency histograms, log-spaced bins shared by every configuration
@@ -78,8 +92,14 @@ def plot_bench(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
         bins = np.geomspace(lo * 0.95, hi * 1.05, 40) if hi > lo else 20
         for i, lat in enumerate(lat_lists):
             if lat:
-                ax.hist(lat, bins=bins, histtype="step", linewidth=2 if i == best else 1.2,
-                        color=colours(i % 10), label=labels[i])
+                ax.hist(
+                    lat,
+                    bins=bins,
+                    histtype="step",
+                    linewidth=2 if i == best else 1.2,
+                    color=colours(i % 10),
+                    label=labels[i],
+                )
         if hi / max(lo, 1e-9) > 3:
             ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
@@ -93,8 +113,12 @@ def plot_bench(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     keys = ("p50", "p90", "p99")
     width = 0.8 / len(keys)
     for j, k in enumerate(keys):
-        ax.bar([i + (j - 1) * width for i in range(len(configs))],
-               [c["latency_ms"][k] for c in configs], width, label=k)
+        ax.bar(
+            [i + (j - 1) * width for i in range(len(configs))],
+            [c["latency_ms"][k] for c in configs],
+            width,
+            label=k,
+        )
     ax.set_xticks(range(len(configs)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=7)
     ax.set_ylabel("latency (ms)")
@@ -104,10 +128,13 @@ def plot_bench(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
     # 3. throughput
     ax = flat[2]
-    ax.bar(range(len(configs)), [c["throughput_per_s"] for c in configs],
-           color=[colours(i % 10) for i in range(len(configs))],
-           edgecolor=["black" if i == best else "none" for i in range(len(configs))],
-           linewidth=2)
+    ax.bar(
+        range(len(configs)),
+        [c["throughput_per_s"] for c in configs],
+        color=[colours(i % 10) for i in range(len(configs))],
+        edgecolor=["black" if i == best else "none" for i in range(len(configs))],
+        linewidth=2,
+    )
     ax.set_xticks(range(len(configs)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=7)
     ax.set_ylabel("inferences / s")
@@ -117,9 +144,12 @@ def plot_bench(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     if prof:
         _profile_axes(flat[3], prof)
     name = os.path.basename(result["model"])
-    fig.suptitle(f"edgepipe bench {name} (LiteRT {result['runtime_version']}, "
-                 f"{result['settings']['runs']} runs per configuration, "
-                 f"{os.cpu_count()} CPUs)", fontsize=11)
+    fig.suptitle(
+        f"edgepipe bench {name} (LiteRT {result['runtime_version']}, "
+        f"{result['settings']['runs']} runs per configuration, "
+        f"{os.cpu_count()} CPUs)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -136,8 +166,9 @@ def plot_profile(profile: Any, path: str | os.PathLike[str], top: int = 20) -> N
     plt.close(fig)
 
 
-def plot_benchmark_report(report: dict[str, Any], path: str | os.PathLike[str],
-                          memory_contenders: Sequence[str] = ()) -> None:
+def plot_benchmark_report(
+    report: dict[str, Any], path: str | os.PathLike[str], memory_contenders: Sequence[str] = ()
+) -> None:
     """Throughput vs workers per model (with peer lines) and RSS per extra instance,
     for the report of ``benchmarks/run_benchmarks.py``."""
     plt = _pyplot()
@@ -151,19 +182,25 @@ def plot_benchmark_report(report: dict[str, Any], path: str | os.PathLike[str],
     for ax in flat_axes[panels:]:
         ax.set_visible(False)
     axes = flat_axes[:panels]
-    labels = {"pool": "edgepipe Pool (N workers)", "interpreter": "Interpreter x N threads",
-              "compiled_model": "CompiledModel x N threads",
-              "bare_loop": "bare C++ loop x N threads (ceiling)"}
+    labels = {
+        "pool": "edgepipe Pool (N workers)",
+        "interpreter": "Interpreter x N threads",
+        "compiled_model": "CompiledModel x N threads",
+        "bare_loop": "bare C++ loop x N threads (ceiling)",
+    }
     for ax, name in zip(axes, models):
         tp = report["models"][name]["throughput"]
         xs: list[int] = []
-        for key, style in (("pool", "o-"), ("interpreter", "s--"), ("compiled_model", "^:"),
-                           ("bare_loop", "k-")):
+        for key, style in (
+            ("pool", "o-"),
+            ("interpreter", "s--"),
+            ("compiled_model", "^:"),
+            ("bare_loop", "k-"),
+        ):
             if key not in tp:
                 continue
             xs = sorted(int(k) for k in tp[key])
-            ax.plot(xs, [tp[key][str(x)]["throughput_per_s"] for x in xs], style,
-                    label=labels[key])
+            ax.plot(xs, [tp[key][str(x)]["throughput_per_s"] for x in xs], style, label=labels[key])
         role = report["models"][name].get("role", "")
         ax.set_title(f"{name} ({role})", fontsize=9)
         values = [v["throughput_per_s"] for k in tp for v in tp[k].values()]
@@ -179,10 +216,10 @@ def plot_benchmark_report(report: dict[str, Any], path: str | os.PathLike[str],
         ax = axes[panels - 1]
         width = 0.2
         for i, c in enumerate(memory_contenders):
-            vals = [report["models"][n]["memory"][c]["extra_instance_mb"]["RssAnon"]
-                    for n in mem_models]
-            ax.bar([j + (i - 1.5) * width for j in range(len(mem_models))], vals, width,
-                   label=c)
+            vals = [
+                report["models"][n]["memory"][c]["extra_instance_mb"]["RssAnon"] for n in mem_models
+            ]
+            ax.bar([j + (i - 1.5) * width for j in range(len(mem_models))], vals, width, label=c)
         ax.set_xticks(range(len(mem_models)))
         ax.set_xticklabels(mem_models, rotation=20, fontsize=7)
         ax.set_ylabel("RssAnon per extra instance (MB)")

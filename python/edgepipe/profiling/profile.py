@@ -56,13 +56,13 @@ MAX_EVENTS = 512 * 1024
 class OpRow:
     """One op node (or runtime phase) over all profiled runs."""
 
-    name: str          # op type as the engine names it
-    node: str          # "node 12" (interpreter node) or "xnnpack 0:3" (delegate partition:op)
-    engine: str        # "XNNPACK", "builtin", "delegate:<accelerator>", "runtime"
-    count: int         # times it ran over all runs
+    name: str  # op type as the engine names it
+    node: str  # "node 12" (interpreter node) or "xnnpack 0:3" (delegate partition:op)
+    engine: str  # "XNNPACK", "builtin", "delegate:<accelerator>", "runtime"
+    count: int  # times it ran over all runs
     total_us: float
-    avg_us: float      # per call
-    percent: float     # share of the summed per-op time (rows add up to 100)
+    avg_us: float  # per call
+    percent: float  # share of the summed per-op time (rows add up to 100)
     per_run_us: float  # total divided by the number of runs
 
 
@@ -89,10 +89,10 @@ class Profile:
     threads: int | None
     runs: int
     ops: list[OpRow]
-    wall_us: list[float]                 # per run, measured around the runtime's run call
-    op_sum_us: list[float]               # per run, sum of the rows' events
-    summary: str                         # LiteRT's benchmark_model-style text
-    layout: str                          # event layout used ("summary-only" if refused)
+    wall_us: list[float]  # per run, measured around the runtime's run call
+    op_sum_us: list[float]  # per run, sum of the rows' events
+    summary: str  # LiteRT's benchmark_model-style text
+    layout: str  # event layout used ("summary-only" if refused)
     layout_note: str = ""
     dropped: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -141,8 +141,9 @@ class Profile:
         for (name, engine), rows in groups.items():
             t = sum(r.total_us for r in rows)
             c = sum(r.count for r in rows)
-            out.append(TypeRow(name, engine, len(rows), c, t, t / c if c else 0.0,
-                               100.0 * t / total))
+            out.append(
+                TypeRow(name, engine, len(rows), c, t, t / c if c else 0.0, 100.0 * t / total)
+            )
         return sorted(out, key=lambda r: -r.total_us)
 
     def by_engine(self) -> dict[str, float]:
@@ -174,7 +175,8 @@ class Profile:
             # Wall time in no profiled event: LiteRT::Run's own work between
             # its instrumented phases, and preemption. Tens of µs per run.
             "unattributed_us_per_run": (self.total_wall_us - self.total_op_us) / self.runs
-            if self.runs else 0.0,
+            if self.runs
+            else 0.0,
             "within_15_percent": self.check(0.15),
             "event_layout": self.layout,
             "event_layout_note": self.layout_note,
@@ -192,11 +194,22 @@ class Profile:
         """One line per row: name, node, engine, count, total_us, avg_us, percent."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["name", "node", "engine", "count", "total_us", "avg_us", "percent",
-                    "per_run_us"])
+        w.writerow(
+            ["name", "node", "engine", "count", "total_us", "avg_us", "percent", "per_run_us"]
+        )
         for r in self.ops:
-            w.writerow([r.name, r.node, r.engine, r.count, f"{r.total_us:.3f}",
-                        f"{r.avg_us:.3f}", f"{r.percent:.3f}", f"{r.per_run_us:.3f}"])
+            w.writerow(
+                [
+                    r.name,
+                    r.node,
+                    r.engine,
+                    r.count,
+                    f"{r.total_us:.3f}",
+                    f"{r.avg_us:.3f}",
+                    f"{r.percent:.3f}",
+                    f"{r.per_run_us:.3f}",
+                ]
+            )
         return buf.getvalue()
 
     def to_chrome_trace(self) -> dict[str, Any]:
@@ -212,41 +225,90 @@ class Profile:
         pid = 1
         names = {0: "runs", 1: "runtime", 2: "builtin kernels", 3: "delegate ops (placed)"}
         for tid, name in names.items():
-            trace.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
-                          "args": {"name": name}})
-        trace.append({"ph": "M", "name": "process_name", "pid": pid,
-                      "args": {"name": f"edgepipe profile: {self.model} on {self.accelerator}"}})
+            trace.append(
+                {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}
+            )
+        trace.append(
+            {
+                "ph": "M",
+                "name": "process_name",
+                "pid": pid,
+                "args": {"name": f"edgepipe profile: {self.model} on {self.accelerator}"},
+            }
+        )
         by_run: dict[int, list[dict[str, Any]]] = {}
         for e in self.events:
             by_run.setdefault(e["run"], []).append(e)
         origin = self.run_start_us[0] if self.run_start_us else 0
         for k, start in enumerate(self.run_start_us):
-            trace.append({"ph": "X", "name": f"run {k}", "cat": "run", "pid": pid, "tid": 0,
-                          "ts": start - origin, "dur": self.wall_us[k]})
+            trace.append(
+                {
+                    "ph": "X",
+                    "name": f"run {k}",
+                    "cat": "run",
+                    "pid": pid,
+                    "tid": 0,
+                    "ts": start - origin,
+                    "dur": self.wall_us[k],
+                }
+            )
         for k, events in sorted(by_run.items()):
             run_start = self.run_start_us[k] if k < len(self.run_start_us) else origin
-            invoke = next((e for e in events if e["type"] == DEFAULT and e["tag"] == "Invoke"),
-                          None)
+            invoke = next(
+                (e for e in events if e["type"] == DEFAULT and e["tag"] == "Invoke"), None
+            )
             cursor = (invoke["start_us"] if invoke else run_start) - origin
             for e in events:
                 kind = _kind(e)
                 if kind == "runtime" or (e["type"] == DEFAULT and e["tag"] == "Invoke"):
-                    trace.append({"ph": "X", "name": e["tag"], "cat": "runtime", "pid": pid,
-                                  "tid": 1, "ts": e["start_us"] - origin,
-                                  "dur": e["elapsed_us"]})
+                    trace.append(
+                        {
+                            "ph": "X",
+                            "name": e["tag"],
+                            "cat": "runtime",
+                            "pid": pid,
+                            "tid": 1,
+                            "ts": e["start_us"] - origin,
+                            "dur": e["elapsed_us"],
+                        }
+                    )
                 elif kind == "builtin" or kind == "delegate-node":
-                    trace.append({"ph": "X", "name": e["tag"], "cat": "builtin", "pid": pid,
-                                  "tid": 2, "ts": e["start_us"] - origin,
-                                  "dur": e["elapsed_us"],
-                                  "args": {"node": e["metadata1"], "subgraph": e["metadata2"]}})
+                    trace.append(
+                        {
+                            "ph": "X",
+                            "name": e["tag"],
+                            "cat": "builtin",
+                            "pid": pid,
+                            "tid": 2,
+                            "ts": e["start_us"] - origin,
+                            "dur": e["elapsed_us"],
+                            "args": {"node": e["metadata1"], "subgraph": e["metadata2"]},
+                        }
+                    )
                 elif kind == "delegate-op":
-                    trace.append({"ph": "X", "name": e["tag"], "cat": "delegate", "pid": pid,
-                                  "tid": 3, "ts": cursor, "dur": e["elapsed_us"],
-                                  "args": {"op_index": e["metadata1"], "placed": True}})
+                    trace.append(
+                        {
+                            "ph": "X",
+                            "name": e["tag"],
+                            "cat": "delegate",
+                            "pid": pid,
+                            "tid": 3,
+                            "ts": cursor,
+                            "dur": e["elapsed_us"],
+                            "args": {"op_index": e["metadata1"], "placed": True},
+                        }
+                    )
                     cursor += e["elapsed_us"]
-        return {"traceEvents": trace, "displayTimeUnit": "ms",
-                "otherData": {"model": self.model, "accelerator": self.accelerator,
-                              "runs": self.runs, "event_layout": self.layout}}
+        return {
+            "traceEvents": trace,
+            "displayTimeUnit": "ms",
+            "otherData": {
+                "model": self.model,
+                "accelerator": self.accelerator,
+                "runs": self.runs,
+                "event_layout": self.layout,
+            },
+        }
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write by extension: ``.json`` (:meth:`to_dict`), ``.csv``,
@@ -281,21 +343,31 @@ class Profile:
             return "\n".join(lines)
         lines.append("")
         lines.append(f"Top {top} ops:")
-        lines.append(f"  {'op':<40} {'node':<12} {'engine':<10} {'count':>6} {'avg us':>9} "
-                     f"{'total us':>10} {'share':>7}")
-        lines.extend(f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.count:>6} "
-                     f"{r.avg_us:>9.1f} {r.total_us:>10.0f} {r.percent:>6.1f}%"
-                     for r in self.top(top))
+        lines.append(
+            f"  {'op':<40} {'node':<12} {'engine':<10} {'count':>6} {'avg us':>9} "
+            f"{'total us':>10} {'share':>7}"
+        )
+        lines.extend(
+            f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.count:>6} "
+            f"{r.avg_us:>9.1f} {r.total_us:>10.0f} {r.percent:>6.1f}%"
+            for r in self.top(top)
+        )
         lines.append("")
         lines.append("By op type:")
-        lines.append(f"  {'op type':<40} {'engine':<10} {'nodes':>5} {'count':>6} "
-                     f"{'avg us':>9} {'total us':>10} {'share':>7}")
-        lines.extend(f"  {t.name[:40]:<40} {t.engine:<10} {t.nodes:>5} {t.count:>6} "
-                     f"{t.avg_us:>9.1f} {t.total_us:>10.0f} {t.percent:>6.1f}%"
-                     for t in self.by_type())
+        lines.append(
+            f"  {'op type':<40} {'engine':<10} {'nodes':>5} {'count':>6} "
+            f"{'avg us':>9} {'total us':>10} {'share':>7}"
+        )
+        lines.extend(
+            f"  {t.name[:40]:<40} {t.engine:<10} {t.nodes:>5} {t.count:>6} "
+            f"{t.avg_us:>9.1f} {t.total_us:>10.0f} {t.percent:>6.1f}%"
+            for t in self.by_type()
+        )
         if self.dropped:
-            lines.append(f"  ({len(self.dropped)} events with impossible durations dropped, "
-                         f"e.g. {self.dropped[0]['tag']!r} of type {self.dropped[0]['type']})")
+            lines.append(
+                f"  ({len(self.dropped)} events with impossible durations dropped, "
+                f"e.g. {self.dropped[0]['tag']!r} of type {self.dropped[0]['type']})"
+            )
         return "\n".join(lines)
 
 
@@ -317,8 +389,9 @@ def _engine_for(accelerator: str) -> str:
     return "XNNPACK" if accelerator == "cpu" else f"delegate:{accelerator.split(':')[0]}"
 
 
-def build_rows(events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
-               ) -> tuple[list[OpRow], list[float]]:
+def build_rows(
+    events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
+) -> tuple[list[OpRow], list[float]]:
     """Rows and the per-run sum of their events, from decoded events."""
     delegate_engine = _engine_for(accelerator)
     runs_with_delegate_ops = {e["run"] for e in events if _kind(e) == "delegate-op"}
@@ -358,9 +431,12 @@ def build_rows(events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
         if not 0 <= run < runs:
             continue
         invoke = [e for e in evs if e["type"] == DEFAULT and e["tag"] == "Invoke"]
-        ops = sum(float(e["elapsed_us"]) for e in evs
-                  if _kind(e) in ("delegate-op", "builtin")
-                  or (_kind(e) == "delegate-node" and run not in runs_with_delegate_ops))
+        ops = sum(
+            float(e["elapsed_us"])
+            for e in evs
+            if _kind(e) in ("delegate-op", "builtin")
+            or (_kind(e) == "delegate-node" and run not in runs_with_delegate_ops)
+        )
         top = [e for e in evs if _kind(e) == "runtime"] + invoke
         gaps = []
         if invoke:
@@ -377,9 +453,18 @@ def build_rows(events: Sequence[Mapping[str, Any]], runs: int, accelerator: str
     rows = []
     for (name, node, engine), times in acc.items():
         t = sum(times)
-        rows.append(OpRow(name=name, node=node, engine=engine, count=len(times), total_us=t,
-                          avg_us=t / len(times), percent=100.0 * t / total,
-                          per_run_us=t / max(runs, 1)))
+        rows.append(
+            OpRow(
+                name=name,
+                node=node,
+                engine=engine,
+                count=len(times),
+                total_us=t,
+                avg_us=t / len(times),
+                percent=100.0 * t / total,
+                per_run_us=t / max(runs, 1),
+            )
+        )
     return rows, per_run
 
 
@@ -407,8 +492,9 @@ def _ordered_inputs(infos: Sequence[TensorInfo], inputs: Any) -> list[np.ndarray
     return out
 
 
-def random_inputs(infos: Sequence[TensorInfo], seed: int = 0,
-                  value_range: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+def random_inputs(
+    infos: Sequence[TensorInfo], seed: int = 0, value_range: tuple[float, float] | None = None
+) -> dict[str, np.ndarray]:
     """Deterministic inputs for ``infos``: uniform in ``value_range`` (default
     [0, 1) for floats, [-100, 100] clipped to the type for integers)."""
     rng = np.random.default_rng(seed)
@@ -467,8 +553,9 @@ def profile(
         raise InputError(f"threads must be at least 1, got {threads}")
     names = [accel] if isinstance(accel, str) else list(accel)
     index_of = model.signature_index
-    core = _core.ProfiledSession(model._core, names, threads or 0, index_of(signature), True,
-                                 runtime_version())
+    core = _core.ProfiledSession(
+        model._core, names, threads or 0, index_of(signature), True, runtime_version()
+    )
     infos = model.signatures[signature].inputs if signature else model.inputs
     arrays = _ordered_inputs(infos, inputs if inputs is not None else random_inputs(infos))
     raw = core.profile(arrays, runs, warmup)
@@ -479,9 +566,11 @@ def profile(
         per_run_events[e["run"]] += 1
     if len(events) >= MAX_EVENTS or (max(per_run_events) > 0 and min(per_run_events) == 0):
         # The runtime's buffer holds MAX_EVENTS events; later runs recorded none.
-        raise InputError(f"{runs} runs overflow the runtime's profiler buffer "
-                         f"({MAX_EVENTS} events, {max(per_run_events)} per run here); "
-                         "profile fewer runs")
+        raise InputError(
+            f"{runs} runs overflow the runtime's profiler buffer "
+            f"({MAX_EVENTS} events, {max(per_run_events)} per run here); "
+            "profile fewer runs"
+        )
     accelerator_used = str(core.accelerator)
     rows, per_run = build_rows(events, runs, accelerator_used)
     return Profile(
@@ -496,8 +585,9 @@ def profile(
         summary=str(raw["summary"]),
         layout=str(raw["layout"]),
         layout_note=str(raw["layout_note"]),
-        dropped=[{"run": d[0], "tag": d[1], "type": d[2], "elapsed_us": d[4]}
-                 for d in raw["dropped"]][:20],
+        dropped=[
+            {"run": d[0], "tag": d[1], "type": d[2], "elapsed_us": d[4]} for d in raw["dropped"]
+        ][:20],
         events=events,
         run_start_us=list(raw["run_start_us"]),
     )

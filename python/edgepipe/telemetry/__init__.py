@@ -3,7 +3,8 @@
 ::
 
     from edgepipe.telemetry import Telemetry
-    tel = Telemetry(enabled=True)                    # or EDGEPIPE_TELEMETRY=1
+
+    tel = Telemetry(enabled=True)  # or EDGEPIPE_TELEMETRY=1
     tel.watch_pool(pool, name="detector", version="3", variant="B")
     session = tel.watch_session(edgepipe.Session(model), name="detector")
 
@@ -60,8 +61,14 @@ __all__ = [
 def log_events(events: list[dict[str, Any]], *, level: int = logging.WARNING) -> None:
     """Log accelerator fallback events (one line each) on the ``edgepipe`` logger."""
     for e in events:
-        logger.log(level, "accelerator fallback %s -> %s at %s: %s",
-                   e["from"], e["to"] or "none", e["stage"], e["error"])
+        logger.log(
+            level,
+            "accelerator fallback %s -> %s at %s: %s",
+            e["from"],
+            e["to"] or "none",
+            e["stage"],
+            e["error"],
+        )
 
 
 def PoolCollector(pool: Any, name: str = "default", **labels: str) -> Any:

@@ -19,7 +19,7 @@ LABELS: dict[str, str] = {
     "accelerator": "what the work ran on after fallback: cpu, gpu, npu, plugin (never a path)",
     "variant": "the OTA variant or A/B arm given when watching ('' if none)",
     "device_class": "coarse class of the machine: os/arch/cores bucket/memory bucket, "
-                    "e.g. linux/x86_64/c2/m8g (no identifier)",
+    "e.g. linux/x86_64/c2/m8g (no identifier)",
 }
 
 #: The histogram bucket bounds, in seconds: powers of sqrt(2) from 1 µs to
@@ -34,33 +34,56 @@ HISTOGRAM_RESOLUTION = "buckets at powers of sqrt(2) from 1 us to 16.8 s (41% wi
 class Field:
     """One exported metric."""
 
-    name: str            # base name (Prometheus adds _total/_bucket/... suffixes)
-    kind: str            # "counter" | "histogram" | "gauge"
+    name: str  # base name (Prometheus adds _total/_bucket/... suffixes)
+    kind: str  # "counter" | "histogram" | "gauge"
     unit: str
     extra_labels: tuple[str, ...]
     description: str
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("edgepipe_requests", "counter", "1", ("outcome",),
-          "requests by outcome: completed, failed, rejected (queue full), dropped "
-          "(keep_latest), expired (deadline), cancelled"),
-    Field("edgepipe_latency_seconds", "histogram", "s", (),
-          "time the model ran per request (Session: the whole run call); "
-          + HISTOGRAM_RESOLUTION),
-    Field("edgepipe_queue_wait_seconds", "histogram", "s", (),
-          "time a pool request waited in the queue (pools only); " + HISTOGRAM_RESOLUTION),
-    Field("edgepipe_fallbacks", "counter", "1", ("from_accelerator", "stage"),
-          "accelerator fallbacks by the accelerator left and the stage it failed at "
-          "(policy, library_load, accelerator_init, compile, first_run, run, retired)"),
-    Field("edgepipe_weight_cache_events", "counter", "1", ("event",),
-          "XNNPACK weight-cache events: 'unusable' (the session ran without the cache)"),
+    Field(
+        "edgepipe_requests",
+        "counter",
+        "1",
+        ("outcome",),
+        "requests by outcome: completed, failed, rejected (queue full), dropped "
+        "(keep_latest), expired (deadline), cancelled",
+    ),
+    Field(
+        "edgepipe_latency_seconds",
+        "histogram",
+        "s",
+        (),
+        "time the model ran per request (Session: the whole run call); " + HISTOGRAM_RESOLUTION,
+    ),
+    Field(
+        "edgepipe_queue_wait_seconds",
+        "histogram",
+        "s",
+        (),
+        "time a pool request waited in the queue (pools only); " + HISTOGRAM_RESOLUTION,
+    ),
+    Field(
+        "edgepipe_fallbacks",
+        "counter",
+        "1",
+        ("from_accelerator", "stage"),
+        "accelerator fallbacks by the accelerator left and the stage it failed at "
+        "(policy, library_load, accelerator_init, compile, first_run, run, retired)",
+    ),
+    Field(
+        "edgepipe_weight_cache_events",
+        "counter",
+        "1",
+        ("event",),
+        "XNNPACK weight-cache events: 'unusable' (the session ran without the cache)",
+    ),
     Field("edgepipe_workers", "gauge", "1", (), "workers of a pool (1 for a session)"),
 )
 
 #: Outcomes of the edgepipe_requests counter.
-OUTCOMES: tuple[str, ...] = ("completed", "failed", "rejected", "dropped", "expired",
-                             "cancelled")
+OUTCOMES: tuple[str, ...] = ("completed", "failed", "rejected", "dropped", "expired", "cancelled")
 
 
 def field(name: str) -> Field:

@@ -158,8 +158,9 @@ def _event_list(obj: Any) -> list[dict[str, Any]]:
     return list(events)
 
 
-def _count_events(events: Iterable[Mapping[str, Any]]
-                  ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+def _count_events(
+    events: Iterable[Mapping[str, Any]],
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
     fallbacks: dict[tuple[str, str], int] = {}
     cache: dict[str, int] = {}
     for e in events:
@@ -195,9 +196,13 @@ class PoolSource:
     def snapshot(self) -> Snapshot:
         s = self._pool.stats()
         accels = sorted({_accelerator_label(a) for a in s.get("worker_accelerators", [])})
-        labels = Labels(**{**self.labels.as_dict(),
-                           "accelerator": "+".join(accels) or self.labels.accelerator,
-                           "model_sha": _sha12(self._pool.model) or self.labels.model_sha})
+        labels = Labels(
+            **{
+                **self.labels.as_dict(),
+                "accelerator": "+".join(accels) or self.labels.accelerator,
+                "model_sha": _sha12(self._pool.model) or self.labels.model_sha,
+            }
+        )
         fallbacks, cache = _count_events(_event_list(self._pool))
         return Snapshot(
             labels=labels,
@@ -246,8 +251,14 @@ class MeteredSession:
         with self._lock:
             latency = HistogramData(list(self._latency.counts), self._latency.sum_s)
             requests = dict(self._requests)
-        return Snapshot(labels=self.labels, requests=requests, latency=latency,
-                        fallbacks=fallbacks, weight_cache=cache, workers=1)
+        return Snapshot(
+            labels=self.labels,
+            requests=requests,
+            latency=latency,
+            fallbacks=fallbacks,
+            weight_cache=cache,
+            workers=1,
+        )
 
 
 class VariantStatsSource:
@@ -320,31 +331,41 @@ class Telemetry:
             self._device_class = device_class()
         return self._device_class
 
-    def _labels(self, model: Any, accelerator: str, name: str | None, version: str,
-                variant: str) -> Labels:
-        return Labels(model=_model_name(model, name), model_version=str(version),
-                      model_sha=_sha12(model), accelerator=_accelerator_label(accelerator),
-                      variant=str(variant), device_class=self.device_class)
+    def _labels(
+        self, model: Any, accelerator: str, name: str | None, version: str, variant: str
+    ) -> Labels:
+        return Labels(
+            model=_model_name(model, name),
+            model_version=str(version),
+            model_sha=_sha12(model),
+            accelerator=_accelerator_label(accelerator),
+            variant=str(variant),
+            device_class=self.device_class,
+        )
 
-    def watch_pool(self, pool: Any, *, name: str | None = None, version: str = "",
-                   variant: str = "") -> PoolSource:
+    def watch_pool(
+        self, pool: Any, *, name: str | None = None, version: str = "", variant: str = ""
+    ) -> PoolSource:
         """Export a pool's metrics (read from ``pool.stats()`` at export time)."""
         self._require_enabled()
         src = PoolSource(pool, self._labels(pool.model, "cpu", name, version, variant))
         self.add_source(src)
         return src
 
-    def watch_session(self, session: Any, *, name: str | None = None, version: str = "",
-                      variant: str = "") -> MeteredSession:
+    def watch_session(
+        self, session: Any, *, name: str | None = None, version: str = "", variant: str = ""
+    ) -> MeteredSession:
         """Return a metered wrapper of ``session``; use it in place of the session."""
         self._require_enabled()
-        metered = MeteredSession(session, self._labels(session.model, session.accelerator, name,
-                                                       version, variant))
+        metered = MeteredSession(
+            session, self._labels(session.model, session.accelerator, name, version, variant)
+        )
         self.add_source(metered)
         return metered
 
-    def watch_variants(self, stats: Any, *, model: Any = None, name: str | None = None,
-                       version: str = "") -> VariantStatsSource:
+    def watch_variants(
+        self, stats: Any, *, model: Any = None, name: str | None = None, version: str = ""
+    ) -> VariantStatsSource:
         """Export OTA per-variant statistics (an ``edgepipe.ota`` ``VariantStats``)."""
         self._require_enabled()
         src = VariantStatsSource(stats, self._labels(model, "cpu", name, version, ""))

@@ -8,7 +8,7 @@ and POSTs it to the collector's ``/v1/metrics``::
     tel = Telemetry(enabled=True)
     tel.watch_pool(pool, name="detector")
     exporter = tel.otlp_exporter("http://127.0.0.1:4318/v1/metrics", interval_s=30)
-    exporter.start()          # background pushes; exporter.close() pushes a last time
+    exporter.start()  # background pushes; exporter.close() pushes a last time
 
 The request is written with the OpenTelemetry protobuf definitions themselves
 rather than the SDK's instruments: edgepipe's histograms are aggregated in
@@ -45,8 +45,9 @@ def _require() -> Any:
     return metrics_service_pb2
 
 
-def build_request(snapshots: list[Snapshot], start_time_unix: float,
-                  service_name: str = "edgepipe") -> Any:
+def build_request(
+    snapshots: list[Snapshot], start_time_unix: float, service_name: str = "edgepipe"
+) -> Any:
     """The ``ExportMetricsServiceRequest`` for ``snapshots``."""
     metrics_service_pb2 = _require()
     from opentelemetry.proto.common.v1 import common_pb2
@@ -57,8 +58,10 @@ def build_request(snapshots: list[Snapshot], start_time_unix: float,
     start_ns = int(start_time_unix * 1e9)
 
     def attrs(d: dict[str, str]) -> list[Any]:
-        return [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
-                for k, v in d.items()]
+        return [
+            common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
+            for k, v in d.items()
+        ]
 
     def sum_metric(name: str, unit: str) -> Any:
         f = field(name)
@@ -70,14 +73,21 @@ def build_request(snapshots: list[Snapshot], start_time_unix: float,
     requests = sum_metric("edgepipe_requests", "1")
     fallbacks = sum_metric("edgepipe_fallbacks", "1")
     cache = sum_metric("edgepipe_weight_cache_events", "1")
-    latency = metrics_pb2.Metric(name="edgepipe_latency_seconds", unit="s",
-                                 description=field("edgepipe_latency_seconds").description)
+    latency = metrics_pb2.Metric(
+        name="edgepipe_latency_seconds",
+        unit="s",
+        description=field("edgepipe_latency_seconds").description,
+    )
     latency.histogram.aggregation_temporality = cumulative
-    queue = metrics_pb2.Metric(name="edgepipe_queue_wait_seconds", unit="s",
-                               description=field("edgepipe_queue_wait_seconds").description)
+    queue = metrics_pb2.Metric(
+        name="edgepipe_queue_wait_seconds",
+        unit="s",
+        description=field("edgepipe_queue_wait_seconds").description,
+    )
     queue.histogram.aggregation_temporality = cumulative
-    workers = metrics_pb2.Metric(name="edgepipe_workers", unit="1",
-                                 description=field("edgepipe_workers").description)
+    workers = metrics_pb2.Metric(
+        name="edgepipe_workers", unit="1", description=field("edgepipe_workers").description
+    )
     workers.gauge.SetInParent()
 
     def hist_point(target: Any, labels: dict[str, str], h: HistogramData, t_ns: int) -> None:
@@ -133,9 +143,16 @@ class OtlpExporter:
         headers: extra HTTP headers (e.g. an auth token).
     """
 
-    def __init__(self, telemetry: Telemetry, endpoint: str, *, interval_s: float = 60.0,
-                 timeout_s: float = 10.0, headers: dict[str, str] | None = None,
-                 service_name: str = "edgepipe") -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        endpoint: str,
+        *,
+        interval_s: float = 60.0,
+        timeout_s: float = 10.0,
+        headers: dict[str, str] | None = None,
+        service_name: str = "edgepipe",
+    ) -> None:
         _require()
         if not endpoint.startswith(("http://", "https://")):
             raise InputError(f"OTLP endpoint must be an http(s) URL, got {endpoint!r}")
@@ -156,14 +173,20 @@ class OtlpExporter:
         """Push once now. Raises :class:`ExportError` when the collector refuses."""
         req = build_request(self._telemetry.snapshots(), self._start, self._service)
         try:
-            resp = self._client.post(self._endpoint, content=req.SerializeToString(),
-                                     headers={"Content-Type": "application/x-protobuf"})
+            resp = self._client.post(
+                self._endpoint,
+                content=req.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
         except httpx.HTTPError as exc:
-            raise ExportError(f"cannot reach the OTLP collector at {self._endpoint}: "
-                              f"{exc}") from exc
+            raise ExportError(
+                f"cannot reach the OTLP collector at {self._endpoint}: {exc}"
+            ) from exc
         if resp.status_code >= 300:
-            raise ExportError(f"the OTLP collector at {self._endpoint} answered "
-                              f"{resp.status_code}: {resp.text[:200]}")
+            raise ExportError(
+                f"the OTLP collector at {self._endpoint} answered "
+                f"{resp.status_code}: {resp.text[:200]}"
+            )
         self.exports += 1
 
     def _loop(self) -> None:

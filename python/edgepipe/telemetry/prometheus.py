@@ -4,6 +4,7 @@ Needs the ``[prometheus]`` extra. Values are read from the sources at scrape
 time::
 
     from prometheus_client import REGISTRY, start_http_server
+
     tel = Telemetry(enabled=True)
     tel.watch_pool(pool, name="detector", version="3")
     REGISTRY.register(tel.prometheus_collector())
@@ -50,27 +51,39 @@ class TelemetryCollector:
 
         base = list(LABELS)
         snaps = self._telemetry.snapshots()
-        req = CounterMetricFamily("edgepipe_requests", field("edgepipe_requests").description,
-                                  labels=[*base, "outcome"])
-        lat = HistogramMetricFamily("edgepipe_latency_seconds",
-                                    field("edgepipe_latency_seconds").description, labels=base)
-        qw = HistogramMetricFamily("edgepipe_queue_wait_seconds",
-                                   field("edgepipe_queue_wait_seconds").description, labels=base)
-        fb = CounterMetricFamily("edgepipe_fallbacks", field("edgepipe_fallbacks").description,
-                                 labels=[*base, "from_accelerator", "stage"])
-        wc = CounterMetricFamily("edgepipe_weight_cache_events",
-                                 field("edgepipe_weight_cache_events").description,
-                                 labels=[*base, "event"])
-        wk = GaugeMetricFamily("edgepipe_workers", field("edgepipe_workers").description,
-                               labels=base)
+        req = CounterMetricFamily(
+            "edgepipe_requests", field("edgepipe_requests").description, labels=[*base, "outcome"]
+        )
+        lat = HistogramMetricFamily(
+            "edgepipe_latency_seconds", field("edgepipe_latency_seconds").description, labels=base
+        )
+        qw = HistogramMetricFamily(
+            "edgepipe_queue_wait_seconds",
+            field("edgepipe_queue_wait_seconds").description,
+            labels=base,
+        )
+        fb = CounterMetricFamily(
+            "edgepipe_fallbacks",
+            field("edgepipe_fallbacks").description,
+            labels=[*base, "from_accelerator", "stage"],
+        )
+        wc = CounterMetricFamily(
+            "edgepipe_weight_cache_events",
+            field("edgepipe_weight_cache_events").description,
+            labels=[*base, "event"],
+        )
+        wk = GaugeMetricFamily(
+            "edgepipe_workers", field("edgepipe_workers").description, labels=base
+        )
         for s in snaps:
             values = list(s.labels.as_dict().values())
             for outcome, n in s.requests.items():
                 req.add_metric([*values, outcome], float(n))
             lat.add_metric(values, _buckets(s.latency.cumulative()), sum_value=s.latency.sum_s)
             if s.queue_wait is not None:
-                qw.add_metric(values, _buckets(s.queue_wait.cumulative()),
-                              sum_value=s.queue_wait.sum_s)
+                qw.add_metric(
+                    values, _buckets(s.queue_wait.cumulative()), sum_value=s.queue_wait.sum_s
+                )
             for (acc, stage), n in sorted(s.fallbacks.items()):
                 fb.add_metric([*values, acc, stage], float(n))
             for event, n in sorted(s.weight_cache.items()):
