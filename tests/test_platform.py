@@ -21,7 +21,7 @@ _CHILD = textwrap.dedent("""
     sys.modules["resource"] = None
     import numpy as np
     import edgepipe
-    from edgepipe.bench import peak_rss_mb
+    from edgepipe.profiling.bench import peak_rss_mb
     model = edgepipe.Model.load(edgepipe.default_model_path())
     session = model.compile("cpu")                       # no weight cache: fine
     x = np.zeros(model.inputs[0].shape, model.inputs[0].dtype)

@@ -18,6 +18,14 @@ from ota_helpers import device, model_bytes, publish
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata
 
+# python-tuf stops reading a body that breaks its length limit without closing the
+# iterator; edgepipe's fetcher hangs up when the body is dropped, but a body kept
+# alive by a caught exception's traceback is only collected later, with the
+# socket, in one cycle. Known, harmless here; tracked in the closing note.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+
 
 def _installed(store, root_bytes, server, tmp_path, version="1"):
     r = store.update(server.url)

@@ -171,7 +171,7 @@ class BoundedFetcher(FetcherInterface):
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         conn, resp = self._get(url, 0)
-        return self._chunks(conn, resp, url)
+        return _Body(self._chunks(conn, resp, url), conn, resp)
 
     def fetch_from(self, url: str, start: int) -> tuple[int, Iterator[bytes]]:
         """Resume: the bytes of ``url`` from offset ``start`` (an HTTP Range request).
@@ -187,7 +187,9 @@ class BoundedFetcher(FetcherInterface):
             raise
         except Exception as e:
             raise tuf_exc.DownloadError(f"GET {url}: {type(e).__name__}: {e}") from e
-        return (start if resp.status == 206 else 0), self._chunks(conn, resp, url)
+        return (start if resp.status == 206 else 0), _Body(
+            self._chunks(conn, resp, url), conn, resp
+        )
 
     def _get(self, url: str, start: int) -> tuple[_Connection, http.client.HTTPResponse]:
         parts = urlsplit(url)
@@ -261,6 +263,33 @@ class BoundedFetcher(FetcherInterface):
         finally:
             resp.close()
             conn.close()
+
+
+class _Body(Iterator[bytes]):
+    """A response body's chunks; :meth:`close` also closes the connection when the
+    caller gives up before reading (a generator not yet started would not)."""
+
+    def __init__(
+        self, chunks: Iterator[bytes], conn: _Connection, resp: http.client.HTTPResponse
+    ) -> None:
+        self._chunks = chunks
+        self._conn = conn
+        self._resp = resp
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        self._resp.close()
+        self._conn.close()
+
+    def __del__(self) -> None:
+        # tuf stops iterating without closing when a body breaks its length
+        # limit: hang up when the body is dropped, not when the socket is.
+        self.close()
 
 
 __all__ = ["BoundedFetcher"]

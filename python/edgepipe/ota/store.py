@@ -591,7 +591,14 @@ class ModelStore:
         if st is not None and _stat.S_ISREG(st.st_mode) and 0 < st.st_size < info.length:
             have = st.st_size
         offset, chunks = tuf.fetch_from(info, have)
-        fd = self.downloads.open_write(partial, append=offset > 0)
+        try:
+            fd = self.downloads.open_write(partial, append=offset > 0)
+        except BaseException:
+            # Refused (a planted link, ...): hang up instead of leaving the socket open.
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+            raise
         done = offset
         keep = False
         try:

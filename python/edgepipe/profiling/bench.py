@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import resource
 import sys
 import threading
 import time
@@ -187,7 +186,11 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB."""
+    """Peak resident set size of this process in MB (NaN where ``resource`` is missing)."""
+    try:
+        import resource  # POSIX only: edgepipe imports on platforms without it
+    except ImportError:
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
