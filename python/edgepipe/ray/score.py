@@ -16,9 +16,9 @@ duplicates.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import Model, Pool, TensorInfo
+from .._files import atomic_write
 from .errors import RayJobError, ScoreDataError, require_ray
 from .predictor import PoolPredictor, conform
 from .shipping import ModelRef
@@ -70,16 +71,9 @@ def _write_outputs(out: Path, results: dict[str, dict[str, np.ndarray]]) -> None
     if not out.is_dir():
         raise ScoreDataError(f"{out} exists and is not a folder")
     for key, arrays in results.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz.tmp", dir=out)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **cast(dict[str, Any], arrays))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out / f"{key}.npz")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, **cast(dict[str, Any], arrays))
+        atomic_write(out / f"{key}.npz", buf.getvalue())
 
 
 def score_local(

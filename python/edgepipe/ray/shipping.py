@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import Model
+from .._files import atomic_write, cache_dir
 from ..errors import ModelError
 from .errors import require_ray
 
 
 def node_cache_dir() -> Path:
-    """Where this node keeps shipped models (``EDGEPIPE_CACHE_DIR`` or the user cache)."""
-    base = os.environ.get("EDGEPIPE_CACHE_DIR")
-    if not base:
-        import platformdirs
-
-        base = platformdirs.user_cache_dir("edgepipe")
-    return Path(base) / "ray-models"
+    """Where this node keeps shipped models (under edgepipe's cache dir)."""
+    return cache_dir() / "ray-models"
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -75,16 +70,7 @@ class ModelRef:
                 f"{self.sha256} ({self.size} bytes), got {_sha256(data)} ({len(data)} bytes)"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.sha256[:16]}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
         return path
 
     def load(self) -> Model:
