@@ -142,6 +142,15 @@ def test_model_damaged_in_transit_is_a_model_error_on_the_node(scenario):
     assert d["cache_repaired"]
 
 
+def test_evaluate_models_reports_a_model_the_nodes_refuse(scenario):
+    report, _ = scenario
+    r = report["refused"]
+    assert r["good_ok"] and r["good_outputs"] == 4
+    assert r["refused_ok"] is False
+    assert r["refused_error"].startswith("CompileError (custom_op.tflite on node "), r
+    assert "EdgepipeUnknownOp" in r["refused_error"], r
+
+
 _COMPARED = ("size", "errors", "max_abs", "mean_rel", "min_cosine", "min_top1", "accuracy")
 
 

@@ -104,6 +104,27 @@ def damaged_model(work: Path) -> dict:
     return out
 
 
+def refused_model(model, data: Path, work: Path) -> dict:
+    """evaluate_models on the default model and one whose only op is unresolvable."""
+    from edgepipe.models import generator
+    from edgepipe.ray import evaluate_models
+
+    bad = work / "custom_op.tflite"
+    bad.write_bytes(generator.build_custom_op())
+    name = model.inputs[0].name
+    samples = []
+    for p in sorted(data.glob("*.npz"))[:4]:
+        with np.load(p) as f:
+            samples.append({name: f[name][None]})
+    good, refused = evaluate_models([model, bad], samples, chunk_size=2)
+    return {
+        "good_ok": good["ok"],
+        "good_outputs": len(good.get("outputs", [])),
+        "refused_ok": refused["ok"],
+        "refused_error": refused.get("error"),
+    }
+
+
 def optimize_local_and_ray(model_path, work: Path, cli, env, address: str) -> dict:
     """``edgepipe optimize --eval`` locally and with ``--ray``: both reports."""
     import edgepipe
@@ -259,6 +280,8 @@ def main() -> int:
         report["pandas"] = pandas_batches(model, data, work)
         # 5. a model that arrives damaged is refused on the node; a poisoned cache is redone.
         report["damaged"] = damaged_model(work)
+        # 6. evaluate_models: a model no node can compile is reported, not raised.
+        report["refused"] = refused_model(model, data, work)
         # 6. optimize --eval, locally and with --ray, from the command line.
         report["optimize"] = optimize_local_and_ray(model_path, work, cli, env, cluster.address)
     finally:

@@ -160,12 +160,17 @@ def optimize(
         accelerators: where latency is measured; those that fall back to the
             CPU are reported with why, not measured twice.
         threads: CPU threads of every session (None: the runtime's default).
-        runs, warmup: interleaved latency runs per variant and accelerator.
-        select, pick: see :mod:`edgepipe.optimize.select`; when either is set
-            the chosen variant is copied to ``<stem>.selected.tflite``.
-        resize, scale, limit: image preprocessing and sample limit for folders.
+        runs: interleaved latency runs per variant and accelerator.
+        warmup: untimed runs per variant and accelerator before them.
+        select: keep variants meeting this (see :mod:`edgepipe.optimize.select`);
+            when ``select`` or ``pick`` is set the chosen variant is copied to
+            ``<stem>.selected.tflite``.
+        pick: ``smallest`` (default) or ``fastest`` of the variants kept.
+        resize: image resize for folders: ``stretch`` or ``crop``.
+        scale: image pixel range for folders: ``0,1``, ``-1,1`` or ``0,255``.
+        limit: use at most this many samples of each folder.
         evaluator: computes the eval outputs elsewhere, e.g. on a Ray cluster
-            (:func:`edgepipe.ray.evaluate_models`, what ``--ray`` passes; see
+            (:class:`edgepipe.ray.ClusterEvaluator`, what ``--ray`` passes; see
             :class:`edgepipe.optimize.measure.Evaluator`); errors, latency and
             the choice are still computed here. None: the local CPU sessions.
 

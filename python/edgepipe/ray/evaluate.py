@@ -62,7 +62,8 @@ def evaluate_chunk(
                 ms.append((time.perf_counter() - t) * 1e3)
                 outputs.append({k: np.asarray(v) for k, v in out.items()})
     except EdgepipeError as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "node_id": node_id}
+        where = f"{model.name} on node {node_id[:8]}"
+        return {"ok": False, "error": f"{type(exc).__name__} ({where}): {exc}", "node_id": node_id}
     return {"ok": True, "outputs": outputs, "ms": ms, "node_id": node_id}
 
 

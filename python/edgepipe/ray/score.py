@@ -86,6 +86,19 @@ def score_local(
         return {key: fut.result() for key, fut in futures}
 
 
+def actor_pool(ray: Any, actors: int) -> Any:
+    """Up to ``actors`` actors, all started at once; work starts when the first is ready.
+
+    Starting them all up front spreads the job over the nodes from its first
+    batch (growing from one actor, a short job can end before a second node
+    joins). Ray before 2.50 has no ``initial_size``; there the pool grows from one.
+    """
+    try:
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors)
+    except TypeError:
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=actors)
+
+
 def score_ray(
     model: Model,
     rows: Sequence[tuple[str, dict[str, Any]]],
@@ -116,7 +129,7 @@ def score_ray(
         fn_constructor_kwargs={"model": ref, "workers": workers, "node_column": NODE},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=(1, actors),
+        compute=actor_pool(ray, actors),
         num_cpus=workers,
     )
     results: dict[str, dict[str, np.ndarray]] = {}
