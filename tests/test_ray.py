@@ -252,6 +252,16 @@ def test_score_refuses_bad_inputs_with_typed_errors(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluate_models_refuses_no_samples_before_starting_ray():
+    ray = pytest.importorskip("ray")
+    from edgepipe.errors import InputError
+    from edgepipe.ray import evaluate_models
+
+    with pytest.raises(InputError, match="no samples"):
+        evaluate_models([edgepipe.default_model_path()], [])
+    assert not ray.is_initialized()
+
+
 def test_score_cli_reports_an_error_line(tmp_path):
     out = subprocess.run(
         [

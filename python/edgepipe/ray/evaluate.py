@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import Model, Session
-from ..errors import EdgepipeError
+from ..errors import EdgepipeError, InputError
 from .errors import RayJobError, require_ray
 from .shipping import ModelRef
 
@@ -96,14 +96,15 @@ def evaluate_models(
         comparisons is measured on one machine).
 
     Raises:
+        InputError: ``samples`` is empty.
         RayUnavailableError: Ray is not installed.
         RayJobError: a task failed on the cluster for a reason other than the model.
     """
+    if not samples:
+        raise InputError("no samples to evaluate: give at least one")
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, configure_logging=False)
-    if not samples:
-        raise RayJobError("no samples to evaluate")
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     per_task_cpus = max(1, threads or 1)
     if chunk_size is None:
