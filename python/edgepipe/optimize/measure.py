@@ -67,8 +67,9 @@ def run_float(session: Session, sample: dict[str, np.ndarray]) -> dict[str, Any]
 class Evaluator(Protocol):
     """Computes the eval outputs of several model files somewhere else.
 
-    ``edgepipe optimize --ray`` passes :func:`edgepipe.ray.evaluate_models` bound to
-    a cluster address. It runs every sample through every model with
+    ``edgepipe optimize --ray`` passes an :class:`edgepipe.ray.ClusterEvaluator`
+    (:func:`edgepipe.ray.evaluate_models` bound to a cluster; its ``name``, if any,
+    is the report's ``settings.evaluator``). It runs every sample through every model with
     ``run(session, sample)`` (a CPU :class:`~edgepipe.Session` with ``threads``) and
     returns one dict per model, in order: ``{"ok": True, "outputs": [one per
     sample, in order]}`` or ``{"ok": False, "error": why}``; any other keys
