@@ -218,7 +218,9 @@ def encoded(i: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("workers", "max_batch", "delay"), [(2, 8, 0.0005), (1, 16, 0.0), (3, 5, 0.002)])
+@pytest.mark.parametrize(
+    ("workers", "max_batch", "delay"), [(2, 8, 0.0005), (1, 16, 0.0), (3, 5, 0.002)]
+)
 def test_stress_every_future_resolves_once_with_its_own_result(
     generated_models: dict[str, pathlib.Path], workers: int, max_batch: int, delay: float
 ) -> None:
@@ -263,7 +265,7 @@ def test_stress_every_future_resolves_once_with_its_own_result(
                 fut.add_done_callback(lambda f, i=i: check(i, f))
                 if i % 13 == 6:
                     fut.cancel()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     workers_ = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
@@ -358,7 +360,12 @@ def test_properties_and_unbatched_stats() -> None:
         plain.run(random_inputs(plain.model, 1, seed=0)[0])
         s = plain.stats()
         assert (plain.max_batch, plain.max_batch_delay) == (1, 0.0)
-        assert (s["max_batch"], s["batches"], s["batched_requests"], s["mean_batch"]) == (1, 0, 0, 0.0)
+        assert (s["max_batch"], s["batches"], s["batched_requests"], s["mean_batch"]) == (
+            1,
+            0,
+            0,
+            0.0,
+        )
     with Pool(default_model_path(), max_batch=4, max_batch_delay=0.01) as batched:
         assert (batched.max_batch, batched.max_batch_delay) == (4, 0.01)
         assert "max_batch=4" in repr(batched)

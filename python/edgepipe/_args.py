@@ -84,7 +84,9 @@ def timeout(name: str, value: Any) -> float:
 def seconds(name: str, value: Any) -> float:
     """A finite number of seconds >= 0 (None, NaN, inf and negatives are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be a number of seconds, not {type(value).__name__} {value!r}")
+        raise InputError(
+            f"{name} must be a number of seconds, not {type(value).__name__} {value!r}"
+        )
     result = float(value)
     if not math.isfinite(result) or result < 0:
         raise InputError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
