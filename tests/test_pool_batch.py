@@ -63,7 +63,10 @@ def test_default_convnet_batched_results_identical_to_session(workers: int) -> N
     model = Model.load(default_model_path())
     items = random_inputs(model, 64, seed=1)
     want = unbatched(model, items)
-    with Pool(model, workers=workers, max_batch=8, max_batch_delay=0.002) as pool:
+    # weight_cache=True: the batch instances share the packed weights of the batch-1 ones.
+    with Pool(
+        model, workers=workers, max_batch=8, max_batch_delay=0.002, weight_cache=workers > 1
+    ) as pool:
         futures = [pool.submit(item) for item in items]
         for i, f in enumerate(futures):
             assert_identical(f.result(timeout=60), want[i], i)
