@@ -58,6 +58,17 @@ PoolOptions Checked(PoolOptions options) {
                 "workers x threads per worker must be at most " + std::to_string(kMaxPoolThreads) +
                     ", got " + std::to_string(options.workers) + " x " + std::to_string(threads));
   }
+  if (options.max_batch == 0 || options.max_batch > kMaxBatch) {
+    throw Error(ErrorKind::kInput, "max_batch must be between 1 and " + std::to_string(kMaxBatch) +
+                                       ", got " + std::to_string(options.max_batch));
+  }
+  if (!(options.max_batch_delay_seconds >= 0) ||
+      SecondsToDuration(options.max_batch_delay_seconds, "max_batch_delay") ==
+          Clock::duration::max()) {
+    throw Error(ErrorKind::kInput,
+                "max_batch_delay must be a finite number of seconds >= 0, got " +
+                    std::to_string(options.max_batch_delay_seconds));
+  }
   if (SecondsToDuration(options.callback_wait_seconds, "callback_wait") == Clock::duration::max()) {
     options.callback_wait_seconds = -1;  // inf, huge or negative: wait forever
   }
@@ -66,7 +77,10 @@ PoolOptions Checked(PoolOptions options) {
 }  // namespace
 
 Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
-    : options_(Checked(std::move(options))), queue_(options_.queue_capacity, options_.policy) {
+    : options_(Checked(std::move(options))),
+      batch_sizes_(BatchSizes(options_.max_batch)),
+      queue_(options_.queue_capacity, options_.policy, options_.max_batch,
+             SecondsToDuration(options_.max_batch_delay_seconds, "max_batch_delay")) {
   preferences_ = PreferenceList(options_.accelerators);
   const auto& signatures = model->signatures();
   if (options_.compile.signature >= signatures.size()) {
@@ -76,7 +90,12 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
   const auto& sig = signatures[options_.compile.signature];
   for (const auto* list : {&sig.inputs, &sig.outputs}) {
     for (const auto& t : *list) {
-      if (t.is_dynamic()) {
+      // A batching pool serves batch 1 of a dynamic dimension 0 (the
+      // compile checks the rest: pool/batch.h).
+      const bool batch_dim_only =
+          options_.max_batch > 1 && !t.shape.empty() && t.shape[0] < 0 &&
+          std::none_of(t.shape.begin() + 1, t.shape.end(), [](int32_t d) { return d < 0; });
+      if (t.is_dynamic() && !batch_dim_only) {
         throw Error(ErrorKind::kInput,
                     "tensor '" + t.name + "' has a dynamic shape " + ShapeText(t.shape) +
                         "; pools serve fixed shapes: resize with a Session instead");
@@ -146,6 +165,7 @@ std::vector<Pool::Slot> Pool::CompileSlots(const std::shared_ptr<Model>& model) 
     auto choice = CompileWithFallback(model, preferences_, options_.compile, &events_);
     slot.instance = std::move(choice.instance);
     slot.accelerator = std::move(choice.accelerator);
+    if (!batch_sizes_.empty()) slot.batched = CompileBatched(model, PreferenceList({slot.accelerator}));
   }
   return slots;
 }
@@ -240,6 +260,10 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
   // any time limit, 0 included) found a free worker and starts.
   // (Free since the pool started: counted by the constructor, so a request
   // made before this thread got going still finds it free.)
+  if (options_.max_batch > 1) {
+    BatchWorkerLoop(index, started);  // pool/batch.cc
+    return;
+  }
   Clock::time_point free_since = started;
   for (;;) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
@@ -460,6 +484,9 @@ PoolStats Pool::Stats() const {
     for (const auto& slot : slots_) s.worker_accelerators.push_back(slot.accelerator);
   }
   for (size_t i = 0; i < options_.workers; ++i) s.worker_runs.push_back(worker_runs_[i].load());
+  s.batches = batches_.load();
+  s.batched_requests = batched_requests_.load();
+  s.max_batch = options_.max_batch;
   {
     std::lock_guard<std::mutex> lock(callback_error_mutex_);
     s.last_callback_error = last_callback_error_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "accel/fallback.h"
+#include "pool/batch.h"
 #include "compiled/instance.h"
 #include "pool/delivery.h"
 #include "pool/histogram.h"
@@ -56,6 +57,12 @@ struct PoolOptions {
   // for them ends with kTimeout before it runs.
   std::shared_ptr<Scheduler> scheduler;
   int priority = 0;
+  // Dynamic batching (see pool/batch.h): > 1 stacks up to this many queued
+  // requests into one run (1..kMaxBatch, at most queue_capacity). A worker
+  // that finds fewer waits up to max_batch_delay_seconds for more (0: runs
+  // what is queued).
+  size_t max_batch = 1;
+  double max_batch_delay_seconds = 0;
 };
 
 struct PoolStats {
@@ -65,6 +72,10 @@ struct PoolStats {
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
   std::vector<uint64_t> worker_runs;  // requests each worker ran (load balance)
+  // Batching: runs made (one per batch, a single request included) and the
+  // requests they held; 0 without batching.
+  uint64_t batches = 0, batched_requests = 0;
+  size_t max_batch = 1;
   std::string last_callback_error;
 };
 
@@ -122,6 +133,9 @@ class Pool {
     std::string accelerator;
     int failures = 0;
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
+    // Batching: one instance per size of batch_sizes_, in that order; each
+    // falls back to (and is retired to) the CPU on its own.
+    std::vector<BatchInstance> batched;
   };
 
   void WorkerLoop(size_t index, Clock::time_point started);
@@ -129,6 +143,13 @@ class Pool {
   // Runs `request` on worker `index`; sets *free_since to when the worker
   // became free again (before the request is ended).
   void Execute(size_t index, Request& request, Clock::time_point* free_since);
+  // Batching (pool/batch.cc): the worker loop when max_batch > 1, and one
+  // run of `batch` (all claimed, 2..max_batch of them) on worker `index`.
+  void BatchWorkerLoop(size_t index, Clock::time_point started);
+  void ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>>& batch,
+                    Clock::time_point* free_since);
+  std::vector<BatchInstance> CompileBatched(const std::shared_ptr<Model>& model,
+                                            const std::vector<std::string>& preferences);
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
   void NoteCallbackError(const std::string& error);
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
@@ -146,6 +167,7 @@ class Pool {
   std::shared_ptr<Model> model_;
   std::mutex swap_mutex_;
 
+  std::vector<size_t> batch_sizes_;  // BatchSizes(max_batch)
   RequestQueue queue_;
   std::atomic<double> recent_run_us_{0.0};  // moving average of run times
 
@@ -156,7 +178,8 @@ class Pool {
   EventLog events_;
   Histogram queue_wait_, run_time_;
   std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0}, rejected_{0},
-      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0};
+      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0}, batches_{0},
+      batched_requests_{0};
   std::atomic<size_t> busy_{0};
   std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;
