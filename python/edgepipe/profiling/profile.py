@@ -63,7 +63,7 @@ RUN_GAP = "LiteRT::Run (between its events)"
 OP, RUNTIME, GAP = "op", "runtime", "gap"
 #: What :meth:`Profile.check` can compare, and against what.
 CHECK_BASES = {
-    "op_coverage": "op rows / wall time of the unprofiled run paired with each profiled run",
+    "op_coverage": "op rows / wall time of unprofiled runs of the same instance (fastest runs)",
     "op_coverage_profiled": "op rows / wall time of the profiled run (with the profiler's cost)",
     "op_coverage_invoke": "op rows / the interpreter's Invoke event of the same run",
     "coverage_total": "all rows (ops, runtime events, gaps) / wall time of the profiled run",
@@ -77,7 +77,8 @@ class OpRow:
     """One op node (or runtime phase) over all profiled runs."""
 
     name: str  # op type as the engine names it
-    node: str  # "node 12" (interpreter node) or "xnnpack 0:3" (delegate partition:op)
+    node: str  # "node 12" (interpreter node; "node 2 (subgraph 1)" outside the
+    # primary subgraph) or "xnnpack 0:3" (delegate partition:op)
     engine: str  # "XNNPACK", "builtin", "delegate:<accelerator>", "runtime"
     count: int  # times it ran over all runs
     total_us: float
@@ -144,12 +145,16 @@ class Profile:
 
     @property
     def op_coverage(self) -> float:
-        """Median over runs of (op rows) / (the paired unprofiled run's wall time).
+        """(op rows) / (unprofiled wall time), each the fastest of the runs.
 
-        The share of a normal run that the measured ops account for; the
-        median keeps a run the OS preempted from deciding.
+        The share of a normal run that the measured ops account for. The op
+        sum and the unprofiled run time come from different runs, so each is
+        taken at its fastest: on a busy machine noise only ever adds time,
+        and a preempted run on either side would otherwise decide the ratio.
         """
-        return self._median_ratio(self.ops_us, self.plain_wall_us)
+        if not self.ops_us or not self.plain_wall_us or min(self.plain_wall_us) <= 0:
+            return 0.0
+        return float(min(self.ops_us) / min(self.plain_wall_us))
 
     @property
     def op_coverage_profiled(self) -> float:
@@ -168,9 +173,10 @@ class Profile:
 
     @property
     def profiler_overhead_us(self) -> float:
-        """Median over runs of (profiled wall time) - (paired unprofiled wall time)."""
-        diffs = [w - p for w, p in zip(self.wall_us, self.plain_wall_us)]
-        return float(statistics.median(diffs)) if diffs else 0.0
+        """(profiled wall time) - (unprofiled wall time), each the fastest of the runs."""
+        if not self.wall_us or not self.plain_wall_us:
+            return 0.0
+        return float(min(self.wall_us) - min(self.plain_wall_us))
 
     def check(self, tolerance: float = 0.15, basis: str = "op_coverage") -> bool:
         """Whether ``basis`` (a key of :data:`CHECK_BASES`) is within ``tolerance`` of 1.
@@ -235,8 +241,8 @@ class Profile:
             "invoke_us_per_run": _mean(self.invoke_us),
             "op_us_per_run": _mean(self.ops_us),
             "rows_us_per_run": self.total_row_us / self.runs if self.runs else 0.0,
-            # Ops alone, and everything (ops + runtime events + gaps): both
-            # medians over runs; the check says which one it applied.
+            # Ops alone, and everything (ops + runtime events + gaps); the
+            # check says which one it applied.
             "op_coverage": self.op_coverage,
             "op_coverage_profiled": self.op_coverage_profiled,
             "op_coverage_invoke": self.op_coverage_invoke,
@@ -406,7 +412,7 @@ class Profile:
             f"  ops = {100 * self.op_coverage:.1f}% of the unprofiled run, "
             f"{100 * self.op_coverage_profiled:.1f}% of the profiled run, "
             f"{100 * self.op_coverage_invoke:.1f}% of Invoke; all rows = "
-            f"{100 * self.coverage_total:.1f}% of the profiled run (medians of runs)",
+            f"{100 * self.coverage_total:.1f}% of the profiled run",
             f"  check (op_coverage within 15%): {'passed' if self.check() else 'FAILED'}",
             "  engines: " + ", ".join(f"{k} {v:.1f}%" for k, v in self.by_engine().items()),
         ]
@@ -552,7 +558,10 @@ def build_rows(
                 add((str(e["tag"]), "runtime", "runtime", RUNTIME), run, float(e["elapsed_us"]))
         for e, us in zip(timed, _self_times(timed)):
             engine = "builtin" if _kind(e) == "builtin" else delegate_engine
-            add((str(e["tag"]), f"node {e['metadata1']}", engine, OP), run, us)
+            node = f"node {e['metadata1']}"
+            if int(e["metadata2"]) != 0:
+                node += f" (subgraph {e['metadata2']})"
+            add((str(e["tag"]), node, engine, OP), run, us)
         # What the runtime's clock shows and no event covers.
         invokes = _outermost([e for e in evs if e["type"] == DEFAULT and e["tag"] == "Invoke"])
         if invokes:
