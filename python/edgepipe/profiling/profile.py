@@ -222,8 +222,8 @@ class Profile:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def top(self, n: int = 10) -> list[OpRow]:
-        """The ``n`` rows with the largest total time."""
-        return sorted(self.ops, key=lambda r: -r.total_us)[:n]
+        """The ``n`` op rows (kind ``op``) with the largest total time."""
+        return sorted((r for r in self.ops if r.kind == OP), key=lambda r: -r.total_us)[:n]
 
     # -- exports ---------------------------------------------------------
     def to_dict(self, *, top: int = 10) -> dict[str, Any]:
@@ -423,13 +423,20 @@ class Profile:
         lines.append("")
         lines.append(f"Top {top} ops:")
         lines.append(
-            f"  {'op':<40} {'node':<12} {'engine':<10} {'kind':<7} {'count':>6} {'avg us':>9} "
+            f"  {'op':<40} {'node':<12} {'engine':<10} {'count':>6} {'avg us':>9} "
             f"{'total us':>10} {'share':>7}"
         )
         lines.extend(
-            f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.kind:<7} {r.count:>6} "
+            f"  {r.name[:40]:<40} {r.node:<12} {r.engine:<10} {r.count:>6} "
             f"{r.avg_us:>9.1f} {r.total_us:>10.0f} {r.percent:>6.1f}%"
             for r in self.top(top)
+        )
+        lines.append("")
+        lines.append("Not in any op (runtime events; gaps measured on the runtime's clock):")
+        lines.extend(
+            f"  {r.name[:40]:<40} {r.kind:<7} {r.per_run_us:>9.1f} us/run {r.percent:>6.1f}%"
+            for r in sorted(self.ops, key=lambda r: -r.total_us)
+            if r.kind != OP
         )
         lines.append("")
         lines.append("By op type:")
