@@ -152,6 +152,20 @@ Result Profiler::Run(size_t runs, size_t warmup) {
   // event). Reading per run also keeps a long profile far from the runtime's
   // buffer limit. The runtime's summarizer accumulates over the runs (it is
   // fed after each one, before the buffer is reset).
+  // Like the runtime, the profiler has first-run costs (its owned copies
+  // of the tags, the first memory reads), so the warm-up ends with one
+  // profiled run whose events are discarded.
+  if (warmup > 0) {
+    Check(api_->LiteRtStartProfiler(profiler_), ErrorKind::kRun, "cannot start the profiler");
+    try {
+      instance_->Run();
+    } catch (...) {
+      api_->LiteRtStopProfiler(profiler_);
+      throw;
+    }
+    Check(api_->LiteRtStopProfiler(profiler_), ErrorKind::kRun, "cannot stop the profiler");
+    Check(api_->LiteRtResetProfiler(profiler_), ErrorKind::kRun, "cannot reset the profiler");
+  }
   result.layout = "summary-only";
   const size_t pinned = PinnedStride(runtime_version_);
   bool refused = false;

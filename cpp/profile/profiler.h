@@ -104,7 +104,8 @@ class Profiler {
   // `runtime_version` pins the expected layout ("" for unknown).
   Profiler(std::shared_ptr<Instance> instance, std::string runtime_version);
 
-  // Runs the instance `warmup` times unprofiled, then `runs` times an
+  // Runs the instance `warmup` times unprofiled and (when warmup > 0) once
+  // profiled with its events discarded, then `runs` times an
   // unprofiled timed run followed by a profiled one (each profiled run its
   // own profiling session, read out after it). Not thread-safe with other
   // users of the instance.
