@@ -228,7 +228,9 @@ class Profile:
     # -- exports ---------------------------------------------------------
     def to_dict(self, *, top: int = 10) -> dict[str, Any]:
         """JSON-ready: ``ops[]`` (name, node, engine, count, total_us, avg_us,
-        percent, per_run_us), ``by_type[]``, ``top[]`` and the check figures."""
+        percent, per_run_us, kind), ``by_type[]``, ``top[]`` (op rows), the
+        coverage figures (ops alone and all rows) and ``check`` (the basis it
+        applied, its value and whether it passed)."""
         return {
             "model": self.model,
             "model_sha256": self.model_sha256,
