@@ -98,6 +98,7 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
                                            [this](const std::string& e) { NoteCallbackError(e); });
   }
   worker_runs_ = std::make_unique<std::atomic<uint64_t>[]>(options_.workers);
+  gates_ = std::make_unique<Gate[]>(options_.workers);
   const Clock::time_point started = Clock::now();
   for (size_t i = 0; i < options_.workers; ++i) queue_.WorkerFree();
   try {
@@ -167,14 +168,18 @@ void Pool::NoteCallbackError(const std::string& error) {
   last_callback_error_ = error;
 }
 
-uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
-  if (request->inputs.size() != inputs_.size() || request->outputs.size() != outputs_.size()) {
-    throw Error(ErrorKind::kInput, "request has " + std::to_string(request->inputs.size()) +
-                                       " inputs and " + std::to_string(request->outputs.size()) +
+void Pool::CheckRequestShape(const Request& request) const {
+  if (request.inputs.size() != inputs_.size() || request.outputs.size() != outputs_.size()) {
+    throw Error(ErrorKind::kInput, "request has " + std::to_string(request.inputs.size()) +
+                                       " inputs and " + std::to_string(request.outputs.size()) +
                                        " outputs; the model takes " +
                                        std::to_string(inputs_.size()) + " and gives " +
                                        std::to_string(outputs_.size()));
   }
+}
+
+uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
+  CheckRequestShape(*request);
   std::shared_ptr<Request> dropped;
   try {
     dropped = queue_.Push(request, block_timeout_seconds);
@@ -192,6 +197,8 @@ uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_time
 }
 
 void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
+  CheckRequestShape(*request);
+  if (TryRunDirect(request)) return;
   const bool spin = SpinWorthwhile();
   Submit(request, block_timeout_seconds);
   while (!request->WaitUntil(request->deadline(), spin)) {
@@ -210,6 +217,88 @@ void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_sec
         return;
     }
   }
+}
+
+bool Pool::TryRunDirect(const std::shared_ptr<Request>& request) {
+  // Lock-free hints first: a busy pool pays two atomic loads and nothing more.
+  if (!options_.caller_runs || queue_.closed() || queue_.queued_hint() != 0 ||
+      queue_.free_workers() == 0) {
+    return false;
+  }
+  for (size_t index = 0; index < options_.workers; ++index) {
+    Gate& gate = gates_[index];
+    // Held by its worker (running, or about to) or another direct run.
+    if (!gate.mutex.try_lock()) continue;
+    Running on = SlotNow(index);
+    // An accelerator's instance may be bound to its worker's thread (GPU and
+    // NPU contexts): only its worker runs it.
+    if (on.accelerator != "cpu") {
+      gate.mutex.unlock();
+      continue;
+    }
+    Scheduler::Grant grant;
+    if (options_.scheduler) {
+      // Only if the scheduler would grant this run now anyway: a better
+      // waiter is served first, as with Acquire on a worker.
+      grant = options_.scheduler->TryAcquire(options_.priority, Demand(on));
+      if (!grant) {
+        gate.mutex.unlock();
+        return false;
+      }
+    }
+    // Under the queue's lock: nothing queued (never overtake a queued
+    // request) and a worker free, which this run now occupies.
+    if (!queue_.ClaimIdle(*request)) {
+      gate.mutex.unlock();
+      return false;  // `grant` gives the budget back
+    }
+    gate.direct_since = request->enqueued();
+    submitted_.fetch_add(1, std::memory_order_relaxed);
+    busy_.fetch_add(1, std::memory_order_relaxed);
+    Clock::time_point freed;
+    if (request->ClaimFor(request->enqueued()) != Request::Claim::kStart) {
+      // Ended before it was ever queued (a reused request): nothing to run.
+      FreeSlot(index, &freed);
+    } else {
+      const double queue_us = Micros(Clock::now() - request->enqueued());
+      queue_wait_.Record(queue_us);
+      request->RecordTimes(queue_us, 0, "");
+      Execute(index, on, *request, &freed);
+      worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
+      caller_runs_.fetch_add(1, std::memory_order_relaxed);
+    }
+    grant.Release();
+    busy_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+Pool::Running Pool::SlotNow(size_t index) const {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  return {slots_[index].instance, slots_[index].accelerator};
+}
+
+void Pool::TakeSlot(size_t index, const Request& request, Clock::time_point* free_since) {
+  Gate& gate = gates_[index];
+  gate.mutex.lock();
+  // A direct run that held this slot when `request` arrived: this worker
+  // was not free for it before that run ended (its deadline counts from
+  // then). One that began after `request` arrived took a worker that was
+  // free at the time, which is what this request's deadline asks for.
+  if (gate.direct_since != Clock::time_point{} && gate.direct_since <= request.enqueued() &&
+      gate.freed > *free_since) {
+    *free_since = gate.freed;
+  }
+}
+
+void Pool::FreeSlot(size_t index, Clock::time_point* free_since) {
+  *free_since = Clock::now();
+  Gate& gate = gates_[index];
+  gate.freed = *free_since;
+  gate.mutex.unlock();
+  // After the gate: a caller that finds this worker free finds its slot free.
+  queue_.WorkerFree();
 }
 
 bool Pool::Cancel(uint64_t id) {
@@ -245,9 +334,11 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
+    TakeSlot(index, *request, &free_since);
+    const Running on = SlotNow(index);
     Scheduler::Grant grant;
     if (options_.scheduler) {
-      grant = options_.scheduler->Acquire(options_.priority, Demand(index), request->deadline());
+      grant = options_.scheduler->Acquire(options_.priority, Demand(on), request->deadline());
       if (!grant) {
         // The deadline passed (or the scheduler closed) before the shared
         // resources were free: the request never runs.
@@ -257,21 +348,18 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
               "request expired: its deadline passed while it waited for the scheduler's "
               "resources (higher priorities were using them)");
         }
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(index, &free_since);
         busy_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
     }
     switch (request->ClaimFor(free_since)) {
       case Request::Claim::kAbandoned:  // already ended by someone else
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(index, &free_since);
         break;
       case Request::Claim::kExpired:
         expired_.fetch_add(1, std::memory_order_relaxed);
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(index, &free_since);
         End(*request, false, ErrorKind::kTimeout,
             "request expired: its deadline passed before a worker was free for it");
         break;
@@ -279,7 +367,7 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
         const double queue_us = Micros(Clock::now() - request->enqueued());
         queue_wait_.Record(queue_us);
         request->RecordTimes(queue_us, 0, "");
-        Execute(index, *request, &free_since);
+        Execute(index, on, *request, &free_since);
         grant.Release();  // the shared budget is free for the next best run
         worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
         break;
@@ -289,23 +377,17 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
   }
 }
 
-Scheduler::Demand Pool::Demand(size_t index) const {
+Scheduler::Demand Pool::Demand(const Running& on) const {
   Scheduler::Demand d;
   d.cpu_threads = options_.compile.num_threads > 0 ? options_.compile.num_threads : 1;
-  std::lock_guard<std::mutex> lock(slots_mutex_);
-  const std::string& accelerator = slots_[index].accelerator;
-  if (accelerator != "cpu") d.accelerator = accelerator;
+  if (on.accelerator != "cpu") d.accelerator = on.accelerator;
   return d;
 }
 
-void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since) {
-  std::shared_ptr<Instance> instance;
-  std::string accelerator;
-  {
-    std::lock_guard<std::mutex> lock(slots_mutex_);
-    instance = slots_[index].instance;
-    accelerator = slots_[index].accelerator;
-  }
+void Pool::Execute(size_t index, const Running& on, Request& request,
+                   Clock::time_point* free_since) {
+  const std::shared_ptr<Instance>& instance = on.instance;
+  const std::string& accelerator = on.accelerator;
   auto run_on = [&](Instance& inst) {
     for (size_t i = 0; i < input_bytes_.size(); ++i) {
       std::memcpy(inst.input_data(i), request.inputs[i], input_bytes_[i]);
@@ -375,14 +457,12 @@ void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since
     recent_run_us_.store(recent == 0.0 ? request.run_us_ : 0.9 * recent + 0.1 * request.run_us_,
                          std::memory_order_relaxed);
     completed_.fetch_add(1, std::memory_order_relaxed);
-    *free_since = Clock::now();
-    queue_.WorkerFree();
+    FreeSlot(index, free_since);
     End(request, true, ErrorKind::kInternal, "");
   } catch (const Error& e) {
     request.run_us_ = Micros(Clock::now() - start);
     failed_.fetch_add(1, std::memory_order_relaxed);
-    *free_since = Clock::now();
-    queue_.WorkerFree();
+    FreeSlot(index, free_since);
     End(request, false, e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun,
         e.what());
   }
@@ -409,6 +489,13 @@ void Pool::Shutdown(bool drain, ErrorKind kind, const std::string& why) {
   // other thread, joins.
   if (on_pool_thread) return;
   JoinWorkers();
+  // Direct runs still going on their callers' threads finish too (none can
+  // start now: the queue is closed). FreeSlot opens a gate before it ends
+  // the request, so a close from that request's callback does not wait on
+  // its own gate.
+  for (size_t i = 0; i < options_.workers; ++i) {
+    std::lock_guard<std::mutex> wait_for_run(gates_[i].mutex);
+  }
   // After the workers: what they ended is delivered before close returns,
   // unless a callback blocks past the bound (it then finishes afterwards).
   if (delivery_) delivery_->Stop(options_.callback_wait_seconds);
@@ -449,6 +536,7 @@ PoolStats Pool::Stats() const {
   s.fallback_runs = fallback_runs_.load();
   s.swaps = swaps_.load();
   s.callback_errors = callback_errors_.load();
+  s.caller_runs = caller_runs_.load();
   s.queue_depth = queue_.size();
   s.queue_capacity = options_.queue_capacity;
   s.busy_workers = busy_.load();

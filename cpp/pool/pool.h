@@ -56,11 +56,20 @@ struct PoolOptions {
   // for them ends with kTimeout before it runs.
   std::shared_ptr<Scheduler> scheduler;
   int priority = 0;
+  // Direct runs: Run() on an idle CPU worker's instance runs on the calling
+  // thread when nothing is queued, instead of handing the request to the
+  // worker thread and waiting to be woken (two thread wake-ups per call).
+  // Ordering, stats, deadlines and scheduler priorities are the same either
+  // way; instances of other accelerators always run on their own worker.
+  // Off: every run happens on a worker thread (e.g. when the calling thread
+  // must not do the inference work itself: its priority or CPU affinity).
+  bool caller_runs = true;
 };
 
 struct PoolStats {
   uint64_t submitted = 0, completed = 0, failed = 0, dropped = 0, rejected = 0, expired = 0,
-           cancelled = 0, fallback_runs = 0, swaps = 0, callback_errors = 0;
+           cancelled = 0, fallback_runs = 0, swaps = 0, callback_errors = 0,
+           caller_runs = 0;  // runs done on Run()'s calling thread (also in completed/failed)
   size_t queue_depth = 0, queue_capacity = 0, busy_workers = 0, workers = 0;
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
@@ -82,7 +91,10 @@ class Pool {
 
   // Submits and waits for the end: the synchronous call. A request whose
   // wait_limit passes before a worker is free for it ends with kTimeout and
-  // never runs; a worker already free then still takes it.
+  // never runs; a worker already free then still takes it. With
+  // options().caller_runs, a request that finds the queue empty and an idle
+  // CPU worker runs on the calling thread, on that worker's instance (see
+  // TryRunDirect); otherwise it is queued for the workers.
   void Run(const std::shared_ptr<Request>& request, double block_timeout_seconds = -1);
 
   // Removes a request that is still queued; it ends with kCancelled (its
@@ -124,11 +136,44 @@ class Pool {
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
   };
 
+  // Who may run a slot's instance: its worker thread, or (CPU instances
+  // only) a caller of Run() doing a direct run. Held from before the run
+  // until FreeSlot(), which releases it before the request is ended.
+  struct Gate {
+    std::mutex mutex;
+    // Guarded by mutex: when the last direct run on this slot claimed its
+    // request, and when the slot's last holder released it. A worker that
+    // takes the slot after a direct run that began before its request was
+    // enqueued was not free for that request until then (deadlines).
+    Clock::time_point direct_since{}, freed{};
+  };
+  // A slot's instance and accelerator at one moment (a swap may replace it).
+  struct Running {
+    std::shared_ptr<Instance> instance;
+    std::string accelerator;
+  };
+
   void WorkerLoop(size_t index, Clock::time_point started);
-  Scheduler::Demand Demand(size_t index) const;  // what one run of worker `index` needs
-  // Runs `request` on worker `index`; sets *free_since to when the worker
-  // became free again (before the request is ended).
-  void Execute(size_t index, Request& request, Clock::time_point* free_since);
+  Scheduler::Demand Demand(const Running& on) const;  // what one run on `on` needs
+  Running SlotNow(size_t index) const;
+  // Worker `index` takes its slot's gate for `request` (waiting while a
+  // direct run uses it) and moves *free_since past such a run if the slot
+  // was busy with it when `request` was enqueued.
+  void TakeSlot(size_t index, const Request& request, Clock::time_point* free_since);
+  // Gives slot `index` back: sets *free_since, opens its gate, frees its
+  // worker in the queue. Before the request is ended.
+  void FreeSlot(size_t index, Clock::time_point* free_since);
+  // The direct run of Run(): if caller_runs, nothing is queued, a CPU slot's
+  // gate is free and an idle worker can be claimed (and the scheduler, if
+  // any, grants the run now without passing a better waiter), runs
+  // `request` on that slot's instance on this thread and returns true, with
+  // the request ended and counted as a worker's run would be. False: nothing
+  // happened, the caller queues it.
+  bool TryRunDirect(const std::shared_ptr<Request>& request);
+  // Runs `request` on `on`, slot `index`'s instance, whose gate the caller
+  // holds; FreeSlot()s the slot and ends the request.
+  void Execute(size_t index, const Running& on, Request& request, Clock::time_point* free_since);
+  void CheckRequestShape(const Request& request) const;  // throws kInput
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
   void NoteCallbackError(const std::string& error);
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
@@ -143,6 +188,7 @@ class Pool {
 
   mutable std::mutex slots_mutex_;
   std::vector<Slot> slots_;
+  std::unique_ptr<Gate[]> gates_;  // one per slot; never replaced (a swap keeps them)
   std::shared_ptr<Model> model_;
   std::mutex swap_mutex_;
 
@@ -156,7 +202,8 @@ class Pool {
   EventLog events_;
   Histogram queue_wait_, run_time_;
   std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0}, rejected_{0},
-      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0};
+      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0},
+      caller_runs_{0};
   std::atomic<size_t> busy_{0};
   std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;

@@ -89,7 +89,7 @@ std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
     if (queue_.empty() || (stopping_ && !drain_)) return nullptr;
     // Under the lock, so ExpireIfWaiting never counts a worker that already
     // took another request.
-    if (free_.load(std::memory_order_acquire) > 0) free_.fetch_sub(1, std::memory_order_acq_rel);
+    free_.fetch_sub(1, std::memory_order_acq_rel);
     request = std::move(queue_.front());
     queue_.pop_front();
     queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -97,6 +97,16 @@ std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
   }
   if (wake_pusher) not_full_.notify_one();
   return request;
+}
+
+bool RequestQueue::ClaimIdle(Request& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_ || !queue_.empty() || free_.load(std::memory_order_acquire) <= 0) return false;
+  request.id_ = next_id_++;
+  request.enqueued_ = Clock::now();
+  request.deadline_ = SaturatingAdd(request.enqueued_, request.wait_limit);
+  free_.fetch_sub(1, std::memory_order_acq_rel);
+  return true;
 }
 
 std::shared_ptr<Request> RequestQueue::Remove(uint64_t id) {
@@ -124,7 +134,8 @@ RequestQueue::Expiry RequestQueue::ExpireIfWaiting(uint64_t id) {
     auto it = queue_.begin();
     for (; it != queue_.end() && (*it)->id_ != id; ++it) ++position;
     if (it == queue_.end()) return Expiry::kNotQueued;
-    if (position < free_.load(std::memory_order_acquire) && !stopping_) {
+    if (static_cast<std::ptrdiff_t>(position) < free_.load(std::memory_order_acquire) &&
+        !stopping_) {
       return Expiry::kAboutToStart;
     }
     queue_.erase(it);
