@@ -124,7 +124,7 @@ def test_a_single_callers_runs_are_counted_like_a_workers(
         for i in range(n):
             x = image(default_model, i)
             assert same(pool.run(x), session.run(x))
-        s = pool.stats()
+    s = pool.stats()  # after close: a worker counts its run after ending it
     # One caller, one idle worker, nothing queued: every run is direct, or none.
     assert s["caller_runs"] == (n if caller_runs else 0)
     assert s["submitted"] == s["completed"] == n
@@ -150,7 +150,7 @@ def test_a_plugin_accelerator_instance_is_run_by_its_own_worker_only(
         assert pool.stats()["worker_accelerators"] == ["plugin:" + plugins["good"]]
         for i in range(20):
             check_pair(i, pool.run(pair(i)))
-        s = pool.stats()
+    s = pool.stats()  # after close: a worker counts its run after ending it
     assert s["caller_runs"] == 0 and s["completed"] == 20 and s["worker_runs"] == [20]
 
 
@@ -248,7 +248,7 @@ def test_real_model_results_match_a_session_under_concurrent_callers(
             t.start()
         for t in ts:
             t.join(timeout=100)
-        s = pool.stats()
+    s = pool.stats()  # after close: a worker counts its run after ending it
     assert not bad and len(got) == 240 and set(got.values()) == {1}
     assert s["completed"] == sum(s["worker_runs"]) == 240
 
@@ -341,10 +341,33 @@ def test_a_request_arriving_during_a_direct_run_expires_at_its_deadline(
         patient.result(timeout=60)
         t.join(timeout=60)
         assert not isinstance(box[0], BaseException)
-        s = pool.stats()
+    s = pool.stats()  # after close: a worker counts its run after ending it
     assert s["expired"] == 2
     assert s["completed"] == 2 and s["caller_runs"] == 1 and s["worker_runs"] == [2]
     assert s["submitted"] == 4
+
+
+def test_a_request_arriving_during_a_direct_run_takes_the_other_idle_instance(
+    slow: tuple[Model, Model],
+) -> None:
+    # Two workers; the caller's direct run holds worker 0's instance. Whichever
+    # worker wakes for a new request runs it at once on the idle instance:
+    # a worker was free, so even a zero timeout starts.
+    model = slow[0]
+    x = image(model, 5)
+    with Session(model, threads=1) as s:
+        want = s.run(x)
+    with Pool(model, workers=2) as pool:
+        for k in range(3):
+            t, box = in_thread(lambda: pool.run(x))
+            wait_for(lambda: pool.stats()["busy_workers"] == 1)
+            assert same(pool.submit(x, timeout=0.0).result(timeout=60), want)
+            t.join(timeout=60)
+            assert same(box[0], want)
+            # A worker counts its run just after ending it.
+            wait_for(lambda k=k: pool.stats()["worker_runs"] == [k + 1, k + 1])
+    st = pool.stats()
+    assert st["expired"] == 0 and st["caller_runs"] == 3 and st["completed"] == 6
 
 
 def test_a_zero_timeout_run_on_an_idle_one_worker_pool_runs(default_model: Model) -> None:

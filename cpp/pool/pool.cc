@@ -15,6 +15,10 @@ constexpr double kSpinWorthwhileUs = 20.0;
 // yet awake, it re-checks this often.
 constexpr auto kAboutToStartRecheck = std::chrono::milliseconds(1);
 
+// The pool whose direct run this thread is doing (Pool::TryRunDirect), so
+// that a Close() from that run's own completion callback does not wait for it.
+thread_local const void* t_direct_run_pool = nullptr;
+
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Same names, types and shapes, in the same order: what callers already hold
@@ -220,58 +224,74 @@ void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_sec
 }
 
 bool Pool::TryRunDirect(const std::shared_ptr<Request>& request) {
-  // Lock-free hints first: a busy pool pays two atomic loads and nothing more.
+  // Lock-free hints first: a busy pool pays three atomic loads and nothing more.
   if (!options_.caller_runs || queue_.closed() || queue_.queued_hint() != 0 ||
       queue_.free_workers() == 0) {
     return false;
   }
-  for (size_t index = 0; index < options_.workers; ++index) {
-    Gate& gate = gates_[index];
-    // Held by its worker (running, or about to) or another direct run.
-    if (!gate.mutex.try_lock()) continue;
-    Running on = SlotNow(index);
+  size_t index = options_.workers;
+  {
+    std::lock_guard<std::mutex> lock(gates_mutex_);
     // An accelerator's instance may be bound to its worker's thread (GPU and
-    // NPU contexts): only its worker runs it.
-    if (on.accelerator != "cpu") {
-      gate.mutex.unlock();
-      continue;
-    }
-    Scheduler::Grant grant;
-    if (options_.scheduler) {
-      // Only if the scheduler would grant this run now anyway: a better
-      // waiter is served first, as with Acquire on a worker.
-      grant = options_.scheduler->TryAcquire(options_.priority, Demand(on));
-      if (!grant) {
-        gate.mutex.unlock();
-        return false;
+    // NPU contexts): only CPU instances run on a caller's thread.
+    for (size_t i = 0; i < options_.workers; ++i) {
+      if (!gates_[i].held && IsCpuSlot(i)) {
+        index = i;
+        gates_[i].held = true;
+        break;
       }
     }
-    // Under the queue's lock: nothing queued (never overtake a queued
-    // request) and a worker free, which this run now occupies.
-    if (!queue_.ClaimIdle(*request)) {
-      gate.mutex.unlock();
-      return false;  // `grant` gives the budget back
-    }
-    gate.direct_since = request->enqueued();
-    submitted_.fetch_add(1, std::memory_order_relaxed);
-    busy_.fetch_add(1, std::memory_order_relaxed);
-    Clock::time_point freed;
-    if (request->ClaimFor(request->enqueued()) != Request::Claim::kStart) {
-      // Ended before it was ever queued (a reused request): nothing to run.
-      FreeSlot(index, &freed);
-    } else {
-      const double queue_us = Micros(Clock::now() - request->enqueued());
-      queue_wait_.Record(queue_us);
-      request->RecordTimes(queue_us, 0, "");
-      Execute(index, on, *request, &freed);
-      worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
-      caller_runs_.fetch_add(1, std::memory_order_relaxed);
-    }
-    grant.Release();
-    busy_.fetch_sub(1, std::memory_order_relaxed);
-    return true;
   }
-  return false;
+  if (index == options_.workers) return false;  // every CPU instance is busy
+  const Running on = SlotNow(index);
+  if (on.accelerator != "cpu") {  // swapped in since
+    ReleaseGate(index, Clock::now());
+    return false;
+  }
+  Scheduler::Grant grant;
+  if (options_.scheduler) {
+    // Only if the scheduler would grant this run now anyway: a better
+    // waiter is served first, as with Acquire on a worker.
+    grant = options_.scheduler->TryAcquire(options_.priority, Demand(on));
+  }
+  // Under the queue's lock: nothing queued (never overtake a queued
+  // request) and a worker free, which this run now occupies.
+  if ((options_.scheduler && !grant) || !queue_.ClaimIdle(*request)) {
+    ReleaseGate(index, Clock::now());
+    return false;  // `grant`, if taken, gives the budget back
+  }
+  {
+    std::lock_guard<std::mutex> lock(gates_mutex_);
+    gates_[index].direct_since = request->enqueued();
+    ++direct_active_;
+  }
+  struct Active {
+    Pool* pool;
+    const void* outer = t_direct_run_pool;
+    explicit Active(Pool* p) : pool(p) { t_direct_run_pool = p; }
+    ~Active() {
+      t_direct_run_pool = outer;
+      std::lock_guard<std::mutex> lock(pool->gates_mutex_);
+      if (--pool->direct_active_ == 0 && pool->gate_waiters_ > 0) pool->gate_freed_.notify_all();
+    }
+  } active(this);
+  submitted_.fetch_add(1, std::memory_order_relaxed);
+  busy_.fetch_add(1, std::memory_order_relaxed);
+  Clock::time_point freed;
+  if (request->ClaimFor(request->enqueued()) != Request::Claim::kStart) {
+    // Ended before it was ever queued (a reused request): nothing to run.
+    FreeSlot(index, &freed);
+  } else {
+    const double queue_us = Micros(Clock::now() - request->enqueued());
+    queue_wait_.Record(queue_us);
+    request->RecordTimes(queue_us, 0, "");
+    Execute(index, on, *request, &freed);
+    worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
+    caller_runs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  grant.Release();
+  busy_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
 }
 
 Pool::Running Pool::SlotNow(size_t index) const {
@@ -279,25 +299,59 @@ Pool::Running Pool::SlotNow(size_t index) const {
   return {slots_[index].instance, slots_[index].accelerator};
 }
 
-void Pool::TakeSlot(size_t index, const Request& request, Clock::time_point* free_since) {
-  Gate& gate = gates_[index];
-  gate.mutex.lock();
-  // A direct run that held this slot when `request` arrived: this worker
-  // was not free for it before that run ended (its deadline counts from
-  // then). One that began after `request` arrived took a worker that was
-  // free at the time, which is what this request's deadline asks for.
-  if (gate.direct_since != Clock::time_point{} && gate.direct_since <= request.enqueued() &&
-      gate.freed > *free_since) {
-    *free_since = gate.freed;
+bool Pool::IsCpuSlot(size_t index) const {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  return slots_[index].accelerator == "cpu";
+}
+
+size_t Pool::TakeSlot(size_t index, const Request& request, Clock::time_point* free_since) {
+  std::unique_lock<std::mutex> lock(gates_mutex_);
+  bool waited = false;
+  size_t slot = index;
+  while (gates_[slot].held) {
+    // A direct run holds this worker's instance. Any free CPU instance
+    // serves as well (a worker thread may run any of them); otherwise wait
+    // for a slot to be given back.
+    slot = options_.workers;
+    for (size_t j = 0; j < options_.workers; ++j) {
+      if (!gates_[j].held && IsCpuSlot(j)) {
+        slot = j;
+        break;
+      }
+    }
+    if (slot != options_.workers) break;
+    ++gate_waiters_;
+    gate_freed_.wait(lock);
+    --gate_waiters_;
+    waited = true;
+    slot = index;
   }
+  Gate& gate = gates_[slot];
+  gate.held = true;
+  // No worker was free when `request` was queued: it waited for an instance,
+  // and a direct run may have been what held it.
+  if (!request.found_free_worker()) {
+    if (waited) {
+      *free_since = std::max(*free_since, Clock::now());
+    } else if (gate.direct_since != Clock::time_point{} &&
+               gate.direct_since <= request.enqueued() && gate.freed > *free_since) {
+      *free_since = gate.freed;
+    }
+  }
+  return slot;
+}
+
+void Pool::ReleaseGate(size_t index, Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(gates_mutex_);
+  gates_[index].held = false;
+  gates_[index].freed = now;
+  if (gate_waiters_ > 0) gate_freed_.notify_all();
 }
 
 void Pool::FreeSlot(size_t index, Clock::time_point* free_since) {
   *free_since = Clock::now();
-  Gate& gate = gates_[index];
-  gate.freed = *free_since;
-  gate.mutex.unlock();
-  // After the gate: a caller that finds this worker free finds its slot free.
+  ReleaseGate(index, *free_since);
+  // After the gate: a caller that finds a worker free finds a slot free.
   queue_.WorkerFree();
 }
 
@@ -334,8 +388,8 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
-    TakeSlot(index, *request, &free_since);
-    const Running on = SlotNow(index);
+    const size_t slot = TakeSlot(index, *request, &free_since);
+    const Running on = SlotNow(slot);
     Scheduler::Grant grant;
     if (options_.scheduler) {
       grant = options_.scheduler->Acquire(options_.priority, Demand(on), request->deadline());
@@ -348,18 +402,18 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
               "request expired: its deadline passed while it waited for the scheduler's "
               "resources (higher priorities were using them)");
         }
-        FreeSlot(index, &free_since);
+        FreeSlot(slot, &free_since);
         busy_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
     }
     switch (request->ClaimFor(free_since)) {
       case Request::Claim::kAbandoned:  // already ended by someone else
-        FreeSlot(index, &free_since);
+        FreeSlot(slot, &free_since);
         break;
       case Request::Claim::kExpired:
         expired_.fetch_add(1, std::memory_order_relaxed);
-        FreeSlot(index, &free_since);
+        FreeSlot(slot, &free_since);
         End(*request, false, ErrorKind::kTimeout,
             "request expired: its deadline passed before a worker was free for it");
         break;
@@ -367,9 +421,9 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
         const double queue_us = Micros(Clock::now() - request->enqueued());
         queue_wait_.Record(queue_us);
         request->RecordTimes(queue_us, 0, "");
-        Execute(index, on, *request, &free_since);
+        Execute(slot, on, *request, &free_since);
         grant.Release();  // the shared budget is free for the next best run
-        worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
+        worker_runs_[slot].fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
@@ -490,11 +544,15 @@ void Pool::Shutdown(bool drain, ErrorKind kind, const std::string& why) {
   if (on_pool_thread) return;
   JoinWorkers();
   // Direct runs still going on their callers' threads finish too (none can
-  // start now: the queue is closed). FreeSlot opens a gate before it ends
-  // the request, so a close from that request's callback does not wait on
-  // its own gate.
-  for (size_t i = 0; i < options_.workers; ++i) {
-    std::lock_guard<std::mutex> wait_for_run(gates_[i].mutex);
+  // start now: the queue is closed), unless this close comes from the
+  // completion callback of this thread's own direct run.
+  if (t_direct_run_pool != this) {
+    std::unique_lock<std::mutex> lock(gates_mutex_);
+    while (direct_active_ > 0) {
+      ++gate_waiters_;
+      gate_freed_.wait(lock);
+      --gate_waiters_;
+    }
   }
   // After the workers: what they ended is delivered before close returns,
   // unless a callback blocks past the bound (it then finishes afterwards).

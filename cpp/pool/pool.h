@@ -136,15 +136,17 @@ class Pool {
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
   };
 
-  // Who may run a slot's instance: its worker thread, or (CPU instances
-  // only) a caller of Run() doing a direct run. Held from before the run
-  // until FreeSlot(), which releases it before the request is ended.
+  // Who runs a slot's instance now (guarded by gates_mutex_): taken from
+  // before a run until FreeSlot(), which gives it back before the request is
+  // ended. A worker takes its own slot, or any free CPU slot when a direct
+  // run holds its own; a direct run takes any free CPU slot. A non-CPU slot
+  // (contexts bound to its worker's thread) is only ever taken by its worker.
   struct Gate {
-    std::mutex mutex;
-    // Guarded by mutex: when the last direct run on this slot claimed its
-    // request, and when the slot's last holder released it. A worker that
-    // takes the slot after a direct run that began before its request was
-    // enqueued was not free for that request until then (deadlines).
+    bool held = false;
+    // When the last direct run on this slot claimed its request, and when
+    // the slot was last given back. A request queued while no worker was
+    // free, and run on a slot whose direct run was going on then, waited
+    // for that run to end (its deadline counts from then).
     Clock::time_point direct_since{}, freed{};
   };
   // A slot's instance and accelerator at one moment (a swap may replace it).
@@ -156,13 +158,16 @@ class Pool {
   void WorkerLoop(size_t index, Clock::time_point started);
   Scheduler::Demand Demand(const Running& on) const;  // what one run on `on` needs
   Running SlotNow(size_t index) const;
-  // Worker `index` takes its slot's gate for `request` (waiting while a
-  // direct run uses it) and moves *free_since past such a run if the slot
-  // was busy with it when `request` was enqueued.
-  void TakeSlot(size_t index, const Request& request, Clock::time_point* free_since);
-  // Gives slot `index` back: sets *free_since, opens its gate, frees its
-  // worker in the queue. Before the request is ended.
+  bool IsCpuSlot(size_t index) const;
+  // Worker `index` takes a slot for `request`: its own, else (when a direct
+  // run holds it) any free CPU slot, else it waits for one. Moves
+  // *free_since to when an instance became free for `request` if none was
+  // when it was queued. Returns the slot taken.
+  size_t TakeSlot(size_t index, const Request& request, Clock::time_point* free_since);
+  // Gives slot `index` back (sets *free_since to now), then frees a worker
+  // in the queue. Before the request is ended.
   void FreeSlot(size_t index, Clock::time_point* free_since);
+  void ReleaseGate(size_t index, Clock::time_point now);
   // The direct run of Run(): if caller_runs, nothing is queued, a CPU slot's
   // gate is free and an idle worker can be claimed (and the scheduler, if
   // any, grants the run now without passing a better waiter), runs
@@ -188,6 +193,13 @@ class Pool {
 
   mutable std::mutex slots_mutex_;
   std::vector<Slot> slots_;
+  // Lock order: gates_mutex_, then slots_mutex_ (never the other way).
+  std::mutex gates_mutex_;
+  std::condition_variable gate_freed_;
+  int gate_waiters_ = 0;  // guarded by gates_mutex_
+  // Direct runs claimed and not yet fully counted (guarded by gates_mutex_):
+  // Close() waits for them as it joins the workers.
+  int direct_active_ = 0;
   std::unique_ptr<Gate[]> gates_;  // one per slot; never replaced (a swap keeps them)
   std::shared_ptr<Model> model_;
   std::mutex swap_mutex_;

@@ -65,6 +65,8 @@ std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& requ
     request->id_ = next_id_++;
     request->enqueued_ = Clock::now();
     request->deadline_ = SaturatingAdd(request->enqueued_, request->wait_limit);
+    request->found_free_worker_ =
+        static_cast<std::ptrdiff_t>(queue_.size()) < free_.load(std::memory_order_acquire);
     queue_.push_back(request);
     queued_.fetch_add(1, std::memory_order_release);
     wake_worker = sleeping_workers_ > 0;
@@ -105,6 +107,7 @@ bool RequestQueue::ClaimIdle(Request& request) {
   request.id_ = next_id_++;
   request.enqueued_ = Clock::now();
   request.deadline_ = SaturatingAdd(request.enqueued_, request.wait_limit);
+  request.found_free_worker_ = true;
   free_.fetch_sub(1, std::memory_order_acq_rel);
   return true;
 }

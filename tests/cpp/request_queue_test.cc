@@ -221,6 +221,25 @@ TEST(RequestQueue, ClaimIdleTakesAFreeWorkerOnlyWhenNothingIsQueued) {
   EXPECT_FALSE(q.ClaimIdle(*late));  // closed
 }
 
+TEST(RequestQueue, PushRecordsWhetherAWorkerWasFreeForTheRequest) {
+  RequestQueue q(4, QueuePolicy::kBlock);
+  q.WorkerFree();  // one worker
+  auto a = NewRequest(), b = NewRequest(), direct = NewRequest();
+  q.Push(a);
+  q.Push(b);
+  EXPECT_TRUE(a->found_free_worker());
+  EXPECT_FALSE(b->found_free_worker());  // second in line for one worker
+  EXPECT_EQ(q.Pop(false), a);
+  EXPECT_EQ(q.Pop(false), b);
+  q.WorkerFree();
+  q.WorkerFree();
+  ASSERT_TRUE(q.ClaimIdle(*direct));
+  EXPECT_TRUE(direct->found_free_worker());
+  auto c = NewRequest();
+  q.Push(c);
+  EXPECT_FALSE(c->found_free_worker());  // the direct run holds the only worker
+}
+
 TEST(RequestQueue, AWorkerThatPopsDuringADirectRunIsCountedOnce) {
   RequestQueue q(4, QueuePolicy::kBlock);
   q.WorkerFree();  // one worker
