@@ -297,6 +297,10 @@ class Pool:
     ) -> dict[str, np.ndarray]:
         """Run one request and wait for its outputs (GIL released while waiting).
 
+        When nothing is queued and a CPU worker is idle, the request runs on
+        that worker's instance on this thread (see ``caller_runs``), saving
+        the hand-off to the worker thread; otherwise it waits in the queue.
+
         Args:
             inputs: arrays by name, by position, or one array (non-contiguous
                 arrays are copied once, as for :meth:`Session.run`).
