@@ -1,6 +1,6 @@
 """Run many (possibly crashing) cases in batched child processes and pin crashes to cases.
 
-Protocol between the harness and a worker (``sys.executable -c worker_code <dir>``):
+Protocol between the harness and a worker (``sys.executable -c worker_code <dir> <timeout>``):
 
 - ``<dir>/<i>.bin`` holds case ``i``'s bytes; ``<dir>/todo.txt`` lists the indices the
   worker must process, one per line, in order.
@@ -35,8 +35,14 @@ __all__ = ["CaseResult", "make_worker", "run_cases_in_subprocess", "summarize"]
 OUTCOMES = ("ok", "error", "crash", "timeout", "lost")
 
 _WORKER_TEMPLATE = """\
+import faulthandler as _eh_faulthandler
 import os as _eh_os
 import sys as _eh_sys
+
+# A crash prints the Python stacks, and a case that is about to be called a
+# hang prints every thread's stack, to stderr, whose tail the harness reports.
+_eh_faulthandler.enable()
+_eh_dump_after = max(1.0, float(_eh_sys.argv[2]) - 2.0)
 
 {body}
 
@@ -47,12 +53,14 @@ def _eh_main(_dir):
         with open(_eh_os.path.join(_dir, "%d.bin" % _i), "rb") as _f:
             _data = _f.read()
         print("START %d" % _i, flush=True)
+        _eh_faulthandler.dump_traceback_later(_eh_dump_after)
         try:
             _detail = run_case(_data)
             _outcome = "ok"
         except BaseException as _exc:  # the harness wants every failure as a result line
             _detail = "%s: %s" % (type(_exc).__name__, _exc)
             _outcome = "error"
+        _eh_faulthandler.cancel_dump_traceback_later()
         _detail = " ".join(str(_detail if _detail is not None else "").split())[:500]
         print("RESULT %d %s %s" % (_i, _outcome, _detail), flush=True)
 
@@ -99,7 +107,7 @@ def summarize(results: Sequence[CaseResult]) -> dict[str, int]:
     return counts
 
 
-def _tail(path: pathlib.Path, limit: int = 2000) -> str:
+def _tail(path: pathlib.Path, limit: int = 6000) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -126,7 +134,7 @@ def _run_child(
     timed_out = False
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", worker_code, str(workdir)],
+            [sys.executable, "-c", worker_code, str(workdir), repr(timeout)],
             stdout=subprocess.PIPE,
             stderr=err,
             stdin=subprocess.DEVNULL,

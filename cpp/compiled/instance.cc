@@ -207,10 +207,11 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
                                                  : ""));
     }
 
+    if (options_.batch > 0) ResizeBatch();
     // Dynamic dimensions get size 1 until the caller resizes them, so that
     // every instance starts runnable.
     for (size_t i = 0; i < inputs_.size(); ++i) {
-      if (inputs_[i].is_dynamic()) {
+      if (options_.batch == 0 && inputs_[i].is_dynamic()) {
         std::vector<int32_t> shape = inputs_[i].shape;
         for (auto& d : shape) d = d < 0 ? 1 : d;
         Resize(i, shape);
@@ -222,6 +223,27 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
       if (inputs_mem_[i].buffer == nullptr) Bind(inputs_mem_[i], inputs_[i], "input");
     }
     RefreshOutputs();
+    if (options_.batch > 0) {
+      // The graph must carry the batch through: every output's dimension 0
+      // is the batch size, the rest as at batch 1 (a RESHAPE that hard-codes
+      // 1 fails here, or at the resize above).
+      const auto& declared = model_->signatures()[options_.signature].outputs;
+      for (size_t i = 0; i < outputs_.size(); ++i) {
+        const auto& got = outputs_[i].shape;
+        std::vector<int32_t> want = declared[i].shape;
+        if (!want.empty()) want[0] = static_cast<int32_t>(options_.batch);
+        bool follows = !got.empty() && got.size() == want.size() && got[0] == want[0];
+        for (size_t d = 1; follows && d < got.size(); ++d) follows = got[d] == want[d];
+        if (!follows) {
+          throw Error(ErrorKind::kModel,
+                      model_->description() + " cannot batch: at batch " +
+                          std::to_string(options_.batch) + " output '" + outputs_[i].name +
+                          "' is " + ShapeText(got) + ", not " + ShapeText(want) +
+                          " (its dimension 0 does not follow the inputs'; a RESHAPE with a "
+                          "fixed 1 is the usual cause: export it with -1); use max_batch=1");
+        }
+      }
+    }
     // LiteRT compiles a graph with an unresolved custom op and only fails
     // when it runs. A run on the zero-filled buffers turns that into a
     // compile error naming the op, instead of a failure on the first request.
@@ -371,6 +393,50 @@ void Instance::Resize(size_t index, const std::vector<int32_t>& shape) {
   if (inputs_mem_.size() == inputs_.size()) {  // after construction
     Bind(inputs_mem_[index], inputs_[index], "input");
     RefreshOutputs();
+  }
+}
+
+void Instance::ResizeBatch() {
+  const auto& sig = model_->signatures()[options_.signature];
+  const std::string why = model_->description() + " cannot batch: ";
+  const std::string what = "; use max_batch=1";
+  for (const auto* list : {&sig.inputs, &sig.outputs}) {
+    for (const auto& t : *list) {
+      const char* kind = list == &sig.inputs ? "input '" : "output '";
+      if (t.shape.empty()) {
+        throw Error(ErrorKind::kModel, why + kind + t.name + "' is a scalar (no batch dimension)" +
+                                           what);
+      }
+      if (t.shape[0] != 1 && t.shape[0] != -1) {
+        throw Error(ErrorKind::kModel, why + kind + t.name + "' " + ShapeText(t.shape) +
+                                           " has dimension 0 fixed at " +
+                                           std::to_string(t.shape[0]) +
+                                           " (batching needs 1 or -1 there)" + what);
+      }
+      for (size_t d = 1; d < t.shape.size(); ++d) {
+        if (t.shape[d] < 0) {
+          throw Error(ErrorKind::kModel, why + kind + t.name + "' " + ShapeText(t.shape) +
+                                             " has a dynamic dimension besides the batch" + what);
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < sig.inputs.size(); ++i) {
+    const TensorInfo& declared = sig.inputs[i];
+    std::vector<int32_t> shape = declared.shape;
+    shape[0] = static_cast<int32_t>(options_.batch);
+    // A declared 1 is a fixed dimension: only the non-strict resize changes it.
+    auto resize = declared.shape[0] < 0 ? api_->LiteRtCompiledModelResizeInputTensor
+                                        : api_->LiteRtCompiledModelResizeInputTensorNonStrict;
+    if (resize == nullptr) {
+      throw Error(ErrorKind::kModel, why + "this runtime cannot resize inputs" + what);
+    }
+    std::vector<int> dims(shape.begin(), shape.end());
+    if (resize(compiled_, options_.signature, i, dims.data(), dims.size()) != litert::kOk) {
+      throw Error(ErrorKind::kModel, why + "the runtime refused to resize input '" +
+                                         declared.name + "' to " + ShapeText(shape) + what);
+    }
+    inputs_[i].shape = shape;
   }
 }
 

@@ -37,6 +37,12 @@ struct CompileOptions {
   // Compile with LiteRT's profiler attached (runtime_options_string
   // enable_profiling = true); read it through profile/profiler.h.
   bool profiling = false;
+  // > 0: compile for this batch size, with dimension 0 of every input set to
+  // it (a pool's dynamic batching, pool/batch.h). Every input's declared
+  // dimension 0 must be 1 or -1 and the rest static, and every output's
+  // dimension 0 must then follow (1 at batch 1, `batch` here); otherwise the
+  // constructor throws kModel naming the tensor.
+  size_t batch = 0;
 };
 
 struct DelegateSession;
@@ -84,6 +90,9 @@ class Instance {
   void Bind(HostBuffer& slot, const TensorInfo& info, const std::string& what);
   void Release(HostBuffer& slot);
   void RefreshOutputs();
+  // Sets dimension 0 of every input to options_.batch (see CompileOptions)
+  // and checks the outputs follow; before the buffers are bound.
+  void ResizeBatch();
 
   std::shared_ptr<Model> model_;
   CompileOptions options_;

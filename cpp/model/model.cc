@@ -34,8 +34,8 @@ size_t TensorInfo::num_elements() const {
 
 namespace {
 
-TensorInfo DescribeTensor(const LiteRtApi& api, litert::Tensor tensor,
-                          const char* name, const std::string& where) {
+TensorInfo DescribeTensor(const LiteRtApi& api, litert::Tensor tensor, const char* name,
+                          const std::string& where) {
   TensorInfo info;
   info.name = name ? name : "";
   litert::TensorTypeId type_id{};
@@ -79,8 +79,7 @@ TensorInfo DescribeTensor(const LiteRtApi& api, litert::Tensor tensor,
 }  // namespace
 
 std::shared_ptr<Model> Model::Load(std::shared_ptr<Runtime> runtime,
-                                   std::shared_ptr<ByteSource> bytes,
-                                   bool verify) {
+                                   std::shared_ptr<ByteSource> bytes, bool verify) {
   std::shared_ptr<Model> model(new Model());
   model->runtime_ = std::move(runtime);
   model->bytes_ = std::move(bytes);
@@ -88,17 +87,14 @@ std::shared_ptr<Model> Model::Load(std::shared_ptr<Runtime> runtime,
     try {
       model->summary_ = VerifyTflite(model->bytes_->data(), model->bytes_->size());
     } catch (const Error& e) {
-      throw Error(ErrorKind::kModel,
-                  model->bytes_->description() + ": " + e.what());
+      throw Error(ErrorKind::kModel, model->bytes_->description() + ": " + e.what());
     }
     model->verified_ = true;
   }
   const LiteRtApi& api = model->runtime_->api();
-  Check(api.LiteRtCreateModelFromBuffer(model->runtime_->cpu_environment(),
-                                        model->bytes_->data(),
+  Check(api.LiteRtCreateModelFromBuffer(model->runtime_->cpu_environment(), model->bytes_->data(),
                                         model->bytes_->size(), &model->handle_),
-        ErrorKind::kModel,
-        "the runtime rejected model " + model->bytes_->description());
+        ErrorKind::kModel, "the runtime rejected model " + model->bytes_->description());
   model->ReadSignatures();
   return model;
 }
@@ -121,8 +117,7 @@ void Model::ReadSignatures() {
           "cannot read signature " + std::to_string(s));
     SignatureInfo info;
     const char* key = nullptr;
-    Check(api.LiteRtGetSignatureKey(sig, &key), ErrorKind::kModel,
-          "cannot read a signature key");
+    Check(api.LiteRtGetSignatureKey(sig, &key), ErrorKind::kModel, "cannot read a signature key");
     info.key = key ? key : "";
     litert::ParamIndex n_in = 0, n_out = 0;
     Check(api.LiteRtGetNumSignatureInputs(sig, &n_in), ErrorKind::kModel,
@@ -138,8 +133,8 @@ void Model::ReadSignatures() {
       litert::Tensor t = nullptr;
       Check(api.LiteRtGetSignatureInputName(sig, i, &name), ErrorKind::kModel,
             "cannot read input name");
-      Check(api.LiteRtGetSignatureInputTensorByIndex(sig, i, &t),
-            ErrorKind::kModel, "cannot read input tensor");
+      Check(api.LiteRtGetSignatureInputTensorByIndex(sig, i, &t), ErrorKind::kModel,
+            "cannot read input tensor");
       TensorInfo tensor =
           DescribeTensor(api, t, name, "input " + std::to_string(i) + " of " + info.key);
       // LiteRT reports the placeholder shape; the verifier kept the
@@ -159,10 +154,10 @@ void Model::ReadSignatures() {
       litert::Tensor t = nullptr;
       Check(api.LiteRtGetSignatureOutputName(sig, i, &name), ErrorKind::kModel,
             "cannot read output name");
-      Check(api.LiteRtGetSignatureOutputTensorByIndex(sig, i, &t),
-            ErrorKind::kModel, "cannot read output tensor");
-      info.outputs.push_back(DescribeTensor(
-          api, t, name, "output " + std::to_string(i) + " of " + info.key));
+      Check(api.LiteRtGetSignatureOutputTensorByIndex(sig, i, &t), ErrorKind::kModel,
+            "cannot read output tensor");
+      info.outputs.push_back(
+          DescribeTensor(api, t, name, "output " + std::to_string(i) + " of " + info.key));
     }
     signatures_.push_back(std::move(info));
   }

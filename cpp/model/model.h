@@ -52,8 +52,7 @@ class Model {
   // Verifies the bytes (unless verify is false: for bytes verified earlier
   // in this process), then builds the runtime's model on them in place.
   static std::shared_ptr<Model> Load(std::shared_ptr<Runtime> runtime,
-                                     std::shared_ptr<ByteSource> bytes,
-                                     bool verify = true);
+                                     std::shared_ptr<ByteSource> bytes, bool verify = true);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -16,10 +16,10 @@
 namespace edgepipe {
 
 struct VerifyLimits {
-  size_t max_depth = 64;             // nesting of tables
-  size_t max_tables = 10'000'000;    // tables visited in total
+  size_t max_depth = 64;           // nesting of tables
+  size_t max_tables = 10'000'000;  // tables visited in total
   size_t max_subgraphs = 10'000;
-  size_t max_tensor_rank = 8;        // LiteRT's LITERT_TENSOR_MAX_RANK
+  size_t max_tensor_rank = 8;  // LiteRT's LITERT_TENSOR_MAX_RANK
   // Bytes one tensor without constant data may declare. The runtime
   // allocates what the shape says (a fuzzed [1, 2^31-1] float input made
   // compile zero 8 GB for minutes, [1, 2^30] took 15 s). Constant tensors are
@@ -31,9 +31,9 @@ struct ModelSummary {
   uint32_t schema_version = 0;
   std::string description;
   size_t num_subgraphs = 0;
-  size_t num_tensors = 0;     // over all subgraphs
+  size_t num_tensors = 0;  // over all subgraphs
   size_t num_buffers = 0;
-  size_t num_operators = 0;   // over all subgraphs
+  size_t num_operators = 0;  // over all subgraphs
   // Builtin operator name ("CONV_2D", ...) or "CUSTOM:<custom_code>" -> count.
   std::map<std::string, size_t> op_counts;
   std::vector<std::string> custom_ops;  // distinct custom codes, sorted

@@ -62,6 +62,17 @@ PoolOptions Checked(PoolOptions options) {
                 "workers x threads per worker must be at most " + std::to_string(kMaxPoolThreads) +
                     ", got " + std::to_string(options.workers) + " x " + std::to_string(threads));
   }
+  if (options.max_batch == 0 || options.max_batch > kMaxBatch) {
+    throw Error(ErrorKind::kInput, "max_batch must be between 1 and " + std::to_string(kMaxBatch) +
+                                       ", got " + std::to_string(options.max_batch));
+  }
+  if (!(options.max_batch_delay_seconds >= 0) ||
+      SecondsToDuration(options.max_batch_delay_seconds, "max_batch_delay") ==
+          Clock::duration::max()) {
+    throw Error(ErrorKind::kInput,
+                "max_batch_delay must be a finite number of seconds >= 0, got " +
+                    std::to_string(options.max_batch_delay_seconds));
+  }
   if (SecondsToDuration(options.callback_wait_seconds, "callback_wait") == Clock::duration::max()) {
     options.callback_wait_seconds = -1;  // inf, huge or negative: wait forever
   }
@@ -70,7 +81,10 @@ PoolOptions Checked(PoolOptions options) {
 }  // namespace
 
 Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
-    : options_(Checked(std::move(options))), queue_(options_.queue_capacity, options_.policy) {
+    : options_(Checked(std::move(options))),
+      batch_sizes_(BatchSizes(options_.max_batch)),
+      queue_(options_.queue_capacity, options_.policy, options_.max_batch,
+             SecondsToDuration(options_.max_batch_delay_seconds, "max_batch_delay")) {
   preferences_ = PreferenceList(options_.accelerators);
   const auto& signatures = model->signatures();
   if (options_.compile.signature >= signatures.size()) {
@@ -80,7 +94,12 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
   const auto& sig = signatures[options_.compile.signature];
   for (const auto* list : {&sig.inputs, &sig.outputs}) {
     for (const auto& t : *list) {
-      if (t.is_dynamic()) {
+      // A batching pool serves batch 1 of a dynamic dimension 0 (the
+      // compile checks the rest: pool/batch.h).
+      const bool batch_dim_only =
+          options_.max_batch > 1 && !t.shape.empty() && t.shape[0] < 0 &&
+          std::none_of(t.shape.begin() + 1, t.shape.end(), [](int32_t d) { return d < 0; });
+      if (t.is_dynamic() && !batch_dim_only) {
         throw Error(ErrorKind::kInput,
                     "tensor '" + t.name + "' has a dynamic shape " + ShapeText(t.shape) +
                         "; pools serve fixed shapes: resize with a Session instead");
@@ -151,6 +170,7 @@ std::vector<Pool::Slot> Pool::CompileSlots(const std::shared_ptr<Model>& model) 
     auto choice = CompileWithFallback(model, preferences_, options_.compile, &events_);
     slot.instance = std::move(choice.instance);
     slot.accelerator = std::move(choice.accelerator);
+    if (!batch_sizes_.empty()) slot.batched = CompileBatched(model, PreferenceList({slot.accelerator}));
   }
   return slots;
 }
@@ -225,8 +245,8 @@ void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_sec
 
 bool Pool::TryRunDirect(const std::shared_ptr<Request>& request) {
   // Lock-free hints first: a busy pool pays three atomic loads and nothing more.
-  if (!options_.caller_runs || queue_.closed() || queue_.queued_hint() != 0 ||
-      queue_.free_workers() == 0) {
+  if (!options_.caller_runs || options_.max_batch > 1 || queue_.closed() ||
+      queue_.queued_hint() != 0 || queue_.free_workers() == 0) {
     return false;
   }
   size_t index = options_.workers;
@@ -383,6 +403,10 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
   // any time limit, 0 included) found a free worker and starts.
   // (Free since the pool started: counted by the constructor, so a request
   // made before this thread got going still finds it free.)
+  if (options_.max_batch > 1) {
+    BatchWorkerLoop(index, started);  // pool/batch.cc
+    return;
+  }
   Clock::time_point free_since = started;
   for (;;) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
@@ -606,6 +630,9 @@ PoolStats Pool::Stats() const {
     for (const auto& slot : slots_) s.worker_accelerators.push_back(slot.accelerator);
   }
   for (size_t i = 0; i < options_.workers; ++i) s.worker_runs.push_back(worker_runs_[i].load());
+  s.batches = batches_.load();
+  s.batched_requests = batched_requests_.load();
+  s.max_batch = options_.max_batch;
   {
     std::lock_guard<std::mutex> lock(callback_error_mutex_);
     s.last_callback_error = last_callback_error_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "accel/fallback.h"
+#include "pool/batch.h"
 #include "compiled/instance.h"
 #include "pool/delivery.h"
 #include "pool/histogram.h"
@@ -63,7 +64,15 @@ struct PoolOptions {
   // way; instances of other accelerators always run on their own worker.
   // Off: every run happens on a worker thread (e.g. when the calling thread
   // must not do the inference work itself: its priority or CPU affinity).
+  // Batching pools (max_batch > 1) never run direct: their requests go
+  // through the queue to be batched.
   bool caller_runs = true;
+  // Dynamic batching (see pool/batch.h): > 1 stacks up to this many queued
+  // requests into one run (1..kMaxBatch, at most queue_capacity). A worker
+  // that finds fewer waits up to max_batch_delay_seconds for more (0: runs
+  // what is queued).
+  size_t max_batch = 1;
+  double max_batch_delay_seconds = 0;
 };
 
 struct PoolStats {
@@ -74,6 +83,10 @@ struct PoolStats {
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
   std::vector<uint64_t> worker_runs;  // requests each worker ran (load balance)
+  // Batching: runs made (one per batch, a single request included) and the
+  // requests they held; 0 without batching.
+  uint64_t batches = 0, batched_requests = 0;
+  size_t max_batch = 1;
   std::string last_callback_error;
 };
 
@@ -134,6 +147,9 @@ class Pool {
     std::string accelerator;
     int failures = 0;
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
+    // Batching: one instance per size of batch_sizes_, in that order; each
+    // falls back to (and is retired to) the CPU on its own.
+    std::vector<BatchInstance> batched;
   };
 
   // Who runs a slot's instance now (guarded by gates_mutex_): taken from
@@ -179,6 +195,14 @@ class Pool {
   // holds; FreeSlot()s the slot and ends the request.
   void Execute(size_t index, const Running& on, Request& request, Clock::time_point* free_since);
   void CheckRequestShape(const Request& request) const;  // throws kInput
+  // Batching (pool/batch.cc): the worker loop when max_batch > 1, and one
+  // run of `batch` (all claimed, 2..max_batch of them) on slot `index`,
+  // whose gate the caller holds (FreeSlot()s it before ending the requests).
+  void BatchWorkerLoop(size_t index, Clock::time_point started);
+  void ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>>& batch,
+                    Clock::time_point* free_since);
+  std::vector<BatchInstance> CompileBatched(const std::shared_ptr<Model>& model,
+                                            const std::vector<std::string>& preferences);
   void End(Request& request, bool ok, ErrorKind kind, std::string error);
   void NoteCallbackError(const std::string& error);
   std::vector<Slot> CompileSlots(const std::shared_ptr<Model>& model);
@@ -204,6 +228,7 @@ class Pool {
   std::shared_ptr<Model> model_;
   std::mutex swap_mutex_;
 
+  std::vector<size_t> batch_sizes_;  // BatchSizes(max_batch)
   RequestQueue queue_;
   std::atomic<double> recent_run_us_{0.0};  // moving average of run times
 
@@ -215,7 +240,7 @@ class Pool {
   Histogram queue_wait_, run_time_;
   std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0}, rejected_{0},
       expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0},
-      caller_runs_{0};
+      caller_runs_{0}, batches_{0}, batched_requests_{0};
   std::atomic<size_t> busy_{0};
   std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;

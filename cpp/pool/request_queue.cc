@@ -1,5 +1,7 @@
 #include "pool/request_queue.h"
 
+#include <algorithm>
+
 #include "pool/spin.h"
 
 namespace edgepipe {
@@ -12,9 +14,18 @@ QueuePolicy ParseQueuePolicy(const std::string& name) {
               "unknown queue policy '" + name + "'; expected block, reject or keep_latest");
 }
 
-RequestQueue::RequestQueue(size_t capacity, QueuePolicy policy)
-    : capacity_(capacity), policy_(policy) {
+RequestQueue::RequestQueue(size_t capacity, QueuePolicy policy, size_t max_batch,
+                           Clock::duration batch_delay)
+    : capacity_(capacity), policy_(policy), max_batch_(max_batch), batch_delay_(batch_delay) {
   if (capacity_ == 0) throw Error(ErrorKind::kInput, "queue_size must be at least 1");
+  if (max_batch_ == 0) throw Error(ErrorKind::kInput, "max_batch must be at least 1");
+  if (max_batch_ > capacity_) {
+    throw Error(ErrorKind::kInput, "max_batch (" + std::to_string(max_batch_) +
+                                       ") is larger than queue_size (" +
+                                       std::to_string(capacity_) +
+                                       "): batches are taken from the queue and could never "
+                                       "fill; use queue_size >= max_batch");
+  }
 }
 
 size_t RequestQueue::size() const {
@@ -26,7 +37,7 @@ std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& requ
                                             double block_timeout_seconds) {
   const Clock::duration block_limit = SecondsToDuration(block_timeout_seconds, "block_timeout");
   std::shared_ptr<Request> dropped;
-  bool wake_worker = false;
+  bool wake_worker = false, wake_collector = false;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (stopping_) throw Error(ErrorKind::kClosed, "the pool is closed");
@@ -66,12 +77,15 @@ std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& requ
     request->enqueued_ = Clock::now();
     request->deadline_ = SaturatingAdd(request->enqueued_, request->wait_limit);
     request->found_free_worker_ =
-        static_cast<std::ptrdiff_t>(queue_.size()) < free_.load(std::memory_order_acquire);
+        static_cast<std::ptrdiff_t>(queue_.size()) <
+        free_.load(std::memory_order_acquire) * static_cast<std::ptrdiff_t>(max_batch_);
     queue_.push_back(request);
     queued_.fetch_add(1, std::memory_order_release);
     wake_worker = sleeping_workers_ > 0;
+    wake_collector = collecting_workers_ > 0 && queue_.size() >= max_batch_;
   }
   if (wake_worker) not_empty_.notify_one();
+  if (wake_collector) batch_more_.notify_all();
   return dropped;
 }
 
@@ -112,6 +126,57 @@ bool RequestQueue::ClaimIdle(Request& request) {
   return true;
 }
 
+size_t RequestQueue::PopBatch(bool spin, std::vector<std::shared_ptr<Request>>* out) {
+  out->clear();
+  if (spin) {
+    SpinFor([this] {
+      return queued_.load(std::memory_order_acquire) > 0 || closed_.load(std::memory_order_acquire);
+    });
+  }
+  size_t taken = 0;
+  bool wake_pusher = false;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      ++sleeping_workers_;
+      not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --sleeping_workers_;
+      if (queue_.empty() || (stopping_ && !drain_)) return 0;
+      if (queue_.size() >= max_batch_ || batch_delay_ <= Clock::duration::zero() || stopping_) {
+        break;
+      }
+      // A partial batch: wait (still free, the requests still queued) for
+      // it to fill, for the delay, or for close.
+      ++collecting_workers_;
+      batch_more_.wait_until(lock, SaturatingAdd(Clock::now(), batch_delay_), [this] {
+        return stopping_ || queue_.size() >= max_batch_;
+      });
+      --collecting_workers_;
+      if (stopping_ && !drain_) return 0;
+      if (!queue_.empty()) break;
+      // Everything was cancelled, expired or taken by another worker: wait anew.
+    }
+    // Under the lock, so ExpireIfWaiting never counts a worker that already
+    // took its batch.
+    free_.fetch_sub(1, std::memory_order_acq_rel);
+    taken = std::min(queue_.size(), max_batch_);
+    for (size_t i = 0; i < taken; ++i) {
+      out->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    queued_.fetch_sub(taken, std::memory_order_relaxed);
+    wake_pusher = blocked_pushers_ > 0;
+  }
+  if (wake_pusher) {
+    if (taken > 1) {
+      not_full_.notify_all();
+    } else {
+      not_full_.notify_one();
+    }
+  }
+  return taken;
+}
+
 std::shared_ptr<Request> RequestQueue::Remove(uint64_t id) {
   std::shared_ptr<Request> found;
   {
@@ -137,7 +202,8 @@ RequestQueue::Expiry RequestQueue::ExpireIfWaiting(uint64_t id) {
     auto it = queue_.begin();
     for (; it != queue_.end() && (*it)->id_ != id; ++it) ++position;
     if (it == queue_.end()) return Expiry::kNotQueued;
-    if (static_cast<std::ptrdiff_t>(position) < free_.load(std::memory_order_acquire) &&
+    if (static_cast<std::ptrdiff_t>(position) <
+            free_.load(std::memory_order_acquire) * static_cast<std::ptrdiff_t>(max_batch_) &&
         !stopping_) {
       return Expiry::kAboutToStart;
     }
@@ -166,6 +232,7 @@ std::deque<std::shared_ptr<Request>> RequestQueue::Close(bool drain) {
   }
   not_empty_.notify_all();
   not_full_.notify_all();
+  batch_more_.notify_all();
   return removed;
 }
 

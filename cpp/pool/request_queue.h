@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "pool/request.h"
 
@@ -27,7 +28,10 @@ QueuePolicy ParseQueuePolicy(const std::string& name);
 
 class RequestQueue {
  public:
-  RequestQueue(size_t capacity, QueuePolicy policy);
+  // `max_batch` > 1: workers take up to that many requests at once
+  // (PopBatch), waiting up to `batch_delay` for a batch to fill.
+  RequestQueue(size_t capacity, QueuePolicy policy, size_t max_batch = 1,
+               Clock::duration batch_delay = Clock::duration::zero());
   RequestQueue(const RequestQueue&) = delete;
   RequestQueue& operator=(const RequestQueue&) = delete;
 
@@ -53,13 +57,22 @@ class RequestQueue {
   // queued ones.
   bool ClaimIdle(Request& request);
 
+  // Worker side, dynamic batching: fills `out` with the next 1..max_batch
+  // requests, oldest first, and returns how many (0 once closed and empty,
+  // or closed without drain). Waits for a first request as Pop does; with
+  // fewer than max_batch queued it then waits up to batch_delay for more
+  // (0: takes what is queued). While it waits the worker still counts as
+  // free and the requests stay queued: they can be cancelled or expire.
+  size_t PopBatch(bool spin, std::vector<std::shared_ptr<Request>>* out);
+
   // Removes a queued request; null when `id` is not queued (never was,
   // already taken by a worker, or already removed).
   std::shared_ptr<Request> Remove(uint64_t id);
 
   // For a waiter whose deadline passed: removes the request unless a worker
   // that is free right now will take it (it is within the first
-  // free_workers() entries). kNotQueued: a worker has it (or it ended).
+  // free_workers() x max_batch() entries). kNotQueued: a worker has it (or
+  // it ended).
   enum class Expiry { kRemoved, kAboutToStart, kNotQueued };
   Expiry ExpireIfWaiting(uint64_t id);
 
@@ -71,6 +84,7 @@ class RequestQueue {
   size_t size() const;
   size_t capacity() const { return capacity_; }
   QueuePolicy policy() const { return policy_; }
+  size_t max_batch() const { return max_batch_; }
   // Worker side: this worker holds no request any more (it started, or
   // finished its last one). Called before the request it finished is ended,
   // so a caller woken by that end finds it free.
@@ -86,8 +100,11 @@ class RequestQueue {
  private:
   const size_t capacity_;
   const QueuePolicy policy_;
+  const size_t max_batch_;
+  const Clock::duration batch_delay_;
   mutable std::mutex mutex_;
-  std::condition_variable not_empty_, not_full_;
+  // batch_more_: a worker holding a partial batch waits there for it to fill.
+  std::condition_variable not_empty_, not_full_, batch_more_;
   std::deque<std::shared_ptr<Request>> queue_;
   uint64_t next_id_ = 1;
   bool stopping_ = false, drain_ = true;
@@ -98,7 +115,7 @@ class RequestQueue {
   // a worker popped a request while its instance still served a direct run
   // (it waits for the instance); every taker gives one back on WorkerFree().
   std::atomic<std::ptrdiff_t> free_{0};
-  int sleeping_workers_ = 0, blocked_pushers_ = 0;  // guarded by mutex_
+  int sleeping_workers_ = 0, blocked_pushers_ = 0, collecting_workers_ = 0;  // guarded by mutex_
 };
 
 }  // namespace edgepipe

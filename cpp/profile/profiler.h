@@ -5,7 +5,8 @@
 // to). A Profiler borrows the instance; it runs it `runs` times, each run
 // bracketed by Reset/Start ... Stop, and copies every event out (tags
 // included: they point into the runtime's buffer, which the next run reuses)
-// together with the wall time of the same run.
+// together with the wall time of the same run and of an unprofiled run of
+// the same instance just before it (the difference is the profiler's cost).
 //
 // The ABI trap: litert_profiler_event.h declares ProfiledEventData with a
 // two-field memory record (88 bytes per event), while the 2.3.0 binary
@@ -87,7 +88,8 @@ std::vector<Event> DecodeEvents(const uint8_t* bytes, size_t count, const EventL
 
 struct Result {
   std::vector<Event> events;       // every run's events, in order
-  std::vector<double> wall_us;     // per run, measured around Instance::Run
+  std::vector<double> wall_us;     // per profiled run, measured around Instance::Run
+  std::vector<double> plain_wall_us;  // per run, an unprofiled run just before it, timed the same
   std::vector<uint64_t> run_start_us;  // per run, on the events' clock
   std::string summary;             // LiteRT's benchmark_model-style text
   std::string layout;              // kLayout*.name, or "summary-only"
@@ -102,8 +104,11 @@ class Profiler {
   // `runtime_version` pins the expected layout ("" for unknown).
   Profiler(std::shared_ptr<Instance> instance, std::string runtime_version);
 
-  // Runs the instance `warmup` times unprofiled, then `runs` times profiled.
-  // Not thread-safe with other users of the instance.
+  // Runs the instance `warmup` times unprofiled and (when warmup > 0) once
+  // profiled with its events discarded, then `runs` times an
+  // unprofiled timed run followed by a profiled one (each profiled run its
+  // own profiling session, read out after it). Not thread-safe with other
+  // users of the instance.
   Result Run(size_t runs, size_t warmup);
 
   // Whether this runtime has every profiler function.

@@ -118,8 +118,14 @@ struct QuantizationPerChannel {
 };
 static_assert(sizeof(QuantizationPerChannel) == 32, "ABI");
 
-enum AnyType : int { kAnyNone = 0, kAnyBool = 1, kAnyInt = 2, kAnyReal = 3,
-                     kAnyString = 8, kAnyVoidPtr = 9 };
+enum AnyType : int {
+  kAnyNone = 0,
+  kAnyBool = 1,
+  kAnyInt = 2,
+  kAnyReal = 3,
+  kAnyString = 8,
+  kAnyVoidPtr = 9
+};
 struct Any {
   AnyType type;
   union {
@@ -147,8 +153,14 @@ struct EnvOption {
 static_assert(sizeof(EnvOption) == 24, "LiteRtEnvOption ABI");
 
 // LiteRtLogSeverity (kept in sync with tflite::LogSeverity upstream).
-enum LogSeverity : int { kLogDebug = -1, kLogVerbose = 0, kLogInfo = 1,
-                         kLogWarning = 2, kLogError = 3, kLogSilent = 4 };
+enum LogSeverity : int {
+  kLogDebug = -1,
+  kLogVerbose = 0,
+  kLogInfo = 1,
+  kLogWarning = 2,
+  kLogError = 3,
+  kLogSilent = 4
+};
 
 using HostMemoryDeallocator = void (*)(void*);
 
@@ -163,8 +175,8 @@ using AcceleratorGetNameFn = Status (*)(Accelerator, const char**);
 using AcceleratorGetVersionFn = Status (*)(Accelerator, ApiVersion*);
 using AcceleratorGetHwFn = Status (*)(Accelerator, HwAcceleratorSet*);
 using AcceleratorJitFn = Status (*)(Accelerator, bool*);
-using AcceleratorCreateDelegateFn = Status (*)(void* runtime_context, Environment,
-                                               Accelerator, Options, DelegateWrapper*);
+using AcceleratorCreateDelegateFn = Status (*)(void* runtime_context, Environment, Accelerator,
+                                               Options, DelegateWrapper*);
 using DelegateDeleterFn = void (*)(void*);
 
 // The head of LiteRtAcceleratorDefV1 (litert_accelerator_def.h), of which
@@ -184,94 +196,79 @@ static_assert(sizeof(AcceleratorDefHead) == 48, "LiteRtAcceleratorDefV1 head ABI
 // Every function edgepipe resolves. X(name, return type, parameter list).
 // Required ones must exist or loading fails with a RuntimeLoadError naming
 // the symbol; optional ones are nullptr when the runtime lacks them.
-#define EDGEPIPE_LITERT_REQUIRED(X)                                            \
-  X(LiteRtCreateEnvironment, Status,                                           \
-    (int, const EnvOption*, Environment*))                                     \
-  X(LiteRtDestroyEnvironment, void, (Environment))                             \
-  X(LiteRtCreateModelFromBuffer, Status,                                       \
-    (Environment, const void*, size_t, Model*))                                \
-  X(LiteRtDestroyModel, void, (Model))                                         \
-  X(LiteRtGetNumModelSignatures, Status, (Model, ParamIndex*))                 \
-  X(LiteRtGetModelSignature, Status, (Model, ParamIndex, Signature*))          \
-  X(LiteRtGetSignatureKey, Status, (Signature, const char**))                  \
-  X(LiteRtGetNumSignatureInputs, Status, (Signature, ParamIndex*))             \
-  X(LiteRtGetNumSignatureOutputs, Status, (Signature, ParamIndex*))            \
-  X(LiteRtGetSignatureInputName, Status, (Signature, ParamIndex, const char**)) \
-  X(LiteRtGetSignatureOutputName, Status,                                      \
-    (Signature, ParamIndex, const char**))                                     \
-  X(LiteRtGetSignatureInputTensorByIndex, Status,                              \
-    (Signature, ParamIndex, Tensor*))                                          \
-  X(LiteRtGetSignatureOutputTensorByIndex, Status,                             \
-    (Signature, ParamIndex, Tensor*))                                          \
-  X(LiteRtGetTensorTypeId, Status, (Tensor, TensorTypeId*))                    \
-  X(LiteRtGetRankedTensorType, Status, (Tensor, RankedTensorType*))            \
-  X(LiteRtGetQuantizationTypeId, Status, (Tensor, QuantizationTypeId*))        \
-  X(LiteRtGetPerTensorQuantization, Status, (Tensor, QuantizationPerTensor*))  \
-  X(LiteRtGetPerChannelQuantization, Status,                                   \
-    (Tensor, QuantizationPerChannel*))                                         \
-  X(LiteRtCreateOptions, Status, (Options*))                                   \
-  X(LiteRtDestroyOptions, void, (Options))                                     \
-  X(LiteRtSetOptionsHardwareAccelerators, Status, (Options, HwAcceleratorSet)) \
-  X(LiteRtCreateOpaqueOptions, Status,                                         \
-    (const char*, void*, void (*)(void*), OpaqueOptions*))                     \
-  X(LiteRtDestroyOpaqueOptions, void, (OpaqueOptions))                         \
-  X(LiteRtAddOpaqueOptions, Status, (Options, OpaqueOptions))                  \
-  X(LiteRtCreateCompiledModel, Status,                                         \
-    (Environment, Model, Options, CompiledModel*))                             \
-  X(LiteRtDestroyCompiledModel, void, (CompiledModel))                         \
-  X(LiteRtRunCompiledModel, Status,                                            \
-    (CompiledModel, ParamIndex, size_t, TensorBuffer*, size_t, TensorBuffer*)) \
-  X(LiteRtCreateTensorBufferFromHostMemory, Status,                            \
-    (const RankedTensorType*, void*, size_t, HostMemoryDeallocator,            \
-     TensorBuffer*))                                                           \
+#define EDGEPIPE_LITERT_REQUIRED(X)                                                           \
+  X(LiteRtCreateEnvironment, Status, (int, const EnvOption*, Environment*))                   \
+  X(LiteRtDestroyEnvironment, void, (Environment))                                            \
+  X(LiteRtCreateModelFromBuffer, Status, (Environment, const void*, size_t, Model*))          \
+  X(LiteRtDestroyModel, void, (Model))                                                        \
+  X(LiteRtGetNumModelSignatures, Status, (Model, ParamIndex*))                                \
+  X(LiteRtGetModelSignature, Status, (Model, ParamIndex, Signature*))                         \
+  X(LiteRtGetSignatureKey, Status, (Signature, const char**))                                 \
+  X(LiteRtGetNumSignatureInputs, Status, (Signature, ParamIndex*))                            \
+  X(LiteRtGetNumSignatureOutputs, Status, (Signature, ParamIndex*))                           \
+  X(LiteRtGetSignatureInputName, Status, (Signature, ParamIndex, const char**))               \
+  X(LiteRtGetSignatureOutputName, Status, (Signature, ParamIndex, const char**))              \
+  X(LiteRtGetSignatureInputTensorByIndex, Status, (Signature, ParamIndex, Tensor*))           \
+  X(LiteRtGetSignatureOutputTensorByIndex, Status, (Signature, ParamIndex, Tensor*))          \
+  X(LiteRtGetTensorTypeId, Status, (Tensor, TensorTypeId*))                                   \
+  X(LiteRtGetRankedTensorType, Status, (Tensor, RankedTensorType*))                           \
+  X(LiteRtGetQuantizationTypeId, Status, (Tensor, QuantizationTypeId*))                       \
+  X(LiteRtGetPerTensorQuantization, Status, (Tensor, QuantizationPerTensor*))                 \
+  X(LiteRtGetPerChannelQuantization, Status, (Tensor, QuantizationPerChannel*))               \
+  X(LiteRtCreateOptions, Status, (Options*))                                                  \
+  X(LiteRtDestroyOptions, void, (Options))                                                    \
+  X(LiteRtSetOptionsHardwareAccelerators, Status, (Options, HwAcceleratorSet))                \
+  X(LiteRtCreateOpaqueOptions, Status, (const char*, void*, void (*)(void*), OpaqueOptions*)) \
+  X(LiteRtDestroyOpaqueOptions, void, (OpaqueOptions))                                        \
+  X(LiteRtAddOpaqueOptions, Status, (Options, OpaqueOptions))                                 \
+  X(LiteRtCreateCompiledModel, Status, (Environment, Model, Options, CompiledModel*))         \
+  X(LiteRtDestroyCompiledModel, void, (CompiledModel))                                        \
+  X(LiteRtRunCompiledModel, Status,                                                           \
+    (CompiledModel, ParamIndex, size_t, TensorBuffer*, size_t, TensorBuffer*))                \
+  X(LiteRtCreateTensorBufferFromHostMemory, Status,                                           \
+    (const RankedTensorType*, void*, size_t, HostMemoryDeallocator, TensorBuffer*))           \
   X(LiteRtDestroyTensorBuffer, void, (TensorBuffer))
 
-#define EDGEPIPE_LITERT_OPTIONAL(X)                                            \
-  X(LiteRtGetTensorIndex, Status, (Tensor, uint32_t*))                         \
-  X(LiteRtCompiledModelIsFullyAccelerated, Status, (CompiledModel, bool*))     \
-  X(LiteRtCompiledModelIsNonCpuFullyAccelerated, Status,                       \
-    (CompiledModel, bool*))                                                    \
-  X(LiteRtCompiledModelResizeInputTensor, Status,                              \
-    (CompiledModel, ParamIndex, ParamIndex, const int*, size_t))               \
-  X(LiteRtCompiledModelResizeInputTensorNonStrict, Status,                     \
-    (CompiledModel, ParamIndex, ParamIndex, const int*, size_t))               \
-  X(LiteRtGetCompiledModelInputTensorLayout, Status,                           \
-    (CompiledModel, ParamIndex, ParamIndex, Layout*))                          \
-  X(LiteRtGetCompiledModelOutputTensorLayouts, Status,                         \
-    (CompiledModel, ParamIndex, size_t, Layout*, bool))                        \
-  X(LiteRtGetNumAccelerators, Status, (Environment, ParamIndex*))              \
-  X(LiteRtGetAccelerator, Status, (Environment, ParamIndex, Accelerator*))     \
-  X(LiteRtGetAcceleratorName, Status, (Accelerator, const char**))             \
-  X(LiteRtGetAcceleratorHardwareSupport, Status,                               \
-    (Accelerator, HwAcceleratorSet*))                                          \
-  X(LiteRtCompiledModelGetErrorMessages, Status, (CompiledModel, char**))      \
-  X(LiteRtCompiledModelClearErrors, Status, (CompiledModel))                   \
-  X(LiteRtCreateAccelerator, Status, (Accelerator*))                           \
-  X(LiteRtDestroyAccelerator, Status, (Accelerator))                           \
-  X(LiteRtRegisterAccelerator, Status,                                         \
-    (Environment, Accelerator, void*, void (*)(void*)))                        \
-  X(LiteRtSetAcceleratorGetName, Status, (Accelerator, AcceleratorGetNameFn))  \
-  X(LiteRtSetAcceleratorGetVersion, Status,                                    \
-    (Accelerator, AcceleratorGetVersionFn))                                    \
-  X(LiteRtSetAcceleratorGetHardwareSupport, Status,                            \
-    (Accelerator, AcceleratorGetHwFn))                                         \
-  X(LiteRtSetDelegateFunction, Status,                                         \
-    (Accelerator, AcceleratorCreateDelegateFn))                                \
-  X(LiteRtSetIsAcceleratorDelegateResponsibleForJitCompilation, Status,        \
-    (Accelerator, AcceleratorJitFn))                                           \
-  X(LiteRtWrapDelegate, Status, (void*, DelegateDeleterFn, DelegateWrapper*))  \
-  X(LiteRtGetOpaqueOptions, Status, (Options, OpaqueOptions*))                 \
-  X(LiteRtFindOpaqueOptionsData, Status, (OpaqueOptions, const char*, void**)) \
-  /* Profiler (litert_profiler.h); present only in compiled models whose    \
-     runtime_options_string says enable_profiling = true. The event array   \
-     is void*: its element layout differs between releases, see           \
-     profile/profiler.h. */                                                 \
-  X(LiteRtCompiledModelGetProfiler, Status, (CompiledModel, Profiler*))        \
-  X(LiteRtStartProfiler, Status, (Profiler))                                   \
-  X(LiteRtStopProfiler, Status, (Profiler))                                    \
-  X(LiteRtResetProfiler, Status, (Profiler))                                   \
-  X(LiteRtGetNumProfilerEvents, Status, (Profiler, int*))                      \
-  X(LiteRtGetProfilerEvents, Status, (Profiler, int, void*))                   \
+#define EDGEPIPE_LITERT_OPTIONAL(X)                                                        \
+  X(LiteRtGetTensorIndex, Status, (Tensor, uint32_t*))                                     \
+  X(LiteRtCompiledModelIsFullyAccelerated, Status, (CompiledModel, bool*))                 \
+  X(LiteRtCompiledModelIsNonCpuFullyAccelerated, Status, (CompiledModel, bool*))           \
+  X(LiteRtCompiledModelResizeInputTensor, Status,                                          \
+    (CompiledModel, ParamIndex, ParamIndex, const int*, size_t))                           \
+  X(LiteRtCompiledModelResizeInputTensorNonStrict, Status,                                 \
+    (CompiledModel, ParamIndex, ParamIndex, const int*, size_t))                           \
+  X(LiteRtGetCompiledModelInputTensorLayout, Status,                                       \
+    (CompiledModel, ParamIndex, ParamIndex, Layout*))                                      \
+  X(LiteRtGetCompiledModelOutputTensorLayouts, Status,                                     \
+    (CompiledModel, ParamIndex, size_t, Layout*, bool))                                    \
+  X(LiteRtGetNumAccelerators, Status, (Environment, ParamIndex*))                          \
+  X(LiteRtGetAccelerator, Status, (Environment, ParamIndex, Accelerator*))                 \
+  X(LiteRtGetAcceleratorName, Status, (Accelerator, const char**))                         \
+  X(LiteRtGetAcceleratorHardwareSupport, Status, (Accelerator, HwAcceleratorSet*))         \
+  X(LiteRtCompiledModelGetErrorMessages, Status, (CompiledModel, char**))                  \
+  X(LiteRtCompiledModelClearErrors, Status, (CompiledModel))                               \
+  X(LiteRtCreateAccelerator, Status, (Accelerator*))                                       \
+  X(LiteRtDestroyAccelerator, Status, (Accelerator))                                       \
+  X(LiteRtRegisterAccelerator, Status, (Environment, Accelerator, void*, void (*)(void*))) \
+  X(LiteRtSetAcceleratorGetName, Status, (Accelerator, AcceleratorGetNameFn))              \
+  X(LiteRtSetAcceleratorGetVersion, Status, (Accelerator, AcceleratorGetVersionFn))        \
+  X(LiteRtSetAcceleratorGetHardwareSupport, Status, (Accelerator, AcceleratorGetHwFn))     \
+  X(LiteRtSetDelegateFunction, Status, (Accelerator, AcceleratorCreateDelegateFn))         \
+  X(LiteRtSetIsAcceleratorDelegateResponsibleForJitCompilation, Status,                    \
+    (Accelerator, AcceleratorJitFn))                                                       \
+  X(LiteRtWrapDelegate, Status, (void*, DelegateDeleterFn, DelegateWrapper*))              \
+  X(LiteRtGetOpaqueOptions, Status, (Options, OpaqueOptions*))                             \
+  X(LiteRtFindOpaqueOptionsData, Status, (OpaqueOptions, const char*, void**))             \
+  /* Profiler (litert_profiler.h); present only in compiled models whose                   \
+     runtime_options_string says enable_profiling = true. The event array                  \
+     is void*: its element layout differs between releases, see                            \
+     profile/profiler.h. */                                                                \
+  X(LiteRtCompiledModelGetProfiler, Status, (CompiledModel, Profiler*))                    \
+  X(LiteRtStartProfiler, Status, (Profiler))                                               \
+  X(LiteRtStopProfiler, Status, (Profiler))                                                \
+  X(LiteRtResetProfiler, Status, (Profiler))                                               \
+  X(LiteRtGetNumProfilerEvents, Status, (Profiler, int*))                                  \
+  X(LiteRtGetProfilerEvents, Status, (Profiler, int, void*))                               \
   X(LiteRtGetProfileSummary, Status, (Profiler, CompiledModel, const char**))
 
 }  // namespace edgepipe::litert

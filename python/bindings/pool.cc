@@ -88,8 +88,11 @@ void RegisterPool(py::module_& m) {
                        int threads, std::string weight_cache, size_t signature,
                        int retire_after_failures, PluginOptionMap plugin_options,
                        std::string crash_mark_dir, double callback_wait,
-                       std::shared_ptr<Scheduler> scheduler, int priority, bool caller_runs) {
+                       std::shared_ptr<Scheduler> scheduler, int priority, size_t max_batch,
+                       double max_batch_delay, bool caller_runs) {
              PoolOptions o;
+             o.max_batch = max_batch;
+             o.max_batch_delay_seconds = max_batch_delay;
              o.scheduler = std::move(scheduler);
              o.priority = priority;
              o.caller_runs = caller_runs;
@@ -129,8 +132,8 @@ void RegisterPool(py::module_& m) {
            py::arg("threads") = 1, py::arg("weight_cache") = "", py::arg("signature") = 0,
            py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
            py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0,
-           py::arg("scheduler") = nullptr, py::arg("priority") = 0,
-           py::arg("caller_runs") = true)
+           py::arg("scheduler") = nullptr, py::arg("priority") = 0, py::arg("max_batch") = 1,
+           py::arg("max_batch_delay") = 0.0, py::arg("caller_runs") = true)
       .def(
           "run",
           [](Pool& pool, const py::list& inputs, double timeout, const py::object& output_indices) {
@@ -242,6 +245,9 @@ void RegisterPool(py::module_& m) {
         d["workers"] = s.workers;
         d["worker_accelerators"] = s.worker_accelerators;
         d["worker_runs"] = s.worker_runs;
+        d["max_batch"] = s.max_batch;
+        d["batches"] = s.batches;
+        d["batched_requests"] = s.batched_requests;
         d["queue_wait"] = HistogramDict(s.queue_wait);
         d["run_time"] = HistogramDict(s.run_time);
         return d;

@@ -79,6 +79,7 @@ class ProfiledSession {
     d["event_fields"] = py::make_tuple("run", "tag", "type", "start_us", "elapsed_us",
                                        "metadata1", "metadata2", "source");
     d["wall_us"] = r.wall_us;
+    d["plain_wall_us"] = r.plain_wall_us;
     d["run_start_us"] = r.run_start_us;
     d["summary"] = r.summary;
     d["layout"] = r.layout;

@@ -11,8 +11,8 @@
 #include "conversions.h"
 #include "delegate/environment.h"
 #include "delegate/plugin.h"
-#include "runtime/element_types.h"
 #include "model/op_names.h"
+#include "runtime/element_types.h"
 #include "runtime/runtime.h"
 
 namespace edgepipe::bindings {

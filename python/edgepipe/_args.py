@@ -18,6 +18,8 @@ from .errors import InputError
 MAX_WORKERS = 256
 MAX_THREADS = 256
 MAX_QUEUE_SIZE = 1 << 20
+#: Most requests one dynamic batch may hold (the core's kMaxBatch).
+MAX_BATCH = 1024
 #: Timeouts at or above this many seconds (about 31 years) mean "wait forever".
 FOREVER_S = 1e9
 
@@ -77,6 +79,18 @@ def timeout(name: str, value: Any) -> float:
     if seconds < 0:
         raise InputError(f"{name} must be >= 0 seconds (or None for no limit), got {value}")
     return -1.0 if seconds >= FOREVER_S else seconds
+
+
+def seconds(name: str, value: Any) -> float:
+    """A finite number of seconds >= 0 (None, NaN, inf and negatives are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(
+            f"{name} must be a number of seconds, not {type(value).__name__} {value!r}"
+        )
+    result = float(value)
+    if not math.isfinite(result) or result < 0:
+        raise InputError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return result
 
 
 def path(name: str, value: Any) -> Path:

@@ -158,6 +158,8 @@ class Pool:
         callback_wait: typing.SupportsFloat | typing.SupportsIndex = 5.0,
         scheduler: Scheduler | None = None,
         priority: typing.SupportsInt | typing.SupportsIndex = 0,
+        max_batch: typing.SupportsInt | typing.SupportsIndex = 1,
+        max_batch_delay: typing.SupportsFloat | typing.SupportsIndex = 0.0,
         caller_runs: bool = True,
     ) -> None: ...
     def cancel(self, ticket: typing.SupportsInt | typing.SupportsIndex) -> bool:

@@ -147,6 +147,20 @@ class Pool:
             ``stats()["oversubscribed"]`` says so.
         priority: this pool's priority in its scheduler (larger runs first;
             waiting raises it over time, see :mod:`edgepipe.scheduler`).
+        max_batch: dynamic batching, 1 (off, the default) to 1024 and at most
+            ``queue_size``: a worker stacks up to this many queued requests
+            into one run along dimension 0 and splits the outputs back, so
+            each request keeps the batch-1 contract and gets its own result.
+            Only for models whose batch dimension can be resized (every
+            input's and output's dimension 0 is 1 or -1 and the graph carries
+            it through); others are refused with
+            :class:`~edgepipe.errors.ModelError` naming the tensor. Each
+            worker compiles extra instances for batch sizes 2, 4, 8, ... up to
+            ``max_batch``; a partial batch runs on the smallest that holds it
+            (extra rows zero-filled). See the pool docs (docs/api.md).
+        max_batch_delay: seconds a worker that finds fewer than ``max_batch``
+            requests queued waits for more before it runs what it has
+            (default 0: run what is queued at once). A finite number >= 0.
         caller_runs: let :meth:`run` do the inference on the calling thread
             (with the GIL released) when nothing is queued and a CPU worker is
             idle, on that worker's instance, instead of handing the request to
@@ -154,7 +168,9 @@ class Pool:
             less per call. Order, deadlines, priorities and :meth:`stats` are
             the same either way (``stats()["caller_runs"]`` counts these runs);
             instances on other accelerators always run on their own worker.
-            False: every run happens on a worker thread.
+            False: every run happens on a worker thread. Pools with
+            ``max_batch > 1`` never run on the caller's thread (their requests
+            go through the queue to be batched).
 
     Timeouts (``timeout``, ``block_timeout``) are seconds >= 0; None,
     ``math.inf`` and values of 1e9 or more mean "no limit"; NaN is refused.
@@ -178,6 +194,8 @@ class Pool:
         threads_per_worker: int | None = None,
         scheduler: Scheduler | None = None,
         priority: int = 0,
+        max_batch: int = 1,
+        max_batch_delay: float = 0.0,
         caller_runs: bool = True,
     ) -> None:
         if threads_per_worker is not None:
@@ -205,6 +223,13 @@ class Pool:
                 f"scheduler must be an edgepipe.Scheduler or None, got {type(scheduler).__name__}"
             )
         priority = _args.integer("priority", priority, low=-(2**31), high=2**31 - 1)
+        max_batch = _args.integer("max_batch", max_batch, low=1, high=_args.MAX_BATCH)
+        max_batch_delay = _args.seconds("max_batch_delay", max_batch_delay)
+        if max_batch > queue_size:
+            raise InputError(
+                f"max_batch ({max_batch}) is larger than queue_size ({queue_size}): batches "
+                "are taken from the queue and could never fill; use queue_size >= max_batch"
+            )
         caller_runs = _args.boolean("caller_runs", caller_runs)
         self._model = as_model(model)
         sig_index = self._model.signature_index(signature)
@@ -225,6 +250,8 @@ class Pool:
             callback_wait=wait,
             scheduler=None if scheduler is None else scheduler._core,
             priority=priority,
+            max_batch=max_batch,
+            max_batch_delay=max_batch_delay,
             caller_runs=caller_runs,
             **chosen.core_kwargs(),
         )
@@ -243,6 +270,8 @@ class Pool:
         self._threads = threads
         self._queue_size = queue_size
         self._policy = policy
+        self._max_batch = max_batch
+        self._max_batch_delay = max_batch_delay
         _live_pools.add(self)
         log_fallbacks(self.events)
 
@@ -276,6 +305,16 @@ class Pool:
     def queue_size(self) -> int:
         """Requests that may wait for a worker."""
         return self._queue_size
+
+    @property
+    def max_batch(self) -> int:
+        """Most requests one run stacks (1: no batching)."""
+        return self._max_batch
+
+    @property
+    def max_batch_delay(self) -> float:
+        """Seconds a worker waits for a partial batch to fill."""
+        return self._max_batch_delay
 
     @property
     def closed(self) -> bool:
@@ -475,8 +514,16 @@ class Pool:
         buckets (8 per power of two): each is the upper bound of its bucket,
         at most ``resolution`` (2**(1/8) - 1, about 9%) above the true value,
         and never above ``max_us``. ``queue_size`` is the queue's capacity.
+
+        Batching (``max_batch`` > 1): ``batches`` counts runs (a lone request
+        included), ``batched_requests`` the requests they held and
+        ``mean_batch`` their ratio (0.0 before the first run); ``run_time``
+        then counts one sample per run, not per request. Without batching
+        ``batches`` and ``batched_requests`` stay 0.
         """
         s = dict(self._core.stats())
+        runs = int(s.get("batches", 0))
+        s["mean_batch"] = int(s.get("batched_requests", 0)) / runs if runs else 0.0
         for key in ("queue_wait", "run_time"):
             if isinstance(s.get(key), dict):
                 s[key] = {**s[key], "resolution": HISTOGRAM_RESOLUTION}
@@ -517,4 +564,5 @@ class Pool:
         self.close(drain=True)
 
     def __repr__(self) -> str:
-        return f"<edgepipe.Pool workers={self._workers} model={self._model!r}>"
+        batch = f" max_batch={self._max_batch}" if self._max_batch > 1 else ""
+        return f"<edgepipe.Pool workers={self._workers}{batch} model={self._model!r}>"

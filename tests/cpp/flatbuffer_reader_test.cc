@@ -31,20 +31,20 @@ void Put32(std::vector<uint8_t>& b, size_t pos, uint32_t v) {
 // string "hi" at 44).
 std::vector<uint8_t> Sample() {
   std::vector<uint8_t> b(52, 0);
-  Put32(b, 0, 16);                      // root table
+  Put32(b, 0, 16);  // root table
   std::memcpy(&b[4], "TFL3", 4);
-  Put16(b, 8, 8);                       // vtable: size 8 = 2 slots
-  Put16(b, 10, 16);                     // table inline size
-  Put16(b, 12, 4);                      // slot 0 at +4
-  Put16(b, 14, 8);                      // slot 1 at +8
-  Put32(b, 16, 8);                      // soffset: vtable at 16 - 8
-  Put32(b, 20, 42);                     // slot 0
-  Put32(b, 24, 28 - 24);                // slot 1 -> vector at 28
-  Put32(b, 28, 3);                      // vector length
+  Put16(b, 8, 8);         // vtable: size 8 = 2 slots
+  Put16(b, 10, 16);       // table inline size
+  Put16(b, 12, 4);        // slot 0 at +4
+  Put16(b, 14, 8);        // slot 1 at +8
+  Put32(b, 16, 8);        // soffset: vtable at 16 - 8
+  Put32(b, 20, 42);       // slot 0
+  Put32(b, 24, 28 - 24);  // slot 1 -> vector at 28
+  Put32(b, 28, 3);        // vector length
   Put32(b, 32, 7);
   Put32(b, 36, 8);
   Put32(b, 40, 9);
-  Put32(b, 44, 2);                      // string length (unreferenced here)
+  Put32(b, 44, 2);  // string length (unreferenced here)
   b[48] = 'h';
   b[49] = 'i';
   b[50] = 0;
@@ -69,7 +69,8 @@ std::string ErrorOf(const std::function<void()>& f) {
 TEST(FlatbufferReader, ReadsTableScalarsAndVectors) {
   std::vector<uint8_t> b = Sample();
   FlatbufferReader r = Reader(b);
-  Table t = r.TableAt(r.Follow(0, FlatbufferReader::Field("root")), FlatbufferReader::Field("root"));
+  Table t =
+      r.TableAt(r.Follow(0, FlatbufferReader::Field("root")), FlatbufferReader::Field("root"));
   EXPECT_EQ(t.pos, 16u);
   EXPECT_EQ(r.GetU32(t, 0, 0, "a"), 42u);
   EXPECT_EQ(r.GetU32(t, 5, 77, "absent"), 77u);  // beyond the vtable: default

@@ -76,8 +76,7 @@ class FlatbufferReader {
   void Push(Frame f) {
     if (ctx_.size() >= max_depth_) {
       ctx_.push_back(f);
-      Corrupt("nesting deeper than " + std::to_string(max_depth_) +
-              " levels at " + Where());
+      Corrupt("nesting deeper than " + std::to_string(max_depth_) + " levels at " + Where());
     }
     ctx_.push_back(f);
   }
@@ -115,17 +114,14 @@ class FlatbufferReader {
   }
 
   [[noreturn]] void Truncated(const std::string& what, size_t pos, uint64_t need) const {
-    throw Error(ErrorKind::kModel,
-                "model is truncated: " + what + " at offset " + std::to_string(pos) +
-                    " needs " + std::to_string(need) + " bytes but the file has " +
-                    std::to_string(size_));
+    throw Error(ErrorKind::kModel, "model is truncated: " + what + " at offset " +
+                                       std::to_string(pos) + " needs " + std::to_string(need) +
+                                       " bytes but the file has " + std::to_string(size_));
   }
 
   // ---- raw reads; callers have checked bounds --------------------------
   uint8_t U8(size_t p) const { return data_[p]; }
-  uint16_t U16(size_t p) const {
-    return static_cast<uint16_t>(data_[p] | (data_[p + 1] << 8));
-  }
+  uint16_t U16(size_t p) const { return static_cast<uint16_t>(data_[p] | (data_[p + 1] << 8)); }
   uint32_t U32(size_t p) const {
     return static_cast<uint32_t>(data_[p]) | (static_cast<uint32_t>(data_[p + 1]) << 8) |
            (static_cast<uint32_t>(data_[p + 2]) << 16) |
@@ -136,9 +132,7 @@ class FlatbufferReader {
   }
   int32_t I32(size_t p) const { return static_cast<int32_t>(U32(p)); }
 
-  bool Fits(size_t pos, uint64_t len) const {
-    return pos <= size_ && len <= size_ - pos;
-  }
+  bool Fits(size_t pos, uint64_t len) const { return pos <= size_ && len <= size_ - pos; }
 
   // ---- structure -------------------------------------------------------
   // Follows the uoffset stored at `at` (already bounds-checked).
@@ -157,8 +151,8 @@ class FlatbufferReader {
 
   Table TableAt(size_t pos, const What& what) {
     if (++tables_ > max_tables_) {
-      Corrupt("more than " + std::to_string(max_tables_) +
-              " tables (offset loop?) at " + Str(what));
+      Corrupt("more than " + std::to_string(max_tables_) + " tables (offset loop?) at " +
+              Str(what));
     }
     if (pos % 4 != 0) {
       Corrupt(Str(what) + " is a table at misaligned offset " + std::to_string(pos));
@@ -198,8 +192,8 @@ class FlatbufferReader {
     if (off == 0) return 0;
     if (off < 4 || static_cast<size_t>(off) + bytes > t.tsize) {
       Corrupt(At(field) + ": field at table offset " + std::to_string(off) + " with " +
-              std::to_string(bytes) + " bytes overruns the table's " +
-              std::to_string(t.tsize) + " bytes");
+              std::to_string(bytes) + " bytes overruns the table's " + std::to_string(t.tsize) +
+              " bytes");
     }
     size_t p = t.pos + off;
     if (bytes > 1 && p % std::min<size_t>(bytes, 8) != 0) {

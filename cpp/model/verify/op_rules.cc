@@ -14,16 +14,18 @@ namespace {
 constexpr uint32_t Bit(int type) { return uint32_t{1} << type; }
 constexpr uint32_t kF32 = Bit(0), kF16 = Bit(1), kI32 = Bit(2), kU8 = Bit(3), kI64 = Bit(4),
                    kStr = Bit(5), kBool = Bit(6), kI16 = Bit(7), kC64 = Bit(8), kI8 = Bit(9),
-                   kF64 = Bit(10), kC128 = Bit(11), kU64 = Bit(12), kU32 = Bit(15),
-                   kU16 = Bit(16), kI4 = Bit(17), kBF16 = Bit(18), kI2 = Bit(19), kU4 = Bit(20);
+                   kF64 = Bit(10), kC128 = Bit(11), kU64 = Bit(12), kU32 = Bit(15), kU16 = Bit(16),
+                   kI4 = Bit(17), kBF16 = Bit(18), kI2 = Bit(19), kU4 = Bit(20);
 
 // Type classes of the spec strings below.
 uint32_t ClassTypes(char c) {
   switch (c) {
-    case 'a': return kF32 | kF16 | kI32 | kU8 | kI64 | kStr | kBool | kI16 | kC64 | kI8 | kF64 |
-                     kC128 | kU64 | kU32 | kU16 | kI4 | kBF16;
-    case 'n': return kF32 | kF16 | kBF16 | kF64 | kI8 | kU8 | kI16 | kI32 | kI64 | kU16 | kU32 |
-                     kU64 | kBool;
+    case 'a':
+      return kF32 | kF16 | kI32 | kU8 | kI64 | kStr | kBool | kI16 | kC64 | kI8 | kF64 | kC128 |
+             kU64 | kU32 | kU16 | kI4 | kBF16;
+    case 'n':
+      return kF32 | kF16 | kBF16 | kF64 | kI8 | kU8 | kI16 | kI32 | kI64 | kU16 | kU32 | kU64 |
+             kBool;
     case 'q': return kF32 | kF16 | kBF16 | kI8 | kU8 | kI16;
     case 'w': return kF32 | kF16 | kBF16 | kI8 | kU8 | kI16 | kI4 | kU4 | kI2;
     case 'b': return kF32 | kF16 | kBF16 | kI32 | kI64;
@@ -192,11 +194,12 @@ std::vector<Item> Parse(const char* spec) {
 
 const char* TypeName(int type) {
   static const char* const kNames[] = {
-      "FLOAT32", "FLOAT16", "INT32",   "UINT8",  "INT64",   "STRING",   "BOOL",    "INT16",
-      "COMPLEX64", "INT8",  "FLOAT64", "COMPLEX128", "UINT64", "RESOURCE", "VARIANT", "UINT32",
-      "UINT16",  "INT4",    "BFLOAT16", "INT2",  "UINT4",   "FLOAT8_E4M3FN", "FLOAT8_E5M2"};
+      "FLOAT32",  "FLOAT16",  "INT32",     "UINT8",         "INT64",      "STRING",
+      "BOOL",     "INT16",    "COMPLEX64", "INT8",          "FLOAT64",    "COMPLEX128",
+      "UINT64",   "RESOURCE", "VARIANT",   "UINT32",        "UINT16",     "INT4",
+      "BFLOAT16", "INT2",     "UINT4",     "FLOAT8_E4M3FN", "FLOAT8_E5M2"};
   return type >= 0 && type < static_cast<int>(sizeof(kNames) / sizeof(kNames[0])) ? kNames[type]
-                                                                                   : "?";
+                                                                                  : "?";
 }
 
 // Arity and types of one side (inputs or outputs) against its spec.
@@ -230,7 +233,8 @@ void CheckSide(const OpView& op, const char* spec, bool outputs) {
     if (it.cls == 's' || it.cls == 'S') {
       const TensorInfo* ref = op.In(it.cls == 's' ? 0 : 1);
       ok = !ref || ref->type == t.type;
-      if (ref) want = TypeName(ref->type) + std::string(" like input ") + (it.cls == 's' ? "0" : "1");
+      if (ref)
+        want = TypeName(ref->type) + std::string(" like input ") + (it.cls == 's' ? "0" : "1");
     } else if (uint32_t mask = ClassTypes(it.cls)) {
       ok = t.type >= 0 && t.type < 32 && (mask & Bit(t.type)) != 0;
       for (int type = 0; type < 32; ++type) {
@@ -257,23 +261,21 @@ bool OptionalInputAllowed(int code, size_t position) {
   }
   switch (code) {
     case op::CUSTOM:
-    case op::DELEGATE:
-      return true;  // opaque to us
+    case op::DELEGATE: return true;  // opaque to us
     case op::LSTM:
     case op::RNN:
     case op::UNIDIRECTIONAL_SEQUENCE_RNN:
     case op::UNIDIRECTIONAL_SEQUENCE_LSTM:
     case op::BIDIRECTIONAL_SEQUENCE_RNN:
     case op::BIDIRECTIONAL_SEQUENCE_LSTM:
-      return position > 0;  // peepholes, projections, aux inputs, ...
+      return position > 0;    // peepholes, projections, aux inputs, ...
     case op::LSH_PROJECTION:  // weight
     case op::CONV_3D:         // bias
       return position == 2;
     case op::SVDF:               // bias
     case op::CONV_3D_TRANSPOSE:  // bias
       return position == 3;
-    default:
-      return false;
+    default: return false;
   }
 }
 

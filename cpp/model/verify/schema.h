@@ -13,7 +13,7 @@ namespace verify {
 
 inline constexpr int kTypeInt32 = 2;
 inline constexpr int kTypeInt64 = 4;
-inline constexpr int kMaxTensorType = 22;       // FLOAT8_E5M2
+inline constexpr int kMaxTensorType = 22;  // FLOAT8_E5M2
 inline constexpr int kTypeString = 5;
 inline constexpr int kTypeResource = 13;
 inline constexpr int kTypeVariant = 14;

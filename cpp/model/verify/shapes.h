@@ -33,7 +33,7 @@ struct BufferInfo {
 struct TensorInfo {
   bool constant = false;
   bool variable = false;
-  bool dynamic = false;  // shape_signature has a -1: shape is only a placeholder
+  bool dynamic = false;    // shape_signature has a -1: shape is only a placeholder
   bool quantized = false;  // has quantization parameters (scale)
   int type = 0;
   std::vector<int32_t> shape;

@@ -22,8 +22,7 @@ bool IsBroadcastBinary(int code) {
     case 57:  // MINIMUM
     case 99:  // SQUARED_DIFFERENCE
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -55,8 +54,7 @@ bool IsShapePreserving(int code) {
     case 117:  // HARD_SWISH
     case 150:  // GELU
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -83,7 +81,7 @@ bool CheckElementwiseShapes(const OpView& node) {
       int64_t db = i < rank - b->shape.size() ? 1 : b->shape[i - (rank - b->shape.size())];
       if (da != db && da != 1 && db != 1) {
         node.Fail("cannot broadcast input " + ShapeStr(a->shape) + " with input " +
-             ShapeStr(b->shape));
+                  ShapeStr(b->shape));
       }
       want[i] = da == 1 ? db : da;
     }

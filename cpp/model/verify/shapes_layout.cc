@@ -23,7 +23,7 @@ bool CheckLayoutShapes(const OpView& node) {
       if (!x || !out || x->dynamic || out->dynamic) return true;
       if (x->Elements() != out->Elements()) {
         node.Fail("turns shape " + ShapeStr(x->shape) + " into " + ShapeStr(out->shape) +
-             ", a different number of elements");
+                  ", a different number of elements");
       }
       return true;
     }
@@ -38,21 +38,22 @@ bool CheckLayoutShapes(const OpView& node) {
       if (pads->shape.size() != 2 || static_cast<size_t>(pads->shape[0]) != rank ||
           pads->shape[1] != 2) {
         node.Fail("has paddings of shape " + ShapeStr(pads->shape) + " for an input of rank " +
-             std::to_string(rank));
+                  std::to_string(rank));
       }
       if (x->dynamic || out->dynamic || out->shape.size() != rank) return true;
       size_t width = pads->type == kTypeInt32 ? 4 : 8;
       if (pads->buffer->bytes < rank * 2 * width) return true;  // sparse: not a dense [rank,2]
       size_t base = pads->buffer->pos;
       for (size_t d = 0; d < rank; ++d) {
-        int64_t before = width == 4 ? node.r->I32(base + 8 * d) : static_cast<int64_t>(node.r->U64(base + 16 * d));
+        int64_t before = width == 4 ? node.r->I32(base + 8 * d)
+                                    : static_cast<int64_t>(node.r->U64(base + 16 * d));
         int64_t after = width == 4 ? node.r->I32(base + 8 * d + 4)
                                    : static_cast<int64_t>(node.r->U64(base + 16 * d + 8));
         if (before < 0 || after < 0 || before > (1 << 30) || after > (1 << 30) ||
             x->shape[d] + before + after != out->shape[d]) {
-          node.Fail("pads dimension " + std::to_string(d) + " of size " + std::to_string(x->shape[d]) +
-               " by " + std::to_string(before) + "+" + std::to_string(after) +
-               " but declares size " + std::to_string(out->shape[d]));
+          node.Fail("pads dimension " + std::to_string(d) + " of size " +
+                    std::to_string(x->shape[d]) + " by " + std::to_string(before) + "+" +
+                    std::to_string(after) + " but declares size " + std::to_string(out->shape[d]));
         }
       }
       return true;
@@ -64,12 +65,14 @@ bool CheckLayoutShapes(const OpView& node) {
         if (In(i)->dynamic) return true;
       }
       int64_t rank = static_cast<int64_t>(first->shape.size());
-      int32_t axis = node.options_type == options::ConcatenationOptions ? node.r->GetI32(node.options, 0, 0, "axis") : 0;
+      int32_t axis = node.options_type == options::ConcatenationOptions
+                         ? node.r->GetI32(node.options, 0, 0, "axis")
+                         : 0;
       int64_t a = axis < 0 ? int64_t{axis} + rank : int64_t{axis};
       if (rank == 0) return true;
       if (a < 0 || a >= rank) {
         node.Fail("concatenates along axis " + std::to_string(axis) + " inputs of rank " +
-             std::to_string(rank));
+                  std::to_string(rank));
       }
       std::vector<int64_t> want = Widen(first->shape);
       for (size_t i = 1; i < node.inputs.len; ++i) {
@@ -78,12 +81,13 @@ bool CheckLayoutShapes(const OpView& node) {
         for (int64_t d = 0; ok && d < rank; ++d) ok = d == a || x->shape[d] == first->shape[d];
         if (!ok) {
           node.Fail("concatenates along axis " + std::to_string(axis) + " input 0 " +
-               ShapeStr(first->shape) + " and input " + std::to_string(i) + " " +
-               ShapeStr(x->shape) + ", which differ in another dimension");
+                    ShapeStr(first->shape) + " and input " + std::to_string(i) + " " +
+                    ShapeStr(x->shape) + ", which differ in another dimension");
         }
         want[a] += x->shape[a];
       }
-      node.ExpectOut(want, std::to_string(node.inputs.len) + " inputs along axis " + std::to_string(axis));
+      node.ExpectOut(
+          want, std::to_string(node.inputs.len) + " inputs along axis " + std::to_string(axis));
       return true;
     }
     case op::RESIZE_BILINEAR:
@@ -99,7 +103,7 @@ bool CheckLayoutShapes(const OpView& node) {
         node.Fail("has size " + ShapeStr(size) + ", expected 2 positive values");
       }
       node.ExpectOut({x->shape[0], size[0], size[1], x->shape[3]},
-                 "input " + ShapeStr(x->shape) + " with size " + ShapeStr(size));
+                     "input " + ShapeStr(x->shape) + " with size " + ShapeStr(size));
       return true;
     }
     case op::MEAN:
@@ -118,7 +122,8 @@ bool CheckLayoutShapes(const OpView& node) {
         }
         reduced[a < 0 ? a + rank : a] = true;  // repeated axes count once
       }
-      bool keep_dims = node.options_type == options::ReducerOptions && node.r->GetU8(node.options, 0, 0, "keep_dims") != 0;
+      bool keep_dims = node.options_type == options::ReducerOptions &&
+                       node.r->GetU8(node.options, 0, 0, "keep_dims") != 0;
       std::vector<int64_t> want;
       for (int64_t d = 0; d < rank; ++d) {
         if (!reduced[d]) {
@@ -130,8 +135,7 @@ bool CheckLayoutShapes(const OpView& node) {
       node.ExpectOut(want, "input " + ShapeStr(x->shape) + " reduced over axes " + ShapeStr(axes));
       return true;
     }
-    default:
-      return false;
+    default: return false;
   }
 }
 

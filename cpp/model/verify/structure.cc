@@ -42,7 +42,7 @@ class Walker : public FlatbufferReader {
   void OperatorTable(const Table& op, size_t num_tensors, const std::vector<TensorInfo>& tensors,
                      size_t subgraph);
   Table Options(const Table& op, int type_slot, int value_slot, int max_type,
-               const OptionsLayout& (*layout_of)(int), const char* field, size_t subgraph);
+                const OptionsLayout& (*layout_of)(int), const char* field, size_t subgraph);
   void SubgraphIndex(int64_t index, const char* field, size_t subgraph);
   void TensorIndices(const Vec& v, const char* field, size_t num_tensors, bool allow_optional,
                      const char* verb);
@@ -54,12 +54,12 @@ class Walker : public FlatbufferReader {
   const VerifyLimits& limits_;
 
   ModelSummary summary_;
-  std::vector<int> op_codes_;            // resolved builtin code per operator_codes entry
-  std::vector<std::string> op_names_;    // summary name per operator_codes entry
+  std::vector<int> op_codes_;          // resolved builtin code per operator_codes entry
+  std::vector<std::string> op_names_;  // summary name per operator_codes entry
   std::vector<BufferInfo> buffers_;
   std::vector<bool> buffer_counted_;
   std::vector<size_t> subgraph_tensors_;
-  std::vector<std::set<int32_t>> subgraph_inputs_;   // tensor indices, per subgraph
+  std::vector<std::set<int32_t>> subgraph_inputs_;  // tensor indices, per subgraph
   std::vector<std::set<int32_t>> subgraph_outputs_;
   std::vector<std::vector<size_t>> calls_;  // subgraph -> subgraphs it invokes
   std::set<uint32_t> external_buffer_ids_;
@@ -134,13 +134,15 @@ void Walker::OperatorCodes(const Table& model) {
     // was damaged and the op would silently change meaning.
     bool consistent = deprecated >= 0 && builtin >= 0 &&
                       (deprecated == builtin || deprecated == 0 || builtin == 0 ||
-                       (deprecated == op::PLACEHOLDER_FOR_GREATER_OP_CODES && builtin > op::PLACEHOLDER_FOR_GREATER_OP_CODES));
+                       (deprecated == op::PLACEHOLDER_FOR_GREATER_OP_CODES &&
+                        builtin > op::PLACEHOLDER_FOR_GREATER_OP_CODES));
     if (!consistent) {
       Corrupt(Where() + " has deprecated_builtin_code " + std::to_string(deprecated) +
               " and builtin_code " + std::to_string(builtin) + ", which disagree");
     }
     int code = std::max<int32_t>(deprecated, builtin);
-    if (code > MaxBuiltinOpCode() || code == op::PLACEHOLDER_FOR_GREATER_OP_CODES || BuiltinOpName(code) == nullptr) {
+    if (code > MaxBuiltinOpCode() || code == op::PLACEHOLDER_FOR_GREATER_OP_CODES ||
+        BuiltinOpName(code) == nullptr) {
       Corrupt(Where() + " has unknown builtin code " + std::to_string(code));
     }
     std::string name;
@@ -210,8 +212,8 @@ void Walker::ExternalBuffers(const Table& model) {
   }
 }
 
-void Walker::TensorIndices(const Vec& v, const char* field, size_t num_tensors,
-                           bool allow_optional, const char* verb) {
+void Walker::TensorIndices(const Vec& v, const char* field, size_t num_tensors, bool allow_optional,
+                           const char* verb) {
   for (size_t i = 0; i < v.len; ++i) {
     int32_t t = IntAt(v, i);
     if ((t == -1 && allow_optional) || (t >= 0 && static_cast<size_t>(t) < num_tensors)) continue;
@@ -324,9 +326,8 @@ void Walker::TensorTable(const Table& t, size_t num_tensors) {
     for (size_t i = 0; i < signature.len; ++i) {
       int32_t d = IntAt(signature, i);
       if (d < -1 || (d != -1 && d != shape[i])) {
-        Corrupt(Where() + " has shape_signature[" + std::to_string(i) + "] = " +
-                std::to_string(d) + " but shape[" + std::to_string(i) + "] = " +
-                std::to_string(shape[i]));
+        Corrupt(Where() + " has shape_signature[" + std::to_string(i) + "] = " + std::to_string(d) +
+                " but shape[" + std::to_string(i) + "] = " + std::to_string(shape[i]));
       }
     }
   }
@@ -367,7 +368,8 @@ void Walker::TensorTable(const Table& t, size_t num_tensors) {
       Corrupt(Where() + " has rank " + std::to_string(vshape.len));
     }
     for (size_t k = 0; k < vshape.len; ++k) {
-      if (IntAt(vshape, k) < -1) Corrupt(Where() + " has dimension " + std::to_string(IntAt(vshape, k)));
+      if (IntAt(vshape, k) < -1)
+        Corrupt(Where() + " has dimension " + std::to_string(IntAt(vshape, k)));
     }
   }
 
@@ -382,8 +384,9 @@ void Walker::TensorTable(const Table& t, size_t num_tensors) {
       uint64_t values = sp ? sparse_values : elements;
       uint64_t want = (values * bits + 7) / 8;  // values < 2^62 / 4: no overflow
       if (b.bytes != want) {
-        Corrupt(Where() + " has " + (sp ? std::to_string(values) + " stored values"
-                                        : "shape of " + std::to_string(values) + " elements") +
+        Corrupt(Where() + " has " +
+                (sp ? std::to_string(values) + " stored values"
+                    : "shape of " + std::to_string(values) + " elements") +
                 " (" + std::to_string(want) + " bytes) but buffer " + std::to_string(buffer) +
                 " holds " + std::to_string(b.bytes) + " bytes");
       }
@@ -484,8 +487,8 @@ uint64_t Walker::Sparsity(const Table& s, const std::vector<int64_t>& shape) {
     bool ok = i < n ? (d >= 0 && static_cast<size_t>(d) < n)
                     : (static_cast<size_t>(d) >= n && static_cast<size_t>(d) < n + k);
     if (!ok || level_of[d] != n + k) {
-      Corrupt(Where() + " has invalid traversal_order[" + std::to_string(i) + "] = " +
-              std::to_string(d));
+      Corrupt(Where() + " has invalid traversal_order[" + std::to_string(i) +
+              "] = " + std::to_string(d));
     }
     level_of[d] = i;
   }
@@ -605,7 +608,7 @@ void Walker::SubgraphIndex(int64_t index, const char* field, size_t subgraph) {
 }
 
 Table Walker::Options(const Table& op, int type_slot, int value_slot, int max_type,
-                     const OptionsLayout& (*layout_of)(int), const char* field, size_t subgraph) {
+                      const OptionsLayout& (*layout_of)(int), const char* field, size_t subgraph) {
   int type = GetU8(op, type_slot, 0, field);
   if (type > max_type) {
     Corrupt(Where() + " has unknown " + field + " type " + std::to_string(type));
@@ -711,7 +714,8 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
   int options_type = GetU8(op, 3, 0, "builtin_options_type");
   Table options =
       Options(op, 3, 4, MaxBuiltinOptionsType(), BuiltinOptionsLayout, "builtin_options", subgraph);
-  Options(op, 11, 12, MaxBuiltinOptions2Type(), BuiltinOptions2Layout, "builtin_options_2", subgraph);
+  Options(op, 11, 12, MaxBuiltinOptions2Type(), BuiltinOptions2Layout, "builtin_options_2",
+          subgraph);
 
   Vector(op, 5, 1, "custom_options");
   GetI8(op, 6, 0, "custom_options_format");
@@ -736,7 +740,6 @@ void Walker::OperatorTable(const Table& op, size_t num_tensors,
   CheckStaticShapes(view);
 }
 
-
 void Walker::CheckCallGraph() {
   // Control-flow ops prepare the subgraphs they call while being prepared
   // themselves; a cycle recurses until the stack overflows.
@@ -751,8 +754,8 @@ void Walker::CheckCallGraph() {
       if (next < calls_[node].size()) {
         size_t callee = calls_[node][next++];
         if (state[callee] == kActive) {
-          Corrupt("subgraph " + std::to_string(node) + " calls subgraph " +
-                  std::to_string(callee) + ", which is already on the call path (recursion)");
+          Corrupt("subgraph " + std::to_string(node) + " calls subgraph " + std::to_string(callee) +
+                  ", which is already on the call path (recursion)");
         }
         if (state[callee] == kNew) {
           state[callee] = kActive;
@@ -823,8 +826,8 @@ void Walker::Metadata(const Table& model) {
     // leaves the indices of the input model in it (e.g. 346 with 207
     // buffers): a stale entry is ignored and reported, not refused.
     if (b < 0 || static_cast<size_t>(b) >= buffers_.size()) {
-      summary_.warnings.push_back("ignored metadata_buffer[" + std::to_string(i) + "] = " +
-                                  std::to_string(b) + ": the model has " +
+      summary_.warnings.push_back("ignored metadata_buffer[" + std::to_string(i) +
+                                  "] = " + std::to_string(b) + ": the model has " +
                                   std::to_string(buffers_.size()) + " buffers");
     }
   }
@@ -842,7 +845,6 @@ void Walker::Metadata(const Table& model) {
     }
   }
 }
-
 
 }  // namespace
 

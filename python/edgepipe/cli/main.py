@@ -49,6 +49,19 @@ def _register_bench(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _register_optimize(subparsers: Any) -> None:
+    """``optimize`` from edgepipe.optimize, plus ``--ray`` from edgepipe.ray (the
+    eval outputs of every variant computed on a cluster)."""
+    optimize_cli.register(subparsers)
+    parser = subparsers.choices["optimize"]
+    ray_cli.add_optimize_arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        return optimize_cli.cmd_optimize(args, evaluator=ray_cli.optimize_evaluator(args))
+
+    parser.set_defaults(func=run)
+
+
 #: The subcommand hooks, in ``--help`` order: each ``register(subparsers)``
 #: adds one or more subcommands and sets their ``func``. Feature packages
 #: expose ``<package>.cli.register`` and are added here.
@@ -58,7 +71,7 @@ COMMANDS: list[Callable[[Any], object]] = [
     _register_bench,
     accelerators.register,
     ota_cli.add_ota_parser,
-    optimize_cli.register,
+    _register_optimize,
     ray_cli.register,
 ]
 

@@ -284,10 +284,12 @@ def build_convnet(seed: int = 0, input_size: int = 96) -> bytes:
     a5 = g.tensor("avgpool", [1, 1, 1, c2], np.float32)
     g.op(_OP.AVERAGE_POOL_2D, [a4], [a5], _OPTS.Pool2DOptions, _pool_opts(s2, 1, _PAD.VALID))
 
-    new_shape = g.tensor("reshape/shape", [2], np.int32, np.array([1, c2], np.int32))
+    # -1, not 1: the batch dimension follows the input's, so the model batches
+    # (a pool with max_batch resizes dim 0 of "image" to N).
+    new_shape = g.tensor("reshape/shape", [2], np.int32, np.array([-1, c2], np.int32))
     a6 = g.tensor("flatten", [1, c2], np.float32)
     rs = schema.ReshapeOptionsT()
-    rs.newShape = [1, c2]
+    rs.newShape = [-1, c2]
     g.op(_OP.RESHAPE, [a5, new_shape], [a6], _OPTS.ReshapeOptions, rs)
 
     w7 = g.tensor("fc/weights", [classes, c2], np.float32, he((classes, c2), c2))

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepipe.errors import InputError
+
+if TYPE_CHECKING:
+    from .measure import Evaluator
 
 _RECIPES = ("fp16", "weight_int8", "dynamic_int8", "int8", "all")
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
-    """Run ``edgepipe optimize``; 0 on success, 1 when ``--select`` matched nothing."""
+def cmd_optimize(args: argparse.Namespace, evaluator: Evaluator | None = None) -> int:
+    """Run ``edgepipe optimize``; 0 on success, 1 when ``--select`` matched nothing.
+
+    ``evaluator`` computes the eval outputs elsewhere (the main CLI passes a Ray
+    cluster's for ``--ray``; see :func:`edgepipe.optimize.optimize`).
+    """
     from .core import optimize
 
     if args.runs < 1 or args.warmup < 0:
@@ -39,6 +46,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         resize=args.resize,
         scale=args.scale,
         limit=args.limit,
+        evaluator=evaluator,
     )
     print(report.table())
     if args.report:

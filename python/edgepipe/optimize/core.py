@@ -90,6 +90,10 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def _evaluator_name(evaluator: object) -> str:
+    return str(getattr(evaluator, "name", None) or type(evaluator).__name__)
+
+
 def _recipes(recipes: str | Sequence[str]) -> list[str]:
     names = [recipes] if isinstance(recipes, str) else list(recipes)
     out: list[str] = []
@@ -138,6 +142,7 @@ def optimize(
     resize: str = "stretch",
     scale: str = "0,1",
     limit: int | None = None,
+    evaluator: _measure.Evaluator | None = None,
 ) -> OptimizeReport:
     """Quantize ``model`` with ``recipes``, measure every variant against it, choose one.
 
@@ -155,10 +160,19 @@ def optimize(
         accelerators: where latency is measured; those that fall back to the
             CPU are reported with why, not measured twice.
         threads: CPU threads of every session (None: the runtime's default).
-        runs, warmup: interleaved latency runs per variant and accelerator.
-        select, pick: see :mod:`edgepipe.optimize.select`; when either is set
-            the chosen variant is copied to ``<stem>.selected.tflite``.
-        resize, scale, limit: image preprocessing and sample limit for folders.
+        runs: interleaved latency runs per variant and accelerator.
+        warmup: untimed runs per variant and accelerator before them.
+        select: keep variants meeting this (see :mod:`edgepipe.optimize.select`);
+            when ``select`` or ``pick`` is set the chosen variant is copied to
+            ``<stem>.selected.tflite``.
+        pick: ``smallest`` (default) or ``fastest`` of the variants kept.
+        resize: image resize for folders: ``stretch`` or ``crop``.
+        scale: image pixel range for folders: ``0,1``, ``-1,1`` or ``0,255``.
+        limit: use at most this many samples of each folder.
+        evaluator: computes the eval outputs elsewhere, e.g. on a Ray cluster
+            (:class:`edgepipe.ray.ClusterEvaluator`, what ``--ray`` passes; see
+            :class:`edgepipe.optimize.measure.Evaluator`); errors, latency and
+            the choice are still computed here. None: the local CPU sessions.
 
     Raises:
         ModelError: the model cannot be loaded or parsed.
@@ -228,7 +242,13 @@ def optimize(
 
     try:
         _measure.measure(
-            candidates, evals, accelerators=accelerators, threads=threads, runs=runs, warmup=warmup
+            candidates,
+            evals,
+            accelerators=accelerators,
+            threads=threads,
+            runs=runs,
+            warmup=warmup,
+            evaluator=evaluator,
         )
     finally:
         _measure.close(candidates)
@@ -272,6 +292,7 @@ def optimize(
             "accelerators": list(accelerators),
             "resize": resize,
             "scale": scale,
+            "evaluator": None if evaluator is None else _evaluator_name(evaluator),
         },
     )
     if select is not None or pick is not None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,6 +56,36 @@ def _run(session: Session, sample: dict[str, np.ndarray], quantized: bool) -> di
     if quantized:
         return dequantize_outputs(session, session.run(quantize_inputs(session, sample)))
     return session.run(sample)
+
+
+def run_float(session: Session, sample: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Float outputs of one float ``sample``, quantizing and dequantizing where the
+    model has integer I/O: how every candidate runs the eval samples."""
+    return _run(session, sample, has_quantized_io(session))
+
+
+class Evaluator(Protocol):
+    """Computes the eval outputs of several model files somewhere else.
+
+    ``edgepipe optimize --ray`` passes an :class:`edgepipe.ray.ClusterEvaluator`
+    (:func:`edgepipe.ray.evaluate_models` bound to a cluster; its ``name``, if any,
+    is the report's ``settings.evaluator``). It runs every sample through every model with
+    ``run(session, sample)`` (a CPU :class:`~edgepipe.Session` with ``threads``) and
+    returns one dict per model, in order: ``{"ok": True, "outputs": [one per
+    sample, in order]}`` or ``{"ok": False, "error": why}``; any other keys
+    (``nodes``) go into the report as ``evaluated_on``.
+    """
+
+    def __call__(
+        self,
+        models: Sequence[Path],
+        samples: Sequence[dict[str, np.ndarray]],
+        *,
+        run: Callable[[Session, dict[str, np.ndarray]], Mapping[str, Any]],
+        threads: int | None,
+    ) -> Sequence[Mapping[str, Any]]:
+        """One result per model."""
+        ...
 
 
 def is_classifier_like(name: str, shape: Sequence[int], ref: np.ndarray) -> bool:
@@ -160,8 +190,13 @@ def measure(
     threads: int | None = None,
     runs: int = 20,
     warmup: int = 3,
+    evaluator: Evaluator | None = None,
 ) -> None:
     """Fill ``candidate.result`` for every candidate; the first is the reference.
+
+    With an ``evaluator`` the eval outputs are computed by it (e.g. on a Ray
+    cluster) instead of by the local CPU sessions; load, compile and latency are
+    still measured here, and the errors are computed here from its outputs.
 
     A candidate other than the first that edgepipe cannot load, compile or run
     gets ``candidate.error`` instead (the first one's error is raised).
@@ -185,7 +220,8 @@ def measure(
             cpu = Session(c.model, accelerator="cpu", threads=threads)
             t2 = time.perf_counter()
             quantized = has_quantized_io(cpu)
-            c.outputs = [_run(cpu, s, quantized) for s in data.samples]
+            if evaluator is None:
+                c.outputs = [_run(cpu, s, quantized) for s in data.samples]
         except EdgepipeError as exc:
             if n == 0:
                 raise  # the reference itself does not run: nothing to compare against
@@ -233,6 +269,9 @@ def measure(
                 c.sessions[accel] = s
             c.result["accelerators"][accel] = entry
 
+    if evaluator is not None:
+        _evaluate_elsewhere([c for c in candidates if c not in failed], data, evaluator, threads)
+        failed.extend(c for c in candidates if c.error is not None and c not in failed)
     candidates = [c for c in candidates if c not in failed]
     # Interleaved latency: every (candidate, accelerator) runs once per round.
     sample = data.samples[0]
@@ -275,6 +314,35 @@ def measure(
         c.result["speedup"] = ref_p50 / c.result["accelerators"]["cpu"]["p50_ms"]
         c.result["size_ratio"] = c.result["size"] / ref.result["size"]
         c.result["size_ratio_fp32"] = c.result["size"] / float32_size
+
+
+def _evaluate_elsewhere(
+    candidates: Sequence[Candidate], data: Dataset, evaluator: Evaluator, threads: int | None
+) -> None:
+    """Fill ``c.outputs`` from ``evaluator``; a candidate it could not run gets ``c.error``."""
+    results = list(
+        evaluator([c.path for c in candidates], data.samples, run=run_float, threads=threads)
+    )
+    if len(results) != len(candidates):
+        raise EdgepipeError(
+            f"the evaluator returned {len(results)} results for {len(candidates)} models"
+        )
+    for n, (c, r) in enumerate(zip(candidates, results)):
+        if not r.get("ok"):
+            if n == 0:
+                raise EdgepipeError(f"the original model does not run there: {r.get('error')}")
+            c.error = str(r.get("error"))
+            continue
+        outputs = list(r["outputs"])
+        if len(outputs) != len(data.samples):
+            raise EdgepipeError(
+                f"the evaluator returned {len(outputs)} outputs of {c.name} for "
+                f"{len(data.samples)} samples"
+            )
+        c.outputs = [{k: np.asarray(v) for k, v in o.items()} for o in outputs]
+        extra = {k: v for k, v in r.items() if k not in ("ok", "outputs", "error")}
+        if extra:
+            c.result["evaluated_on"] = extra
 
 
 def close(candidates: Sequence[Candidate]) -> None:

@@ -17,6 +17,11 @@ def _fmt(value: Any, spec: str = ".3g") -> str:
     return format(value, spec)
 
 
+def _nodes(entry: dict[str, Any]) -> list[str]:
+    nodes = (entry.get("evaluated_on") or {}).get("nodes") or {}
+    return list(nodes)
+
+
 def format_table(report: OptimizeReport) -> str:
     """One row per model (original first), then accelerator notes and choices."""
     head = (
@@ -74,6 +79,13 @@ def format_table(report: OptimizeReport) -> str:
         f"latency: {report.settings.get('runs')} interleaved runs, threads="
         f"{report.settings.get('threads') or 'default'}"
     )
+    if report.settings.get("evaluator"):
+        nodes = {n for e in [report.original, *report.variants] for n in _nodes(e)}
+        lines.append(
+            f"eval outputs computed by {report.settings['evaluator']}"
+            + (f" on {len(nodes)} node(s)" if nodes else "")
+            + "; latency measured here"
+        )
     if report.selected is not None:
         if report.selected["name"] is None:
             lines.append(f"selected: none: {report.selected['why']}")

@@ -47,7 +47,8 @@ def _profile_axes(ax: Any, prof: dict[str, Any], top: int = 15) -> None:
     ax.legend(
         handles=[
             Patch(
-                color=_engine_colour(e), label=f"{e} {prof['by_engine_percent'][e]:.1f}% of op time"
+                color=_engine_colour(e),
+                label=f"{e} {prof['by_engine_percent'][e]:.1f}% of the rows' time",
             )
             for e in engines
         ],
@@ -56,8 +57,8 @@ def _profile_axes(ax: Any, prof: dict[str, Any], top: int = 15) -> None:
     )
     ax.set_title(
         f"top {len(rows)} ops ({prof['accelerator']}, threads "
-        f"{prof['threads'] or 'default'}); per-op sum = "
-        f"{100 * prof['coverage']:.0f}% of wall",
+        f"{prof['threads'] or 'default'}); ops alone = "
+        f"{100 * prof['op_coverage']:.0f}% of an unprofiled run",
         fontsize=9,
     )
     ax.grid(alpha=0.3, axis="x")

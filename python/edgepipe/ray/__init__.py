@@ -12,6 +12,9 @@ needs Ray raises :class:`RayUnavailableError` naming the extra.
   (:mod:`edgepipe.ray.score`), behind ``edgepipe score``.
 - :func:`fleet_bench`: the same benchmark on every node, or every node with a
   named custom resource (:mod:`edgepipe.ray.fleet`), behind ``edgepipe bench --ray``.
+- :func:`evaluate_models` / :class:`ClusterEvaluator`: the outputs of several
+  models on the same samples, spread over the cluster (:mod:`edgepipe.ray.evaluate`),
+  behind ``edgepipe optimize --eval DATA --ray ADDRESS``.
 
 See ``docs/scale-out.md``.
 """
@@ -19,17 +22,20 @@ See ``docs/scale-out.md``.
 from __future__ import annotations
 
 from .errors import RayJobError, RayUnavailableError, ScoreDataError
+from .evaluate import ClusterEvaluator, evaluate_models
 from .fleet import fleet_bench
 from .predictor import PoolPredictor
 from .score import score
 from .shipping import ModelRef
 
 __all__ = [
+    "ClusterEvaluator",
     "ModelRef",
     "PoolPredictor",
     "RayJobError",
     "RayUnavailableError",
     "ScoreDataError",
+    "evaluate_models",
     "fleet_bench",
     "score",
 ]

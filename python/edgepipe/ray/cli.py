@@ -2,7 +2,10 @@
 
 - ``edgepipe score MODEL DATA --out OUT [--ray ADDRESS]`` (:func:`register`);
 - ``edgepipe bench MODEL --ray ADDRESS [--resources a,b]``: :func:`add_bench_arguments`
-  adds the options to the bench parser and :func:`run_bench_on_ray` runs it.
+  adds the options to the bench parser and :func:`run_bench_on_ray` runs it;
+- ``edgepipe optimize MODEL --eval DATA --ray ADDRESS``: :func:`add_optimize_arguments`
+  adds the option to the optimize parser and :func:`optimize_evaluator` makes the
+  evaluator the optimize command is given.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+
+from .evaluate import ClusterEvaluator
 
 
 def register(subparsers: Any) -> None:
@@ -88,3 +93,20 @@ def run_bench_on_ray(
     if args.ray_plot:
         plot(rows, args.ray_plot)
     return 0 if all(r.get("ok") for r in rows) else 1
+
+
+def add_optimize_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--ray`` to ``edgepipe optimize``."""
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="compute every variant's outputs on the --eval data on this Ray cluster "
+        "('auto' to discover); latency is still measured here",
+    )
+
+
+def optimize_evaluator(args: argparse.Namespace) -> ClusterEvaluator | None:
+    """The evaluator for ``optimize --ray ADDRESS``, or None without ``--ray``."""
+    if not getattr(args, "ray", None):
+        return None
+    return ClusterEvaluator(args.ray)

@@ -77,6 +77,7 @@ def bench_here(model: ModelRef, *, runs: int, warmup: int, threads: int) -> dict
         lat[i] = (time.perf_counter() - s) * 1e3
     session.close()
     return {
+        "ran_on": require_ray().get_runtime_context().get_node_id(),
         "load_ms": (t1 - t0) * 1e3,
         "compile_ms": (t2 - t1) * 1e3,
         "first_ms": (t3 - t2) * 1e3,
@@ -103,6 +104,9 @@ def fleet_bench(
     timeout: float = 600.0,
 ) -> list[dict[str, Any]]:
     """One row per (node, resource): the node's figures, or ``ok: False`` and why.
+
+    ``node_id`` is the node the row was planned for, ``ran_on`` the node the
+    benchmark task reported it ran on (the same, by the hard affinity rule).
 
     A requested resource that no alive node holds gives a row with ``node_id``
     None saying so.

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import Pool, TensorInfo
-from .errors import ScoreDataError
+from .errors import ScoreDataError, require_ray
 from .shipping import ModelRef
 
 
@@ -75,6 +75,8 @@ class PoolPredictor:
         workers: instances in this actor's pool (give the actor as many ``num_cpus``).
         threads_per_worker: CPU threads of each instance.
         accelerator: the pool's accelerator spec; failures fall back to the CPU.
+        node_column: if set, a column of that name holding the id of the Ray node
+            that ran each row (how ``score`` counts the rows each node scored).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class PoolPredictor:
         workers: int = 1,
         threads_per_worker: int = 1,
         accelerator: Any = "cpu",
+        node_column: str | None = None,
     ) -> None:
         self._pool = Pool(
             model.load(),
@@ -94,6 +97,8 @@ class PoolPredictor:
         )
         self._inputs = list(self._pool.inputs)
         self._outputs = [t.name for t in self._pool.outputs]
+        self._node_column = node_column
+        self._node_id = require_ray().get_runtime_context().get_node_id() if node_column else ""
 
     def __call__(self, batch: Any) -> Any:
         is_pandas = hasattr(batch, "to_dict") and hasattr(batch, "columns")
@@ -108,6 +113,8 @@ class PoolPredictor:
         for name in self._outputs:
             stacked = [r[name] for r in results]
             out[name] = np.stack(stacked) if stacked else np.empty((0,))
+        if self._node_column:
+            out[self._node_column] = np.array([self._node_id] * n, dtype=object)
         if is_pandas:
             import pandas as pd
 

@@ -33,6 +33,7 @@ from .predictor import PoolPredictor, conform
 from .shipping import ModelRef
 
 KEY = "__edgepipe_key__"
+NODE = "__edgepipe_node__"
 
 
 def read_inputs(model: Model, data: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -85,6 +86,19 @@ def score_local(
         return {key: fut.result() for key, fut in futures}
 
 
+def actor_pool(ray: Any, actors: int) -> Any:
+    """Up to ``actors`` actors, all started at once; work starts when the first is ready.
+
+    Starting them all up front spreads the job over the nodes from its first
+    batch (growing from one actor, a short job can end before a second node
+    joins). Ray before 2.50 has no ``initial_size``; there the pool grows from one.
+    """
+    try:
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors)
+    except TypeError:
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=actors)
+
+
 def score_ray(
     model: Model,
     rows: Sequence[tuple[str, dict[str, Any]]],
@@ -94,10 +108,12 @@ def score_ray(
     workers: int = 1,
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    nodes: dict[str, int] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Outputs for ``rows`` from Ray Data actors holding edgepipe Pools.
 
-    ``progress(done, total)`` is called on the driver after each batch arrives.
+    ``progress(done, total)`` is called on the driver after each batch arrives;
+    ``nodes``, if given, is filled with the number of rows each Ray node scored.
     """
     ray = require_ray()
     if not ray.is_initialized():
@@ -110,10 +126,10 @@ def score_ray(
     out_names = [t.name for t in model.outputs]
     scored = ds.map_batches(
         PoolPredictor,
-        fn_constructor_kwargs={"model": ref, "workers": workers},
+        fn_constructor_kwargs={"model": ref, "workers": workers, "node_column": NODE},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=(1, actors),
+        compute=actor_pool(ray, actors),
         num_cpus=workers,
     )
     results: dict[str, dict[str, np.ndarray]] = {}
@@ -124,6 +140,9 @@ def score_ray(
                 if key in results:
                     raise RayJobError(f"the cluster returned input {key!r} twice")
                 results[key] = {n: np.asarray(batch[n][i]) for n in out_names}
+                if nodes is not None:
+                    node = str(batch[NODE][i])
+                    nodes[node] = nodes.get(node, 0) + 1
             if progress is not None:
                 progress(len(results), len(rows))
     except RayJobError:
@@ -153,14 +172,22 @@ def score(
 
     Runs locally unless ``use_ray`` or ``ray_address`` is given (``"auto"`` joins the
     cluster this machine belongs to). Outputs are written only when every input has
-    exactly one result.
+    exactly one result. On Ray the summary's ``nodes`` counts the inputs each
+    node scored.
     """
     m = model if isinstance(model, Model) else Model.load(model)
     start = time.perf_counter()
     rows = read_inputs(m, data)
+    nodes: dict[str, int] = {}
     if use_ray or ray_address:
         results = score_ray(
-            m, rows, address=ray_address, actors=actors, workers=workers, batch_size=batch_size
+            m,
+            rows,
+            address=ray_address,
+            actors=actors,
+            workers=workers,
+            batch_size=batch_size,
+            nodes=nodes,
         )
         mode = "ray"
     else:
@@ -174,4 +201,5 @@ def score(
         "written": len(results),
         "out": str(Path(out)),
         "seconds": round(time.perf_counter() - start, 3),
+        **({"nodes": nodes} if mode == "ray" else {}),
     }
