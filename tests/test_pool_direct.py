@@ -154,6 +154,17 @@ def test_a_plugin_accelerator_instance_is_run_by_its_own_worker_only(
     assert s["caller_runs"] == 0 and s["completed"] == 20 and s["worker_runs"] == [20]
 
 
+def test_a_batching_pool_queues_every_run_to_batch_it(default_model: Model) -> None:
+    # max_batch > 1: run() goes through the queue, so that it can join a batch.
+    session = default_model.compile("cpu", threads=1)
+    with Pool(default_model, max_batch=4) as pool:
+        for i in range(10):
+            x = image(default_model, i)
+            assert same(pool.run(x), session.run(x))
+    s = pool.stats()
+    assert s["caller_runs"] == 0 and s["completed"] == 10 and s["worker_runs"] == [10]
+
+
 def test_caller_runs_must_be_a_bool(add_mul: Model) -> None:
     with pytest.raises(edgepipe.InputError, match="caller_runs"):
         Pool(add_mul, caller_runs="yes")  # type: ignore[arg-type]
