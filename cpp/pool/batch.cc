@@ -47,13 +47,17 @@ void Pool::BatchWorkerLoop(size_t index, Clock::time_point started) {
   for (;;) {
     if (queue_.PopBatch(SpinWorthwhile(), &taken) == 0) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
+    // The slot whose instances run this batch (see TakeSlot: a direct run
+    // may hold this worker's own).
+    const size_t slot = TakeSlot(index, *taken.front(), &free_since);
+    const Running on = SlotNow(slot);
     Scheduler::Grant grant;
     if (options_.scheduler) {
       // One run of the batch takes the instance's threads once; it may wait
       // for them as long as its most patient request may.
       Clock::time_point latest = Clock::time_point::min();
       for (const auto& r : taken) latest = std::max(latest, r->deadline());
-      grant = options_.scheduler->Acquire(options_.priority, Demand(index), latest);
+      grant = options_.scheduler->Acquire(options_.priority, Demand(on), latest);
     }
     const Clock::time_point granted = Clock::now();
     batch.clear();
@@ -88,16 +92,15 @@ void Pool::BatchWorkerLoop(size_t index, Clock::time_point started) {
     }
     taken.clear();
     if (batch.empty()) {
-      free_since = Clock::now();
-      queue_.WorkerFree();
+      FreeSlot(slot, &free_since);
     } else {
       batches_.fetch_add(1, std::memory_order_relaxed);
       batched_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
-      worker_runs_[index].fetch_add(batch.size(), std::memory_order_relaxed);
+      worker_runs_[slot].fetch_add(batch.size(), std::memory_order_relaxed);
       if (batch.size() == 1) {
-        Execute(index, *batch[0], &free_since);  // the batch-1 instance, as without batching
+        Execute(slot, on, *batch[0], &free_since);  // the batch-1 instance, as without batching
       } else {
-        ExecuteBatch(index, batch, &free_since);
+        ExecuteBatch(slot, batch, &free_since);
       }
     }
     grant.Release();  // the shared budget is free for the next best run
@@ -154,8 +157,7 @@ void Pool::ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>
       r->run_us_ = run_us;
       if (ok) r->accelerator_ = ran_on;
     }
-    *free_since = Clock::now();
-    queue_.WorkerFree();
+    FreeSlot(index, free_since);
     for (const auto& r : batch) End(*r, ok, kind, error);
   };
   try {

@@ -15,6 +15,10 @@ constexpr double kSpinWorthwhileUs = 20.0;
 // yet awake, it re-checks this often.
 constexpr auto kAboutToStartRecheck = std::chrono::milliseconds(1);
 
+// The pool whose direct run this thread is doing (Pool::TryRunDirect), so
+// that a Close() from that run's own completion callback does not wait for it.
+thread_local const void* t_direct_run_pool = nullptr;
+
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Same names, types and shapes, in the same order: what callers already hold
@@ -117,6 +121,7 @@ Pool::Pool(std::shared_ptr<Model> model, PoolOptions options)
                                            [this](const std::string& e) { NoteCallbackError(e); });
   }
   worker_runs_ = std::make_unique<std::atomic<uint64_t>[]>(options_.workers);
+  gates_ = std::make_unique<Gate[]>(options_.workers);
   const Clock::time_point started = Clock::now();
   for (size_t i = 0; i < options_.workers; ++i) queue_.WorkerFree();
   try {
@@ -187,14 +192,18 @@ void Pool::NoteCallbackError(const std::string& error) {
   last_callback_error_ = error;
 }
 
-uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
-  if (request->inputs.size() != inputs_.size() || request->outputs.size() != outputs_.size()) {
-    throw Error(ErrorKind::kInput, "request has " + std::to_string(request->inputs.size()) +
-                                       " inputs and " + std::to_string(request->outputs.size()) +
+void Pool::CheckRequestShape(const Request& request) const {
+  if (request.inputs.size() != inputs_.size() || request.outputs.size() != outputs_.size()) {
+    throw Error(ErrorKind::kInput, "request has " + std::to_string(request.inputs.size()) +
+                                       " inputs and " + std::to_string(request.outputs.size()) +
                                        " outputs; the model takes " +
                                        std::to_string(inputs_.size()) + " and gives " +
                                        std::to_string(outputs_.size()));
   }
+}
+
+uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
+  CheckRequestShape(*request);
   std::shared_ptr<Request> dropped;
   try {
     dropped = queue_.Push(request, block_timeout_seconds);
@@ -212,6 +221,8 @@ uint64_t Pool::Submit(const std::shared_ptr<Request>& request, double block_time
 }
 
 void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_seconds) {
+  CheckRequestShape(*request);
+  if (TryRunDirect(request)) return;
   const bool spin = SpinWorthwhile();
   Submit(request, block_timeout_seconds);
   while (!request->WaitUntil(request->deadline(), spin)) {
@@ -230,6 +241,138 @@ void Pool::Run(const std::shared_ptr<Request>& request, double block_timeout_sec
         return;
     }
   }
+}
+
+bool Pool::TryRunDirect(const std::shared_ptr<Request>& request) {
+  // Lock-free hints first: a busy pool pays three atomic loads and nothing more.
+  if (!options_.caller_runs || options_.max_batch > 1 || queue_.closed() ||
+      queue_.queued_hint() != 0 || queue_.free_workers() == 0) {
+    return false;
+  }
+  size_t index = options_.workers;
+  {
+    std::lock_guard<std::mutex> lock(gates_mutex_);
+    // An accelerator's instance may be bound to its worker's thread (GPU and
+    // NPU contexts): only CPU instances run on a caller's thread.
+    for (size_t i = 0; i < options_.workers; ++i) {
+      if (!gates_[i].held && IsCpuSlot(i)) {
+        index = i;
+        gates_[i].held = true;
+        break;
+      }
+    }
+  }
+  if (index == options_.workers) return false;  // every CPU instance is busy
+  const Running on = SlotNow(index);
+  if (on.accelerator != "cpu") {  // swapped in since
+    ReleaseGate(index, Clock::now());
+    return false;
+  }
+  Scheduler::Grant grant;
+  if (options_.scheduler) {
+    // Only if the scheduler would grant this run now anyway: a better
+    // waiter is served first, as with Acquire on a worker.
+    grant = options_.scheduler->TryAcquire(options_.priority, Demand(on));
+  }
+  // Under the queue's lock: nothing queued (never overtake a queued
+  // request) and a worker free, which this run now occupies.
+  if ((options_.scheduler && !grant) || !queue_.ClaimIdle(*request)) {
+    ReleaseGate(index, Clock::now());
+    return false;  // `grant`, if taken, gives the budget back
+  }
+  {
+    std::lock_guard<std::mutex> lock(gates_mutex_);
+    gates_[index].direct_since = request->enqueued();
+    ++direct_active_;
+  }
+  struct Active {
+    Pool* pool;
+    const void* outer = t_direct_run_pool;
+    explicit Active(Pool* p) : pool(p) { t_direct_run_pool = p; }
+    ~Active() {
+      t_direct_run_pool = outer;
+      std::lock_guard<std::mutex> lock(pool->gates_mutex_);
+      if (--pool->direct_active_ == 0 && pool->gate_waiters_ > 0) pool->gate_freed_.notify_all();
+    }
+  } active(this);
+  submitted_.fetch_add(1, std::memory_order_relaxed);
+  busy_.fetch_add(1, std::memory_order_relaxed);
+  Clock::time_point freed;
+  if (request->ClaimFor(request->enqueued()) != Request::Claim::kStart) {
+    // Ended before it was ever queued (a reused request): nothing to run.
+    FreeSlot(index, &freed);
+  } else {
+    const double queue_us = Micros(Clock::now() - request->enqueued());
+    queue_wait_.Record(queue_us);
+    request->RecordTimes(queue_us, 0, "");
+    Execute(index, on, *request, &freed);
+    worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
+    caller_runs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  grant.Release();
+  busy_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+Pool::Running Pool::SlotNow(size_t index) const {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  return {slots_[index].instance, slots_[index].accelerator};
+}
+
+bool Pool::IsCpuSlot(size_t index) const {
+  std::lock_guard<std::mutex> lock(slots_mutex_);
+  return slots_[index].accelerator == "cpu";
+}
+
+size_t Pool::TakeSlot(size_t index, const Request& request, Clock::time_point* free_since) {
+  std::unique_lock<std::mutex> lock(gates_mutex_);
+  bool waited = false;
+  size_t slot = index;
+  while (gates_[slot].held) {
+    // A direct run holds this worker's instance. Any free CPU instance
+    // serves as well (a worker thread may run any of them); otherwise wait
+    // for a slot to be given back.
+    slot = options_.workers;
+    for (size_t j = 0; j < options_.workers; ++j) {
+      if (!gates_[j].held && IsCpuSlot(j)) {
+        slot = j;
+        break;
+      }
+    }
+    if (slot != options_.workers) break;
+    ++gate_waiters_;
+    gate_freed_.wait(lock);
+    --gate_waiters_;
+    waited = true;
+    slot = index;
+  }
+  Gate& gate = gates_[slot];
+  gate.held = true;
+  // No worker was free when `request` was queued: it waited for an instance,
+  // and a direct run may have been what held it.
+  if (!request.found_free_worker()) {
+    if (waited) {
+      *free_since = std::max(*free_since, Clock::now());
+    } else if (gate.direct_since != Clock::time_point{} &&
+               gate.direct_since <= request.enqueued() && gate.freed > *free_since) {
+      *free_since = gate.freed;
+    }
+  }
+  return slot;
+}
+
+void Pool::ReleaseGate(size_t index, Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(gates_mutex_);
+  gates_[index].held = false;
+  gates_[index].freed = now;
+  if (gate_waiters_ > 0) gate_freed_.notify_all();
+}
+
+void Pool::FreeSlot(size_t index, Clock::time_point* free_since) {
+  *free_since = Clock::now();
+  ReleaseGate(index, *free_since);
+  // After the gate: a caller that finds a worker free finds a slot free.
+  queue_.WorkerFree();
 }
 
 bool Pool::Cancel(uint64_t id) {
@@ -269,9 +412,11 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
     std::shared_ptr<Request> request = queue_.Pop(SpinWorthwhile());
     if (!request) return;
     busy_.fetch_add(1, std::memory_order_relaxed);
+    const size_t slot = TakeSlot(index, *request, &free_since);
+    const Running on = SlotNow(slot);
     Scheduler::Grant grant;
     if (options_.scheduler) {
-      grant = options_.scheduler->Acquire(options_.priority, Demand(index), request->deadline());
+      grant = options_.scheduler->Acquire(options_.priority, Demand(on), request->deadline());
       if (!grant) {
         // The deadline passed (or the scheduler closed) before the shared
         // resources were free: the request never runs.
@@ -281,21 +426,18 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
               "request expired: its deadline passed while it waited for the scheduler's "
               "resources (higher priorities were using them)");
         }
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(slot, &free_since);
         busy_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
     }
     switch (request->ClaimFor(free_since)) {
       case Request::Claim::kAbandoned:  // already ended by someone else
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(slot, &free_since);
         break;
       case Request::Claim::kExpired:
         expired_.fetch_add(1, std::memory_order_relaxed);
-        free_since = Clock::now();
-        queue_.WorkerFree();
+        FreeSlot(slot, &free_since);
         End(*request, false, ErrorKind::kTimeout,
             "request expired: its deadline passed before a worker was free for it");
         break;
@@ -303,9 +445,9 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
         const double queue_us = Micros(Clock::now() - request->enqueued());
         queue_wait_.Record(queue_us);
         request->RecordTimes(queue_us, 0, "");
-        Execute(index, *request, &free_since);
+        Execute(slot, on, *request, &free_since);
         grant.Release();  // the shared budget is free for the next best run
-        worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
+        worker_runs_[slot].fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
@@ -313,23 +455,17 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
   }
 }
 
-Scheduler::Demand Pool::Demand(size_t index) const {
+Scheduler::Demand Pool::Demand(const Running& on) const {
   Scheduler::Demand d;
   d.cpu_threads = options_.compile.num_threads > 0 ? options_.compile.num_threads : 1;
-  std::lock_guard<std::mutex> lock(slots_mutex_);
-  const std::string& accelerator = slots_[index].accelerator;
-  if (accelerator != "cpu") d.accelerator = accelerator;
+  if (on.accelerator != "cpu") d.accelerator = on.accelerator;
   return d;
 }
 
-void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since) {
-  std::shared_ptr<Instance> instance;
-  std::string accelerator;
-  {
-    std::lock_guard<std::mutex> lock(slots_mutex_);
-    instance = slots_[index].instance;
-    accelerator = slots_[index].accelerator;
-  }
+void Pool::Execute(size_t index, const Running& on, Request& request,
+                   Clock::time_point* free_since) {
+  const std::shared_ptr<Instance>& instance = on.instance;
+  const std::string& accelerator = on.accelerator;
   auto run_on = [&](Instance& inst) {
     for (size_t i = 0; i < input_bytes_.size(); ++i) {
       std::memcpy(inst.input_data(i), request.inputs[i], input_bytes_[i]);
@@ -399,14 +535,12 @@ void Pool::Execute(size_t index, Request& request, Clock::time_point* free_since
     recent_run_us_.store(recent == 0.0 ? request.run_us_ : 0.9 * recent + 0.1 * request.run_us_,
                          std::memory_order_relaxed);
     completed_.fetch_add(1, std::memory_order_relaxed);
-    *free_since = Clock::now();
-    queue_.WorkerFree();
+    FreeSlot(index, free_since);
     End(request, true, ErrorKind::kInternal, "");
   } catch (const Error& e) {
     request.run_us_ = Micros(Clock::now() - start);
     failed_.fetch_add(1, std::memory_order_relaxed);
-    *free_since = Clock::now();
-    queue_.WorkerFree();
+    FreeSlot(index, free_since);
     End(request, false, e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun,
         e.what());
   }
@@ -433,6 +567,17 @@ void Pool::Shutdown(bool drain, ErrorKind kind, const std::string& why) {
   // other thread, joins.
   if (on_pool_thread) return;
   JoinWorkers();
+  // Direct runs still going on their callers' threads finish too (none can
+  // start now: the queue is closed), unless this close comes from the
+  // completion callback of this thread's own direct run.
+  if (t_direct_run_pool != this) {
+    std::unique_lock<std::mutex> lock(gates_mutex_);
+    while (direct_active_ > 0) {
+      ++gate_waiters_;
+      gate_freed_.wait(lock);
+      --gate_waiters_;
+    }
+  }
   // After the workers: what they ended is delivered before close returns,
   // unless a callback blocks past the bound (it then finishes afterwards).
   if (delivery_) delivery_->Stop(options_.callback_wait_seconds);
@@ -473,6 +618,7 @@ PoolStats Pool::Stats() const {
   s.fallback_runs = fallback_runs_.load();
   s.swaps = swaps_.load();
   s.callback_errors = callback_errors_.load();
+  s.caller_runs = caller_runs_.load();
   s.queue_depth = queue_.size();
   s.queue_capacity = options_.queue_capacity;
   s.busy_workers = busy_.load();

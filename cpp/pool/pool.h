@@ -57,6 +57,16 @@ struct PoolOptions {
   // for them ends with kTimeout before it runs.
   std::shared_ptr<Scheduler> scheduler;
   int priority = 0;
+  // Direct runs: Run() on an idle CPU worker's instance runs on the calling
+  // thread when nothing is queued, instead of handing the request to the
+  // worker thread and waiting to be woken (two thread wake-ups per call).
+  // Ordering, stats, deadlines and scheduler priorities are the same either
+  // way; instances of other accelerators always run on their own worker.
+  // Off: every run happens on a worker thread (e.g. when the calling thread
+  // must not do the inference work itself: its priority or CPU affinity).
+  // Batching pools (max_batch > 1) never run direct: their requests go
+  // through the queue to be batched.
+  bool caller_runs = true;
   // Dynamic batching (see pool/batch.h): > 1 stacks up to this many queued
   // requests into one run (1..kMaxBatch, at most queue_capacity). A worker
   // that finds fewer waits up to max_batch_delay_seconds for more (0: runs
@@ -67,7 +77,8 @@ struct PoolOptions {
 
 struct PoolStats {
   uint64_t submitted = 0, completed = 0, failed = 0, dropped = 0, rejected = 0, expired = 0,
-           cancelled = 0, fallback_runs = 0, swaps = 0, callback_errors = 0;
+           cancelled = 0, fallback_runs = 0, swaps = 0, callback_errors = 0,
+           caller_runs = 0;  // runs done on Run()'s calling thread (also in completed/failed)
   size_t queue_depth = 0, queue_capacity = 0, busy_workers = 0, workers = 0;
   Histogram::Snapshot queue_wait, run_time;
   std::vector<std::string> worker_accelerators;
@@ -93,7 +104,10 @@ class Pool {
 
   // Submits and waits for the end: the synchronous call. A request whose
   // wait_limit passes before a worker is free for it ends with kTimeout and
-  // never runs; a worker already free then still takes it.
+  // never runs; a worker already free then still takes it. With
+  // options().caller_runs, a request that finds the queue empty and an idle
+  // CPU worker runs on the calling thread, on that worker's instance (see
+  // TryRunDirect); otherwise it is queued for the workers.
   void Run(const std::shared_ptr<Request>& request, double block_timeout_seconds = -1);
 
   // Removes a request that is still queued; it ends with kCancelled (its
@@ -138,13 +152,52 @@ class Pool {
     std::vector<BatchInstance> batched;
   };
 
+  // Who runs a slot's instance now (guarded by gates_mutex_): taken from
+  // before a run until FreeSlot(), which gives it back before the request is
+  // ended. A worker takes its own slot, or any free CPU slot when a direct
+  // run holds its own; a direct run takes any free CPU slot. A non-CPU slot
+  // (contexts bound to its worker's thread) is only ever taken by its worker.
+  struct Gate {
+    bool held = false;
+    // When the last direct run on this slot claimed its request, and when
+    // the slot was last given back. A request queued while no worker was
+    // free, and run on a slot whose direct run was going on then, waited
+    // for that run to end (its deadline counts from then).
+    Clock::time_point direct_since{}, freed{};
+  };
+  // A slot's instance and accelerator at one moment (a swap may replace it).
+  struct Running {
+    std::shared_ptr<Instance> instance;
+    std::string accelerator;
+  };
+
   void WorkerLoop(size_t index, Clock::time_point started);
-  Scheduler::Demand Demand(size_t index) const;  // what one run of worker `index` needs
-  // Runs `request` on worker `index`; sets *free_since to when the worker
-  // became free again (before the request is ended).
-  void Execute(size_t index, Request& request, Clock::time_point* free_since);
+  Scheduler::Demand Demand(const Running& on) const;  // what one run on `on` needs
+  Running SlotNow(size_t index) const;
+  bool IsCpuSlot(size_t index) const;
+  // Worker `index` takes a slot for `request`: its own, else (when a direct
+  // run holds it) any free CPU slot, else it waits for one. Moves
+  // *free_since to when an instance became free for `request` if none was
+  // when it was queued. Returns the slot taken.
+  size_t TakeSlot(size_t index, const Request& request, Clock::time_point* free_since);
+  // Gives slot `index` back (sets *free_since to now), then frees a worker
+  // in the queue. Before the request is ended.
+  void FreeSlot(size_t index, Clock::time_point* free_since);
+  void ReleaseGate(size_t index, Clock::time_point now);
+  // The direct run of Run(): if caller_runs, nothing is queued, a CPU slot's
+  // gate is free and an idle worker can be claimed (and the scheduler, if
+  // any, grants the run now without passing a better waiter), runs
+  // `request` on that slot's instance on this thread and returns true, with
+  // the request ended and counted as a worker's run would be. False: nothing
+  // happened, the caller queues it.
+  bool TryRunDirect(const std::shared_ptr<Request>& request);
+  // Runs `request` on `on`, slot `index`'s instance, whose gate the caller
+  // holds; FreeSlot()s the slot and ends the request.
+  void Execute(size_t index, const Running& on, Request& request, Clock::time_point* free_since);
+  void CheckRequestShape(const Request& request) const;  // throws kInput
   // Batching (pool/batch.cc): the worker loop when max_batch > 1, and one
-  // run of `batch` (all claimed, 2..max_batch of them) on worker `index`.
+  // run of `batch` (all claimed, 2..max_batch of them) on slot `index`,
+  // whose gate the caller holds (FreeSlot()s it before ending the requests).
   void BatchWorkerLoop(size_t index, Clock::time_point started);
   void ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>>& batch,
                     Clock::time_point* free_since);
@@ -164,6 +217,14 @@ class Pool {
 
   mutable std::mutex slots_mutex_;
   std::vector<Slot> slots_;
+  // Lock order: gates_mutex_, then slots_mutex_ (never the other way).
+  std::mutex gates_mutex_;
+  std::condition_variable gate_freed_;
+  int gate_waiters_ = 0;  // guarded by gates_mutex_
+  // Direct runs claimed and not yet fully counted (guarded by gates_mutex_):
+  // Close() waits for them as it joins the workers.
+  int direct_active_ = 0;
+  std::unique_ptr<Gate[]> gates_;  // one per slot; never replaced (a swap keeps them)
   std::shared_ptr<Model> model_;
   std::mutex swap_mutex_;
 
@@ -178,8 +239,8 @@ class Pool {
   EventLog events_;
   Histogram queue_wait_, run_time_;
   std::atomic<uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0}, rejected_{0},
-      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0}, batches_{0},
-      batched_requests_{0};
+      expired_{0}, cancelled_{0}, fallback_runs_{0}, swaps_{0}, callback_errors_{0},
+      caller_runs_{0}, batches_{0}, batched_requests_{0};
   std::atomic<size_t> busy_{0};
   std::unique_ptr<std::atomic<uint64_t>[]> worker_runs_;
   mutable std::mutex callback_error_mutex_;

@@ -56,6 +56,9 @@ class Request : public std::enable_shared_from_this<Request> {
   uint64_t id() const { return id_; }
   Clock::time_point enqueued() const { return enqueued_; }
   Clock::time_point deadline() const { return deadline_; }
+  // Whether a worker was free for it when it was queued (it was within the
+  // first free_workers() entries), or it claimed one for a direct run.
+  bool found_free_worker() const { return found_free_worker_; }
 
   // Results, valid once done().
   bool ok() const { return ok_; }
@@ -99,6 +102,7 @@ class Request : public std::enable_shared_from_this<Request> {
   std::string accelerator_;
   Clock::time_point enqueued_{};
   Clock::time_point deadline_ = Clock::time_point::max();
+  bool found_free_worker_ = false;
   std::unique_ptr<uint8_t[]> owned_inputs_;
   std::mutex mutex_;
   std::condition_variable cv_;

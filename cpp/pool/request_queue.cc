@@ -76,6 +76,9 @@ std::shared_ptr<Request> RequestQueue::Push(const std::shared_ptr<Request>& requ
     request->id_ = next_id_++;
     request->enqueued_ = Clock::now();
     request->deadline_ = SaturatingAdd(request->enqueued_, request->wait_limit);
+    request->found_free_worker_ =
+        static_cast<std::ptrdiff_t>(queue_.size()) <
+        free_.load(std::memory_order_acquire) * static_cast<std::ptrdiff_t>(max_batch_);
     queue_.push_back(request);
     queued_.fetch_add(1, std::memory_order_release);
     wake_worker = sleeping_workers_ > 0;
@@ -102,7 +105,7 @@ std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
     if (queue_.empty() || (stopping_ && !drain_)) return nullptr;
     // Under the lock, so ExpireIfWaiting never counts a worker that already
     // took another request.
-    if (free_.load(std::memory_order_acquire) > 0) free_.fetch_sub(1, std::memory_order_acq_rel);
+    free_.fetch_sub(1, std::memory_order_acq_rel);
     request = std::move(queue_.front());
     queue_.pop_front();
     queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -110,6 +113,17 @@ std::shared_ptr<Request> RequestQueue::Pop(bool spin) {
   }
   if (wake_pusher) not_full_.notify_one();
   return request;
+}
+
+bool RequestQueue::ClaimIdle(Request& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_ || !queue_.empty() || free_.load(std::memory_order_acquire) <= 0) return false;
+  request.id_ = next_id_++;
+  request.enqueued_ = Clock::now();
+  request.deadline_ = SaturatingAdd(request.enqueued_, request.wait_limit);
+  request.found_free_worker_ = true;
+  free_.fetch_sub(1, std::memory_order_acq_rel);
+  return true;
 }
 
 size_t RequestQueue::PopBatch(bool spin, std::vector<std::shared_ptr<Request>>* out) {
@@ -144,7 +158,7 @@ size_t RequestQueue::PopBatch(bool spin, std::vector<std::shared_ptr<Request>>* 
     }
     // Under the lock, so ExpireIfWaiting never counts a worker that already
     // took its batch.
-    if (free_.load(std::memory_order_acquire) > 0) free_.fetch_sub(1, std::memory_order_acq_rel);
+    free_.fetch_sub(1, std::memory_order_acq_rel);
     taken = std::min(queue_.size(), max_batch_);
     for (size_t i = 0; i < taken; ++i) {
       out->push_back(std::move(queue_.front()));
@@ -188,7 +202,9 @@ RequestQueue::Expiry RequestQueue::ExpireIfWaiting(uint64_t id) {
     auto it = queue_.begin();
     for (; it != queue_.end() && (*it)->id_ != id; ++it) ++position;
     if (it == queue_.end()) return Expiry::kNotQueued;
-    if (position < free_.load(std::memory_order_acquire) * max_batch_ && !stopping_) {
+    if (static_cast<std::ptrdiff_t>(position) <
+            free_.load(std::memory_order_acquire) * static_cast<std::ptrdiff_t>(max_batch_) &&
+        !stopping_) {
       return Expiry::kAboutToStart;
     }
     queue_.erase(it);

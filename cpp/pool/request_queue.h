@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -47,6 +48,15 @@ class RequestQueue {
   // `spin`). Null once closed and empty, or closed without drain.
   std::shared_ptr<Request> Pop(bool spin);
 
+  // Caller side of a direct run (Pool::TryRunDirect): when nothing is queued
+  // and a worker is free, takes that free worker for `request` without
+  // queueing it, giving it an id, enqueue time and deadline as Push does.
+  // The taker gives the worker back with WorkerFree() when the run ends.
+  // False (nothing changed) when a request is queued, no worker is free, or
+  // the queue is closed: the request must then go through Push, behind the
+  // queued ones.
+  bool ClaimIdle(Request& request);
+
   // Worker side, dynamic batching: fills `out` with the next 1..max_batch
   // requests, oldest first, and returns how many (0 once closed and empty,
   // or closed without drain). Waits for a first request as Pop does; with
@@ -80,7 +90,12 @@ class RequestQueue {
   // so a caller woken by that end finds it free.
   void WorkerFree() { free_.fetch_add(1, std::memory_order_acq_rel); }
   // Workers not holding a request: they will take the queue's first entries.
-  size_t free_workers() const { return free_.load(std::memory_order_acquire); }
+  size_t free_workers() const {
+    const std::ptrdiff_t n = free_.load(std::memory_order_acquire);
+    return n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  // Lock-free hint of size(), for a caller deciding whether to try ClaimIdle.
+  size_t queued_hint() const { return queued_.load(std::memory_order_acquire); }
 
  private:
   const size_t capacity_;
@@ -96,7 +111,10 @@ class RequestQueue {
   std::atomic<bool> closed_{false};
   // Lock-free mirror of the size for the spin phase of a waiting worker.
   std::atomic<size_t> queued_{0};
-  std::atomic<size_t> free_{0};
+  // Workers minus the requests they (and direct runs) hold. Below zero when
+  // a worker popped a request while its instance still served a direct run
+  // (it waits for the instance); every taker gives one back on WorkerFree().
+  std::atomic<std::ptrdiff_t> free_{0};
   int sleeping_workers_ = 0, blocked_pushers_ = 0, collecting_workers_ = 0;  // guarded by mutex_
 };
 

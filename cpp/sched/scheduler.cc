@@ -145,6 +145,22 @@ Scheduler::Grant Scheduler::Acquire(int priority, const Demand& demand,
   return grant;
 }
 
+Scheduler::Grant Scheduler::TryAcquire(int priority, const Demand& demand) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_ || !Fits(demand)) return {};
+  const auto now = Clock::now();
+  for (const Waiter& w : waiters_) {
+    if (!w.granted && Effective(w, now) >= priority) return {};  // it is served first
+  }
+  Take(demand);
+  ++granted_;
+  ++granted_by_priority_[priority];
+  Grant grant;
+  grant.scheduler_ = shared_from_this();
+  grant.demand_ = demand;
+  return grant;
+}
+
 void Scheduler::Close() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = true;

@@ -85,6 +85,13 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
   // scheduler is closed. Clock::time_point::max() means no deadline.
   Grant Acquire(int priority, const Demand& demand, Clock::time_point start_by);
 
+  // Grants `demand` only if it can be granted now without passing anyone:
+  // it fits the free budget and no waiter's effective priority is >= `priority`
+  // (a waiter wins ties: it came first). Never waits; an empty Grant otherwise
+  // (or when closed). For a pool's direct run on its caller's thread, which
+  // falls back to the queue (and Acquire on a worker) when this says no.
+  Grant TryAcquire(int priority, const Demand& demand);
+
   // Wakes every waiter with an empty Grant; later Acquire()s return at once.
   void Close();
 

@@ -89,12 +89,13 @@ void RegisterPool(py::module_& m) {
                        int retire_after_failures, PluginOptionMap plugin_options,
                        std::string crash_mark_dir, double callback_wait,
                        std::shared_ptr<Scheduler> scheduler, int priority, size_t max_batch,
-                       double max_batch_delay) {
+                       double max_batch_delay, bool caller_runs) {
              PoolOptions o;
              o.max_batch = max_batch;
              o.max_batch_delay_seconds = max_batch_delay;
              o.scheduler = std::move(scheduler);
              o.priority = priority;
+             o.caller_runs = caller_runs;
              if (o.scheduler) {
                o.scheduler->CheckFits({threads > 0 ? threads : 1, ""});
              }
@@ -132,7 +133,7 @@ void RegisterPool(py::module_& m) {
            py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
            py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0,
            py::arg("scheduler") = nullptr, py::arg("priority") = 0, py::arg("max_batch") = 1,
-           py::arg("max_batch_delay") = 0.0)
+           py::arg("max_batch_delay") = 0.0, py::arg("caller_runs") = true)
       .def(
           "run",
           [](Pool& pool, const py::list& inputs, double timeout, const py::object& output_indices) {
@@ -143,6 +144,7 @@ void RegisterPool(py::module_& m) {
             auto request = BuildRequest(pool, inputs, outputs, selected, timeout, &refs);
             // The caller waits, so its arrays are read in place (no copy at
             // submit); copies made for non-contiguous inputs live in `refs`.
+            // Without the GIL: a direct run (caller_runs) happens right here.
             WithoutGil([&] { pool.Run(request, timeout); });
             if (!request->ok()) ThrowRequestError(*request);
             return outputs;
@@ -150,7 +152,9 @@ void RegisterPool(py::module_& m) {
           py::arg("inputs"), py::arg("timeout") = -1.0, py::arg("output_indices") = py::none(),
           "Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free worker "
           "(0:\n"
-          "only a worker free now); `output_indices` selects the outputs returned.")
+          "only a worker free now); `output_indices` selects the outputs returned. With\n"
+          "caller_runs, an idle CPU worker's instance runs it on this thread when nothing is "
+          "queued.")
       .def(
           "submit",
           [](Pool& pool, const py::list& inputs, const py::list& outputs, py::object callback,
@@ -233,6 +237,7 @@ void RegisterPool(py::module_& m) {
         d["fallback_runs"] = s.fallback_runs;
         d["swaps"] = s.swaps;
         d["callback_errors"] = s.callback_errors;
+        d["caller_runs"] = s.caller_runs;
         d["last_callback_error"] = s.last_callback_error;
         d["queue_depth"] = s.queue_depth;
         d["queue_capacity"] = s.queue_capacity;

@@ -160,6 +160,7 @@ class Pool:
         priority: typing.SupportsInt | typing.SupportsIndex = 0,
         max_batch: typing.SupportsInt | typing.SupportsIndex = 1,
         max_batch_delay: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+        caller_runs: bool = True,
     ) -> None: ...
     def cancel(self, ticket: typing.SupportsInt | typing.SupportsIndex) -> bool:
         """
@@ -180,7 +181,8 @@ class Pool:
     ) -> list:
         """
         Runs one request and waits. `timeout` (< 0: none) bounds the wait for a free worker (0:
-        only a worker free now); `output_indices` selects the outputs returned.
+        only a worker free now); `output_indices` selects the outputs returned. With
+        caller_runs, an idle CPU worker's instance runs it on this thread when nothing is queued.
         """
     def stats(self) -> dict: ...
     def submit(

@@ -195,6 +195,66 @@ TEST(RequestQueue, ExpireIfWaitingKeepsWhatAFreeWorkerWillTake) {
   EXPECT_EQ(q.free_workers(), 0u);  // holds a request now
 }
 
+// ClaimIdle is how a pool's direct run takes a free worker without queueing.
+TEST(RequestQueue, ClaimIdleTakesAFreeWorkerOnlyWhenNothingIsQueued) {
+  RequestQueue q(4, QueuePolicy::kBlock);
+  auto direct = NewRequest(0s);
+  EXPECT_FALSE(q.ClaimIdle(*direct));  // no free worker
+  q.WorkerFree();
+  ASSERT_TRUE(q.ClaimIdle(*direct));
+  EXPECT_NE(direct->id(), 0u);
+  EXPECT_EQ(direct->deadline(), direct->enqueued());  // wait_limit 0
+  EXPECT_EQ(q.free_workers(), 0u);
+  EXPECT_EQ(q.size(), 0u);  // never queued
+  auto queued = NewRequest(0s);
+  q.Push(queued);
+  EXPECT_GT(queued->id(), direct->id());
+  // The direct run holds the only worker: the queued request is not about
+  // to start, and expires at its deadline.
+  EXPECT_EQ(q.ExpireIfWaiting(queued->id()), RequestQueue::Expiry::kRemoved);
+  q.WorkerFree();  // the direct run ended
+  q.Push(queued = NewRequest());
+  auto late = NewRequest();
+  EXPECT_FALSE(q.ClaimIdle(*late));  // something is queued: never overtake it
+  EXPECT_EQ(q.Pop(false), queued);
+  q.Close(true);
+  EXPECT_FALSE(q.ClaimIdle(*late));  // closed
+}
+
+TEST(RequestQueue, PushRecordsWhetherAWorkerWasFreeForTheRequest) {
+  RequestQueue q(4, QueuePolicy::kBlock);
+  q.WorkerFree();  // one worker
+  auto a = NewRequest(), b = NewRequest(), direct = NewRequest();
+  q.Push(a);
+  q.Push(b);
+  EXPECT_TRUE(a->found_free_worker());
+  EXPECT_FALSE(b->found_free_worker());  // second in line for one worker
+  EXPECT_EQ(q.Pop(false), a);
+  EXPECT_EQ(q.Pop(false), b);
+  q.WorkerFree();
+  q.WorkerFree();
+  ASSERT_TRUE(q.ClaimIdle(*direct));
+  EXPECT_TRUE(direct->found_free_worker());
+  auto c = NewRequest();
+  q.Push(c);
+  EXPECT_FALSE(c->found_free_worker());  // the direct run holds the only worker
+}
+
+TEST(RequestQueue, AWorkerThatPopsDuringADirectRunIsCountedOnce) {
+  RequestQueue q(4, QueuePolicy::kBlock);
+  q.WorkerFree();  // one worker
+  auto direct = NewRequest();
+  ASSERT_TRUE(q.ClaimIdle(*direct));
+  auto r = NewRequest();
+  q.Push(r);
+  EXPECT_EQ(q.Pop(false), r);  // the worker took it while the direct run holds its instance
+  EXPECT_EQ(q.free_workers(), 0u);
+  q.WorkerFree();  // the direct run ends
+  EXPECT_EQ(q.free_workers(), 0u);  // the worker still holds r
+  q.WorkerFree();  // r ends
+  EXPECT_EQ(q.free_workers(), 1u);  // one worker, free: never two
+}
+
 TEST(RequestQueue, UnknownPolicyNameIsAnInputError) {
   EXPECT_EQ(ParseQueuePolicy("keep_latest"), QueuePolicy::kKeepLatest);
   EXPECT_EQ(KindOf([] { ParseQueuePolicy("fifo"); }), ErrorKind::kInput);

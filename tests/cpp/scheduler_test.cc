@@ -117,6 +117,50 @@ TEST(Scheduler, AgingBoundsHowLongALowPriorityWaits) {
   EXPECT_GE(s->GetStats().aged, 1u);
 }
 
+// TryAcquire is the check of a pool's direct run (Pool::TryRunDirect): it
+// takes what fits now unless a waiter would be served before it.
+TEST(Scheduler, TryAcquireTakesWhatFitsWhenNobodyWaits) {
+  auto s = Make(2);
+  auto a = s->TryAcquire(0, {1, ""});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(s->GetStats().cpu_threads_free, 1);
+  EXPECT_FALSE(s->TryAcquire(0, {2, ""}));  // does not fit: never waits
+  auto b = s->TryAcquire(3, {1, ""});
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(s->TryAcquire(9, {1, ""}));  // budget spent
+  a.Release();
+  b.Release();
+  EXPECT_EQ(s->GetStats().cpu_threads_free, 2);
+  EXPECT_EQ(s->GetStats().granted, 2u);
+  EXPECT_EQ(s->GetStats().granted_by_priority.at(3), 1u);
+  EXPECT_EQ(s->GetStats().expired, 0u);  // a refusal is not an expiry
+}
+
+TEST(Scheduler, TryAcquireNeverPassesAWaiterOfEqualOrHigherPriority) {
+  auto s = Make(2, {}, milliseconds(10000));  // aging out of the picture
+  auto hold = s->Acquire(0, {1, ""}, kNever);
+  // A priority-5 waiter for 2 threads: one is free, which fits a 1-thread
+  // run, but no lower or equal priority may take it first (no backfilling).
+  std::thread waiter([&] { auto g = s->Acquire(5, {2, ""}, kNever); });
+  WaitForWaiters(*s, 1);
+  EXPECT_FALSE(s->TryAcquire(0, {1, ""}));
+  EXPECT_FALSE(s->TryAcquire(5, {1, ""}));  // ties go to who came first
+  {
+    auto higher = s->TryAcquire(6, {1, ""});  // outranks the waiter
+    EXPECT_TRUE(higher);
+  }
+  hold.Release();
+  waiter.join();
+  EXPECT_EQ(s->GetStats().waiting, 0u);
+  EXPECT_EQ(s->GetStats().cpu_threads_free, 2);
+}
+
+TEST(Scheduler, TryAcquireOnAClosedSchedulerIsEmpty) {
+  auto s = Make(1);
+  s->Close();
+  EXPECT_FALSE(s->TryAcquire(0, {1, ""}));
+}
+
 TEST(Scheduler, AcceleratorSlotsSerialiseTheirUsersOnly) {
   auto s = Make(4, {{"gpu", 1}});
   auto g1 = s->Acquire(0, {1, "gpu"}, kNever);
