@@ -17,7 +17,7 @@ import edgepipe
 import numpy as np
 import pytest
 from edgepipe.errors import InputError, RequestTimeoutError
-from edgepipe.scheduler import Scheduler, usable_cpus
+from edgepipe.scheduler import Scheduler, _Ledger, usable_cpus
 
 
 def _inputs(model: edgepipe.Model, seed: int) -> dict[str, np.ndarray]:
@@ -185,3 +185,25 @@ def test_pools_outside_a_scheduler_warn_when_they_oversubscribe(default_model, c
     assert not [e for e in b.events if "CPU threads" in str(e.get("error"))]
     a.close()
     b.close()
+
+
+def test_a_pool_finalizer_inside_the_ledger_claim_does_not_deadlock():
+    # Seen in CI (a worker's stack dump): a garbage collection inside
+    # ledger.claim() ran a collected pool's weakref finalizer, whose release()
+    # then waited forever for the lock claim() held on the same thread.
+    ledger = _Ledger()
+    ledger.claim(1, 2)
+    released = threading.Event()
+
+    def finalizer_while_claim_holds_the_lock() -> None:
+        with ledger._lock:
+            ledger.release(1)
+        released.set()
+
+    t = threading.Thread(target=finalizer_while_claim_holds_the_lock, daemon=True)
+    t.start()
+    t.join(10)
+    assert released.is_set(), "release() blocked on the lock its own thread holds"
+    # The release is applied by the next claim: only key 2's thread is left.
+    assert ledger.claim(2, 1) is None
+    assert ledger._claims == {2: 1}

@@ -25,6 +25,7 @@ warning, and the pool that crossed the line says so in
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -138,11 +139,23 @@ class _Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._claims: dict[int, int] = {}
+        # Keys released but not yet removed from _claims. release() runs from
+        # a pool's weakref finalizer, that is from whatever code triggers a
+        # garbage collection, claim() included: taking the (non-reentrant)
+        # lock there deadlocked a process inside claim(). So release() only
+        # appends (atomic, no lock) and the lock holder applies the releases.
+        self._released: collections.deque[int] = collections.deque()
         self._warned = False
+
+    def _apply_releases(self) -> None:
+        # Caller holds self._lock.
+        while self._released:
+            self._claims.pop(self._released.popleft(), None)
 
     def claim(self, key: int, threads: int) -> str | None:
         """Record ``threads`` for ``key``; a message when the total now exceeds the cores."""
         with self._lock:
+            self._apply_releases()
             self._claims[key] = threads
             total = sum(self._claims.values())
             budget = default_scheduler().cpu_threads
@@ -160,8 +173,8 @@ class _Ledger:
             return message
 
     def release(self, key: int) -> None:
-        with self._lock:
-            self._claims.pop(key, None)
+        """Forget ``key``'s threads; safe from a finalizer (takes no lock)."""
+        self._released.append(key)
 
 
 _default: Scheduler | None = None
