@@ -144,11 +144,13 @@ Scheduler::Admit Scheduler::Admits(const Waiter& w, int64_t effective,
     const int need = std::min(cap, c.cpu_demand - held_at_or_above);
     if (need <= 0 || left >= need) continue;
     // It would eat q's headroom: only for a run expected to end before q's
-    // next request is expected, and only once q has shown a rhythm.
+    // next request is expected, and only once q has shown a rhythm. Twice the
+    // longest recent run: a run slower than all of its last 8 (a chance of
+    // about 1 in 9 for steady run times) must still not delay q's request.
     if (runs == 0 || c.n_gaps < kHistory) return Admit::kNo;
     Clock::duration shortest = c.gaps[0];
     for (size_t i = 1; i < kHistory; ++i) shortest = std::min(shortest, c.gaps[i]);
-    if (now + longest > c.last_request + shortest) return Admit::kNo;
+    if (now + kBorrowSafety * longest > c.last_request + shortest) return Admit::kNo;
     borrow = true;
   }
   return borrow ? Admit::kBorrow : Admit::kYes;

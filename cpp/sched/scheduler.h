@@ -26,9 +26,9 @@
 //    own demand` so that a waiter can always run on an otherwise idle budget
 //    (with a budget of one run, nothing is reserved).
 //    Borrowing: a lower waiter may still use the headroom for a run that is
-//    expected to end before q's next request is expected: now + the longest
-//    of the last 8 runs of the waiter's priority <= q's last request + the
-//    shortest of q's last 8 gaps between requests. A periodic (camera-rate)
+//    expected to end well before q's next request is expected: now + twice
+//    the longest of the last 8 runs of the waiter's priority <= q's last
+//    request + the shortest of q's last 8 gaps between requests. A periodic (camera-rate)
 //    class leaves its headroom to lower priorities for most of each period; a
 //    bursty one (short gaps) keeps it. Accelerator slots are not reserved.
 //
@@ -134,6 +134,7 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
 
   // What the scheduler remembers of one priority class (rule 2).
   static constexpr size_t kHistory = 8;
+  static constexpr int kBorrowSafety = 2;  // lent for runs of <= 1/2 the time left
   struct Class {
     Clock::time_point last_request{};
     bool seen = false;

@@ -98,11 +98,12 @@ class Scheduler:
        a whole low-priority run. The headroom never covers the whole budget: a run
        can always start on an otherwise idle budget (a budget of one run reserves
        nothing). *Borrowing*: the headroom is lent to a lower run that is expected
-       to end before ``q``'s next request is expected (the longest of its
-       priority's last 8 runs, against ``q``'s last request plus the shortest of
-       its last 8 gaps between requests), so a periodic high-priority pool leaves
-       its headroom to the others for most of each period while a bursty one keeps
-       it. Accelerator slots are not reserved.
+       to end well before ``q``'s next request is expected: twice the longest of
+       its priority's last 8 runs must fit before ``q``'s last request plus the
+       shortest of ``q``'s last 8 gaps between requests. So a periodic
+       high-priority pool (a camera) leaves its headroom to the others for most
+       of each period, while a bursty one keeps it. Accelerator slots are not
+       reserved.
     3. **Starvation bound.** A run of priority ``p`` is no longer held back by
        ``q``'s reservation once it has waited ``(q - p) * aging`` seconds, and
        outranks every new request of priority ``<= q`` after ``(q - p + 1) *
