@@ -111,15 +111,26 @@ Scheduler::Clock::time_point Scheduler::NextLapse(Clock::time_point now) const {
 
 void Scheduler::NoteRequest(int priority, const Demand& d, Clock::time_point now) {
   Class& c = classes_[priority];
-  if (c.seen && Active(c, now)) {
-    c.gaps[c.n_gaps++ % kHistory] = now - c.last_request;
-  } else {  // a new active spell: forget the old one's demand and rhythm
+  if (!Active(c, now)) {  // a new active spell: forget the old one's demand and rhythm
     c.cpu_demand = 0;
-    c.n_gaps = 0;
+    c.n_requests = 0;
   }
+  c.requests[c.n_requests++ % (kHistory + 1)] = now;
   c.cpu_demand = std::max(c.cpu_demand, d.cpu_threads);
   c.last_request = now;
   c.seen = true;
+}
+
+Scheduler::Clock::time_point Scheduler::NextExpected(const Class& c) {
+  constexpr size_t kRing = kHistory + 1;
+  if (c.n_requests < kRing) return Clock::time_point::max();
+  const Clock::time_point oldest = c.requests[c.n_requests % kRing];
+  Clock::duration shortest = Clock::duration::max();
+  for (size_t k = 1; k < kRing; ++k) {
+    shortest = std::min(shortest, c.requests[(c.n_requests + k) % kRing] -
+                                      c.requests[(c.n_requests + k - 1) % kRing]);
+  }
+  return oldest + static_cast<Clock::duration::rep>(kRing) * shortest;
 }
 
 Scheduler::Admit Scheduler::Admits(const Waiter& w, int64_t effective,
@@ -147,10 +158,9 @@ Scheduler::Admit Scheduler::Admits(const Waiter& w, int64_t effective,
     // next request is expected, and only once q has shown a rhythm. Twice the
     // longest recent run: a run slower than all of its last 8 (a chance of
     // about 1 in 9 for steady run times) must still not delay q's request.
-    if (runs == 0 || c.n_gaps < kHistory) return Admit::kNo;
-    Clock::duration shortest = c.gaps[0];
-    for (size_t i = 1; i < kHistory; ++i) shortest = std::min(shortest, c.gaps[i]);
-    if (now + kBorrowSafety * longest > c.last_request + shortest) return Admit::kNo;
+    const Clock::time_point next = NextExpected(c);
+    if (runs == 0 || next == Clock::time_point::max()) return Admit::kNo;
+    if (now + kBorrowSafety * longest > next) return Admit::kNo;
     borrow = true;
   }
   return borrow ? Admit::kBorrow : Admit::kYes;

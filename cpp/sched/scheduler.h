@@ -27,10 +27,12 @@
 //    (with a budget of one run, nothing is reserved).
 //    Borrowing: a lower waiter may still use the headroom for a run that is
 //    expected to end well before q's next request is expected: now + twice
-//    the longest of the last 8 runs of the waiter's priority <= q's last
-//    request + the shortest of q's last 8 gaps between requests. A periodic (camera-rate)
-//    class leaves its headroom to lower priorities for most of each period; a
-//    bursty one (short gaps) keeps it. Accelerator slots are not reserved.
+//    the longest of the last 8 runs of the waiter's priority <= the earliest
+//    time consistent with q's last 9 requests, the oldest of them + 9 x the
+//    shortest gap between them (a request that came late does not push the
+//    expected next one later). A periodic (camera-rate) class leaves its
+//    headroom to lower priorities for most of each period; a bursty one
+//    (short gaps) keeps it. Accelerator slots are not reserved.
 //
 // 3. Starvation bound. A waiter of priority p that has waited
 //    (q - p) * aging_step is no longer held back by q's reservation, and after
@@ -140,8 +142,8 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
     bool seen = false;
     int cpu_demand = 0;        // largest CPU demand in the current active spell
     int cpu_held = 0;          // CPU threads its grants hold now
-    Clock::duration gaps[kHistory]{};  // between requests, ring
-    size_t n_gaps = 0;
+    Clock::time_point requests[kHistory + 1]{};  // the last 9, ring: 8 gaps
+    size_t n_requests = 0;
     Clock::duration runs[kHistory]{};  // grant hold times, ring
     size_t n_runs = 0;
   };
@@ -155,6 +157,8 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
   Admit Admits(const Waiter& w, int64_t effective, Clock::time_point now) const;  // under mutex_
   bool Active(const Class& c, Clock::time_point now) const;
   Clock::time_point NextLapse(Clock::time_point now) const;  // when an active class lapses
+  // Earliest time the class's next request is expected; max() without a rhythm yet.
+  static Clock::time_point NextExpected(const Class& c);
   void ServeLocked(Clock::time_point now);               // under mutex_
   int64_t Effective(const Waiter& w, Clock::time_point now) const;
 

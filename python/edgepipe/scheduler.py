@@ -99,11 +99,12 @@ class Scheduler:
        can always start on an otherwise idle budget (a budget of one run reserves
        nothing). *Borrowing*: the headroom is lent to a lower run that is expected
        to end well before ``q``'s next request is expected: twice the longest of
-       its priority's last 8 runs must fit before ``q``'s last request plus the
-       shortest of ``q``'s last 8 gaps between requests. So a periodic
-       high-priority pool (a camera) leaves its headroom to the others for most
-       of each period, while a bursty one keeps it. Accelerator slots are not
-       reserved.
+       its priority's last 8 runs must fit before the earliest time consistent
+       with ``q``'s last 9 requests (the oldest of them plus 9 times the shortest
+       gap between them, so one late request does not push the expected next
+       one later). So a periodic high-priority pool (a camera) leaves its
+       headroom to the others for most of each period, while a bursty one keeps
+       it. Accelerator slots are not reserved.
     3. **Starvation bound.** A run of priority ``p`` is no longer held back by
        ``q``'s reservation once it has waited ``(q - p) * aging`` seconds, and
        outranks every new request of priority ``<= q`` after ``(q - p + 1) *
