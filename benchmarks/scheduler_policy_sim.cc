@@ -77,8 +77,8 @@ void Measure(const Args& a, int reserve_ms, bool last) {
       "\"borrowed\": %llu, \"held_back\": %llu}%s\n",
       reserve_ms ? "reserve" : "no_reserve", pct(.5), pct(.9), pct(.99), waits.back(),
       (pct(.99) + a.camera_ms) / a.camera_ms, flood_busy_ms / elapsed_ms / leftover,
-      static_cast<unsigned long long>(st.borrowed),
-      static_cast<unsigned long long>(st.held_back), last ? "" : ",");
+      static_cast<unsigned long long>(st.borrowed), static_cast<unsigned long long>(st.held_back),
+      last ? "" : ",");
 }
 
 }  // namespace

@@ -34,8 +34,8 @@ std::shared_ptr<Scheduler> Scheduler::Create(Options options) {
   }
   for (const auto& [name, slots] : options.accelerators) {
     if (slots < 0) {
-      throw Error(ErrorKind::kInput, "accelerator '" + name + "' has a negative slot count " +
-                                         std::to_string(slots));
+      throw Error(ErrorKind::kInput,
+                  "accelerator '" + name + "' has a negative slot count " + std::to_string(slots));
     }
   }
   if (options.aging_step.count() <= 0) {
@@ -62,8 +62,8 @@ void Scheduler::CheckFits(const Demand& demand) const {
   }
   auto it = options_.accelerators.find(demand.accelerator);
   if (!demand.accelerator.empty() && it != options_.accelerators.end() && it->second < 1) {
-    throw Error(ErrorKind::kInput, "the scheduler has no slot for accelerator '" +
-                                       demand.accelerator + "'");
+    throw Error(ErrorKind::kInput,
+                "the scheduler has no slot for accelerator '" + demand.accelerator + "'");
   }
 }
 
@@ -137,7 +137,7 @@ Scheduler::Admit Scheduler::Admits(const Waiter& w, int64_t effective,
                                    Clock::time_point now) const {
   if (!Fits(w.demand)) return Admit::kNo;
   if (options_.reserve_window.count() <= 0) return Admit::kYes;
-  const int left = cpu_free_ - w.demand.cpu_threads;           // free after this grant
+  const int left = cpu_free_ - w.demand.cpu_threads;            // free after this grant
   const int cap = options_.cpu_threads - w.demand.cpu_threads;  // never reserve it all
   // The longest recent run of the waiter's priority: how long it would hold.
   Clock::duration longest{};

@@ -59,8 +59,8 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
   using Clock = std::chrono::steady_clock;
 
   struct Options {
-    int cpu_threads = 1;                       // CPU threads runs may use at once
-    std::map<std::string, int> accelerators;   // slots per accelerator name
+    int cpu_threads = 1;                          // CPU threads runs may use at once
+    std::map<std::string, int> accelerators;      // slots per accelerator name
     std::chrono::microseconds aging_step{50000};  // +1 priority per step waited
     // How long a priority stays active (keeps its headroom) after its last
     // request; zero turns reservation off.
@@ -140,8 +140,8 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
   struct Class {
     Clock::time_point last_request{};
     bool seen = false;
-    int cpu_demand = 0;        // largest CPU demand in the current active spell
-    int cpu_held = 0;          // CPU threads its grants hold now
+    int cpu_demand = 0;                          // largest CPU demand in the current active spell
+    int cpu_held = 0;                            // CPU threads its grants hold now
     Clock::time_point requests[kHistory + 1]{};  // the last 9, ring: 8 gaps
     size_t n_requests = 0;
     Clock::duration runs[kHistory]{};  // grant hold times, ring
@@ -150,16 +150,16 @@ class Scheduler : public std::enable_shared_from_this<Scheduler> {
   enum class Admit { kNo, kYes, kBorrow };
 
   explicit Scheduler(Options options);
-  bool Fits(const Demand& demand) const;                 // under mutex_
-  void Take(int priority, const Demand& demand);         // under mutex_
-  void Give(int priority, const Demand& demand, Clock::duration held);  // locks mutex_
-  void NoteRequest(int priority, const Demand& demand, Clock::time_point now);  // under mutex_
+  bool Fits(const Demand& demand) const;                                          // under mutex_
+  void Take(int priority, const Demand& demand);                                  // under mutex_
+  void Give(int priority, const Demand& demand, Clock::duration held);            // locks mutex_
+  void NoteRequest(int priority, const Demand& demand, Clock::time_point now);    // under mutex_
   Admit Admits(const Waiter& w, int64_t effective, Clock::time_point now) const;  // under mutex_
   bool Active(const Class& c, Clock::time_point now) const;
   Clock::time_point NextLapse(Clock::time_point now) const;  // when an active class lapses
   // Earliest time the class's next request is expected; max() without a rhythm yet.
   static Clock::time_point NextExpected(const Class& c);
-  void ServeLocked(Clock::time_point now);               // under mutex_
+  void ServeLocked(Clock::time_point now);  // under mutex_
   int64_t Effective(const Waiter& w, Clock::time_point now) const;
 
   const Options options_;

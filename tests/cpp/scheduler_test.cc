@@ -75,7 +75,10 @@ TEST(Scheduler, GrantsUpToTheBudgetAndReleasesOnDestruction) {
   EXPECT_EQ(s->GetStats().expired, 1u);
   a.Release();
   EXPECT_EQ(s->GetStats().cpu_threads_free, 1);
-  { auto d = s->Acquire(0, {1, ""}, kNever); EXPECT_TRUE(d); }
+  {
+    auto d = s->Acquire(0, {1, ""}, kNever);
+    EXPECT_TRUE(d);
+  }
   EXPECT_EQ(s->GetStats().cpu_threads_free, 1);
 }
 
