@@ -132,6 +132,7 @@ class Scheduler:
         cpu_threads: typing.SupportsInt | typing.SupportsIndex,
         accelerators: collections.abc.Mapping[str, typing.SupportsInt | typing.SupportsIndex],
         aging_seconds: typing.SupportsFloat | typing.SupportsIndex,
+        reserve_seconds: typing.SupportsFloat | typing.SupportsIndex = 1.0,
     ) -> None: ...
     def check_fits(
         self, cpu_threads: typing.SupportsInt | typing.SupportsIndex, accelerator: str

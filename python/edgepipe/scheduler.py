@@ -7,14 +7,8 @@ Pools join it with ``Pool(model, scheduler=s, priority=P)``; each run of a
 worker first takes what its instance needs (its threads, plus one slot of its
 accelerator when it runs on one) and gives it back when the run ends.
 
-Who runs next (the rule, implemented in ``cpp/sched/scheduler.h``): the
-waiting run with the highest *effective priority*, ``priority + floor(waited /
-aging)``, first come first served on ties, as soon as all it needs is free;
-nobody jumps ahead of it. So a run of priority ``p`` waiting behind a flood of
-priority ``q`` is served after at most ``(q - p + 1) * aging`` seconds plus the
-runs in progress: low priorities are never starved. A request whose
-``timeout`` passes while it waits for resources is dropped before it runs
-with :class:`~edgepipe.errors.RequestTimeoutError`.
+Who runs next (priority order, a reservation for active higher priorities,
+the starvation bound) is documented on :class:`Scheduler`.
 
 Pools created without ``scheduler=`` are not arbitrated (as before), but they
 are counted against the process-wide :func:`default_scheduler`'s budget: when
@@ -85,12 +79,57 @@ def _whole(name: str, value: Any, minimum: int) -> int:
 class Scheduler:
     """The CPU-thread and accelerator budget that pools share by priority.
 
+    Pools join it with ``Pool(model, scheduler=s, priority=P)`` (larger ``P`` is
+    more important); each run of a worker first takes what its instance needs
+    (its threads, plus one slot of its accelerator when it runs on one) and gives
+    it back when the run ends.
+
+    Runs are never pre-empted. Who runs next is decided by three rules
+    (implemented in ``cpp/sched/scheduler.h``):
+
+    1. **Order.** The waiting run with the highest *effective priority*,
+       ``priority + floor(waited / aging)``, first come first served on ties, is
+       served as soon as all it needs is free (and rule 2 lets it); nobody jumps
+       ahead of it, so a run needing many threads is not starved by small ones.
+    2. **Reservation.** A priority is *active* for ``reserve`` seconds after its
+       last request. While a priority ``q`` is active, a run whose effective
+       priority is below ``q`` may not take the CPU threads one run of ``q`` needs
+       (threads held by priorities ``>= q`` count as that headroom), so a
+       camera-rate pool next to a flood finds a thread free instead of waiting for
+       a whole low-priority run. The headroom never covers the whole budget: a run
+       can always start on an otherwise idle budget (a budget of one run reserves
+       nothing). *Borrowing*: the headroom is lent to a lower run that is expected
+       to end well before ``q``'s next request is expected: twice the longest of
+       its priority's last 8 runs must fit before the earliest time consistent
+       with ``q``'s last 9 requests (the oldest of them plus 9 times the shortest
+       gap between them, so one late request does not push the expected next
+       one later). So a periodic high-priority pool (a camera) leaves its
+       headroom to the others for most of each period, while a bursty one keeps
+       it. Accelerator slots are not reserved.
+    3. **Starvation bound.** A run of priority ``p`` is no longer held back by
+       ``q``'s reservation once it has waited ``(q - p) * aging`` seconds, and
+       outranks every new request of priority ``<= q`` after ``(q - p + 1) *
+       aging``. So with ``q`` the highest priority competing with it, it starts
+       within ``(q - p + 1) * aging`` seconds plus the runs in progress: low
+       priorities are never starved.
+
+    A request whose ``timeout`` passes while it waits for resources is dropped
+    before it runs with :class:`~edgepipe.errors.RequestTimeoutError`.
+    ``stats()`` shows the rules at work: ``granted_by_priority``, ``aged`` (runs
+    served thanks to aging), ``held_back`` (runs kept out of a higher priority's
+    headroom), ``borrowed`` (runs that used it under rule 2) and
+    ``reserved_by_priority`` (the active priorities and the threads they keep).
+
     Args:
         cpu_threads: CPU threads runs may use at once (default :func:`usable_cpus`).
         accelerators: slots per accelerator name (default ``{"gpu": 1, "npu": 1}``);
             runs on an accelerator not named here are not arbitrated for it.
         aging: seconds of waiting that add 1 to a run's priority (default 0.05);
-            bounds how long a low priority can wait (see the module docs).
+            bounds how long a low priority can wait (rule 3 above).
+        reserve: seconds a priority stays active after its last request, keeping
+            one run's CPU threads free from lower priorities (default 1.0; 0 turns
+            reservation off: a high-priority request may then wait for a whole
+            low-priority run).
     """
 
     def __init__(
@@ -99,6 +138,7 @@ class Scheduler:
         accelerators: Mapping[str, int] | None = None,
         *,
         aging: float = 0.05,
+        reserve: float = 1.0,
     ) -> None:
         threads = usable_cpus() if cpu_threads is None else _whole("cpu_threads", cpu_threads, 1)
         slots = dict(DEFAULT_ACCELERATOR_SLOTS if accelerators is None else accelerators)
@@ -112,17 +152,27 @@ class Scheduler:
             or not (math.isfinite(aging) and aging > 0)
         ):
             raise InputError(f"aging must be a positive number of seconds, got {aging!r}")
-        self._core = _core.Scheduler(threads, slots, float(aging))
+        if (
+            isinstance(reserve, bool)
+            or not isinstance(reserve, (int, float))
+            or not (math.isfinite(reserve) and reserve >= 0)
+        ):
+            raise InputError(
+                f"reserve must be a number of seconds >= 0 (0 turns it off), got {reserve!r}"
+            )
+        self._core = _core.Scheduler(threads, slots, float(aging), float(reserve))
         self.cpu_threads = threads
         self.accelerators: dict[str, int] = slots
         self.aging = float(aging)
+        self.reserve = float(reserve)
 
     def check_fits(self, threads: int, accelerator: str = "") -> None:
         """Raise :class:`~edgepipe.errors.InputError` if one run of this shape can never fit."""
         self._core.check_fits(threads, "" if accelerator == "cpu" else accelerator)
 
     def stats(self) -> dict[str, Any]:
-        """Budget, free resources, waiting runs, grants (by priority), expired and aged grants."""
+        """Budget, free resources, waiting runs, grants (by priority), expired and aged
+        grants, reservations (``held_back``, ``borrowed``, ``reserved_by_priority``)."""
         return dict(self._core.stats())
 
     def close(self) -> None:
@@ -130,7 +180,10 @@ class Scheduler:
         self._core.close()
 
     def __repr__(self) -> str:
-        return f"Scheduler(cpu_threads={self.cpu_threads}, accelerators={self.accelerators})"
+        return (
+            f"Scheduler(cpu_threads={self.cpu_threads}, accelerators={self.accelerators}, "
+            f"aging={self.aging}, reserve={self.reserve})"
+        )
 
 
 class _Ledger:

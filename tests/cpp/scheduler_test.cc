@@ -1,5 +1,7 @@
 // Unit tests of the shared-hardware scheduler (cpp/sched/scheduler.h): budget,
-// priority order, aging bound, deadlines, accelerator slots, close, stress.
+// priority order, aging bound, deadlines, accelerator slots, close, stress,
+// and the reservation rule (headroom for active higher priorities, borrowing,
+// the cap, lapsing, aging past it).
 #include "sched/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -20,12 +22,22 @@ using std::chrono::milliseconds;
 constexpr auto kNever = Clock::time_point::max();
 
 std::shared_ptr<Scheduler> Make(int cpu, std::map<std::string, int> accel = {},
-                                milliseconds aging = milliseconds(50)) {
+                                milliseconds aging = milliseconds(50),
+                                milliseconds reserve = milliseconds(1000)) {
   Scheduler::Options o;
   o.cpu_threads = cpu;
   o.accelerators = std::move(accel);
   o.aging_step = aging;
+  o.reserve_window = reserve;
   return Scheduler::Create(o);
+}
+
+constexpr auto kLong = milliseconds(60000);  // keeps aging or lapsing out of a test
+
+// One request of `priority` that runs for no time: marks the class active.
+void Touch(Scheduler& s, int priority, int threads = 1) {
+  auto g = s.Acquire(priority, {threads, ""}, kNever);
+  ASSERT_TRUE(g);
 }
 
 // Waits (bounded) until `n` waiters are queued.
@@ -40,6 +52,9 @@ void WaitForWaiters(Scheduler& s, size_t n) {
 TEST(Scheduler, RefusesBadBudgetsAndDemandsThatCanNeverFit) {
   Scheduler::Options o;
   o.cpu_threads = 0;
+  EXPECT_THROW(Scheduler::Create(o), Error);
+  o.cpu_threads = 1;
+  o.reserve_window = milliseconds(-1);
   EXPECT_THROW(Scheduler::Create(o), Error);
   auto s = Make(2, {{"gpu", 0}});
   EXPECT_THROW(s->CheckFits({3, ""}), Error);
@@ -60,7 +75,10 @@ TEST(Scheduler, GrantsUpToTheBudgetAndReleasesOnDestruction) {
   EXPECT_EQ(s->GetStats().expired, 1u);
   a.Release();
   EXPECT_EQ(s->GetStats().cpu_threads_free, 1);
-  { auto d = s->Acquire(0, {1, ""}, kNever); EXPECT_TRUE(d); }
+  {
+    auto d = s->Acquire(0, {1, ""}, kNever);
+    EXPECT_TRUE(d);
+  }
   EXPECT_EQ(s->GetStats().cpu_threads_free, 1);
 }
 
@@ -161,6 +179,134 @@ TEST(Scheduler, TryAcquireOnAClosedSchedulerIsEmpty) {
   EXPECT_FALSE(s->TryAcquire(0, {1, ""}));
 }
 
+TEST(SchedulerReservation, LowerPrioritiesLeaveAnActivePrioritysThreadsFree) {
+  auto s = Make(2, {}, kLong, kLong);
+  Touch(*s, 10);  // priority 10 is now active and needs 1 thread
+  EXPECT_EQ(s->GetStats().reserved_by_priority.at(10), 1);
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  ASSERT_TRUE(low1);  // one of two threads: the other stays free
+  // The second low run would take priority 10's headroom: it waits (here
+  // until its deadline, as nothing changes).
+  EXPECT_FALSE(s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20)));
+  auto st = s->GetStats();
+  EXPECT_EQ(st.held_back, 1u);
+  EXPECT_EQ(st.expired, 1u);
+  // ...so that a priority-10 request starts at once, without waiting for a low run.
+  auto high = s->Acquire(10, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(high);
+  EXPECT_EQ(s->GetStats().cpu_threads_free, 0);
+}
+
+TEST(SchedulerReservation, ThreadsHeldByTheHigherPriorityCountAsItsHeadroom) {
+  auto s = Make(3, {}, kLong, kLong);
+  auto high = s->Acquire(10, {1, ""}, kNever);
+  ASSERT_TRUE(high);
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  auto low2 = s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(low1 && low2);  // priority 10 holds its thread: nothing else to keep
+  EXPECT_EQ(s->GetStats().held_back, 0u);
+  high.Release();
+  low2.Release();
+  // Two threads free: one more low run, and the last is priority 10's headroom again.
+  auto low3 = s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(low3);
+  EXPECT_FALSE(s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20)));
+}
+
+TEST(SchedulerReservation, OffWhenTheWindowIsZero) {
+  auto s = Make(2, {}, kLong, milliseconds(0));
+  Touch(*s, 10);
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  auto low2 = s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(low1 && low2);
+  EXPECT_TRUE(s->GetStats().reserved_by_priority.empty());
+}
+
+TEST(SchedulerReservation, NeverReservesTheWholeBudget) {
+  // Budget of one run: a lower priority may still run on the idle budget.
+  auto s = Make(1, {}, kLong, kLong);
+  Touch(*s, 10);
+  EXPECT_TRUE(s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20)));
+  // A low run needing the whole budget starts when it is all free.
+  auto s2 = Make(2, {}, kLong, kLong);
+  Touch(*s2, 10);
+  EXPECT_TRUE(s2->Acquire(0, {2, ""}, Clock::now() + milliseconds(20)));
+  EXPECT_EQ(s2->GetStats().held_back, 0u);
+}
+
+TEST(SchedulerReservation, EqualAndLowerPrioritiesAreNotReservedFor) {
+  auto s = Make(2, {}, kLong, kLong);
+  Touch(*s, 0);
+  Touch(*s, 5);
+  auto a = s->Acquire(5, {1, ""}, kNever);
+  auto b = s->Acquire(5, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(a && b);
+}
+
+TEST(SchedulerReservation, LapsesWhenThePriorityGoesQuiet) {
+  auto s = Make(2, {}, kLong, milliseconds(30));
+  Touch(*s, 10);
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  ASSERT_TRUE(low1);
+  // Held back first, granted once priority 10 has been quiet for 30 ms (the
+  // waiter wakes for the lapse itself: the aging step here is a minute).
+  auto low2 = s->Acquire(0, {1, ""}, Clock::now() + std::chrono::seconds(30));
+  EXPECT_TRUE(low2);
+  EXPECT_EQ(s->GetStats().held_back, 1u);
+  EXPECT_FALSE(s->GetStats().reserved_by_priority.count(10));
+}
+
+TEST(SchedulerReservation, AgingLiftsTheReservationWithinTheBound) {
+  // Priority 2 vs 0 with a 10 ms aging step: after (2 - 0) steps the waiter
+  // is no longer held back, although priority 2 stays active.
+  auto s = Make(2, {}, milliseconds(10), kLong);
+  Touch(*s, 2);
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  ASSERT_TRUE(low1);
+  auto start = Clock::now();
+  auto low2 = s->Acquire(0, {1, ""}, start + std::chrono::seconds(30));
+  EXPECT_TRUE(low2);
+  EXPECT_GE(Clock::now() - start, milliseconds(20));
+  EXPECT_EQ(s->GetStats().held_back, 1u);
+}
+
+TEST(SchedulerReservation, LendsTheHeadroomToRunsThatEndBeforeTheNextPeriodicRequest) {
+  auto s = Make(2, {}, kLong, kLong);
+  {
+    auto g = s->Acquire(-1, {1, ""}, kNever);  // priority -1's runs take >= 300 ms
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  // Priority 10 asks every >= 100 ms: nine requests, eight gaps, a rhythm.
+  for (int i = 0; i < 9; ++i) {
+    if (i) std::this_thread::sleep_for(milliseconds(100));
+    Touch(*s, 10);
+  }
+  Touch(*s, 0);  // priority 0's runs take ~0 ms
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  ASSERT_TRUE(low1);
+  // Right after a priority-10 request its next is >= 100 ms away: lent.
+  auto low2 = s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20));
+  EXPECT_TRUE(low2);
+  EXPECT_EQ(s->GetStats().borrowed, 1u);
+  low2.Release();
+  // A run of priority -1 takes 300 ms, longer than the period: not lent.
+  EXPECT_FALSE(s->Acquire(-1, {1, ""}, Clock::now() + milliseconds(20)));
+  EXPECT_EQ(s->GetStats().borrowed, 1u);
+}
+
+TEST(SchedulerReservation, BurstyPrioritiesKeepTheirHeadroom) {
+  auto s = Make(2, {}, kLong, kLong);
+  for (int i = 0; i < 9; ++i) Touch(*s, 10);  // back-to-back: shortest gap ~0
+  {
+    auto g = s->Acquire(0, {1, ""}, kNever);  // priority 0's runs take >= 5 ms
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  auto low1 = s->Acquire(0, {1, ""}, kNever);
+  ASSERT_TRUE(low1);
+  EXPECT_FALSE(s->Acquire(0, {1, ""}, Clock::now() + milliseconds(20)));
+  EXPECT_EQ(s->GetStats().borrowed, 0u);
+}
+
 TEST(Scheduler, AcceleratorSlotsSerialiseTheirUsersOnly) {
   auto s = Make(4, {{"gpu", 1}});
   auto g1 = s->Acquire(0, {1, "gpu"}, kNever);
@@ -223,3 +369,15 @@ TEST(Scheduler, NeverOversubscribesUnderStress) {
 
 }  // namespace
 }  // namespace edgepipe
+
+// A pool's direct run (TryAcquire) obeys the reservation like a waiter.
+TEST(SchedulerReservation, TryAcquireLeavesAnActivePrioritysThreadsFree) {
+  auto s = Make(2, {}, kLong, kLong);
+  Touch(*s, 10);  // priority 10 is active and needs 1 thread
+  auto low = s->TryAcquire(0, {1, ""});
+  ASSERT_TRUE(low);
+  EXPECT_FALSE(s->TryAcquire(0, {1, ""}));  // the last thread is priority 10's
+  EXPECT_TRUE(s->TryAcquire(10, {1, ""}));
+  low.Release();
+  EXPECT_EQ(s->GetStats().cpu_threads_free, 2);
+}
