@@ -367,9 +367,6 @@ TEST(Scheduler, NeverOversubscribesUnderStress) {
   EXPECT_EQ(st.waiting, 0u);
 }
 
-}  // namespace
-}  // namespace edgepipe
-
 // A pool's direct run (TryAcquire) obeys the reservation like a waiter.
 TEST(SchedulerReservation, TryAcquireLeavesAnActivePrioritysThreadsFree) {
   auto s = Make(2, {}, kLong, kLong);
@@ -381,3 +378,6 @@ TEST(SchedulerReservation, TryAcquireLeavesAnActivePrioritysThreadsFree) {
   low.Release();
   EXPECT_EQ(s->GetStats().cpu_threads_free, 2);
 }
+
+}  // namespace
+}  // namespace edgepipe
