@@ -75,24 +75,24 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
   api_ = &model_->runtime()->api();
   if (options_.num_threads < 0 || options_.num_threads > kMaxThreadsPerInstance) {
     throw Error(ErrorKind::kInput, "threads must be between 1 and " +
-                                       std::to_string(kMaxThreadsPerInstance) + " (0: the runtime's "
-                                       "default), got " + std::to_string(options_.num_threads));
+                                       std::to_string(kMaxThreadsPerInstance) +
+                                       " (0: the runtime's "
+                                       "default), got " +
+                                       std::to_string(options_.num_threads));
   }
   const auto& signatures = model_->signatures();
   if (options_.signature >= signatures.size()) {
-    throw Error(ErrorKind::kInput, "signature index " +
-                                       std::to_string(options_.signature) +
-                                       " out of range");
+    throw Error(ErrorKind::kInput,
+                "signature index " + std::to_string(options_.signature) + " out of range");
   }
   inputs_ = signatures[options_.signature].inputs;
   outputs_ = signatures[options_.signature].outputs;
   for (const auto* list : {&inputs_, &outputs_}) {
     for (const auto& t : *list) {
       if (t.element_size() == 0) {
-        throw Error(ErrorKind::kModel,
-                    "tensor '" + t.name + "' has element type " +
-                        ElementTypeName(t.element_type) +
-                        ", which edgepipe cannot exchange with numpy");
+        throw Error(ErrorKind::kModel, "tensor '" + t.name + "' has element type " +
+                                           ElementTypeName(t.element_type) +
+                                           ", which edgepipe cannot exchange with numpy");
       }
     }
   }
@@ -100,16 +100,14 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
   Check(api_->LiteRtCreateOptions(&compile_options_), ErrorKind::kCompile,
         "LiteRtCreateOptions failed");
   try {
-    Check(api_->LiteRtSetOptionsHardwareAccelerators(compile_options_,
-                                                     options_.accelerators),
+    Check(api_->LiteRtSetOptionsHardwareAccelerators(compile_options_, options_.accelerators),
           ErrorKind::kCompile, "cannot select accelerators");
     std::string toml;
     if (options_.num_threads > 0) {
       toml += "num_threads = " + std::to_string(options_.num_threads) + "\n";
     }
     if (!options_.weight_cache_path.empty()) {
-      toml += "weight_cache_file_path = " +
-              TomlString(options_.weight_cache_path) + "\n";
+      toml += "weight_cache_file_path = " + TomlString(options_.weight_cache_path) + "\n";
     }
     if (!toml.empty()) AddTomlOption(*api_, compile_options_, "xnnpack", toml);
     // Buffer error-reporter mode: a failed run's text (a delegate kernel's
@@ -183,8 +181,8 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
     }
     if (st != litert::kOk) {
       std::string msg = "the runtime could not compile " + model_->description() + " for " +
-                        AcceleratorText(options_) + ": LiteRT status " + std::to_string(st) +
-                        " (" + litert::StatusName(st) + ")";
+                        AcceleratorText(options_) + ": LiteRT status " + std::to_string(st) + " (" +
+                        litert::StatusName(st) + ")";
       if (delegation_ && !delegation_->errors.empty()) {
         msg += "; the delegate plugin failed at " + delegation_->failed_at + ": " +
                Trimmed(delegation_->errors);
@@ -198,9 +196,8 @@ Instance::Instance(std::shared_ptr<Model> model, const CompileOptions& options)
       // LiteRT 2.3.0 skips the NPU accelerator for models without DISPATCH_OP
       // nodes and lets a GPU that takes nothing pass: calling that "npu" or
       // "gpu" would be a lie, so it is a fallback instead.
-      throw AcceleratorError("compile", AcceleratorText(options_) +
-                                            " compiled " + model_->description() +
-                                            " but took none of its ops" +
+      throw AcceleratorError("compile", AcceleratorText(options_) + " compiled " +
+                                            model_->description() + " but took none of its ops" +
                                             ((options_.accelerators & litert::kHwNpu)
                                                  ? " (NPU accelerators only run models "
                                                    "compiled for the NPU, with DISPATCH_OP nodes)"
@@ -278,11 +275,10 @@ Instance::~Instance() {
   if (compile_options_) api_->LiteRtDestroyOptions(compile_options_);
 }
 
-void Instance::Bind(HostBuffer& slot, const TensorInfo& info,
-                    const std::string& what) {
+void Instance::Bind(HostBuffer& slot, const TensorInfo& info, const std::string& what) {
   const size_t bytes = info.byte_size();
-  const size_t capacity = std::max<size_t>((bytes + kAlignment - 1) / kAlignment * kAlignment,
-                                           kAlignment);
+  const size_t capacity =
+      std::max<size_t>((bytes + kAlignment - 1) / kAlignment * kAlignment, kAlignment);
   if (slot.buffer != nullptr) {
     api_->LiteRtDestroyTensorBuffer(slot.buffer);
     slot.buffer = nullptr;
@@ -301,11 +297,10 @@ void Instance::Bind(HostBuffer& slot, const TensorInfo& info,
   }
   slot.bytes = bytes;
   litert::RankedTensorType type = RankedType(info);
-  Check(api_->LiteRtCreateTensorBufferFromHostMemory(&type, slot.mem, capacity,
-                                                     nullptr, &slot.buffer),
+  Check(api_->LiteRtCreateTensorBufferFromHostMemory(&type, slot.mem, capacity, nullptr,
+                                                     &slot.buffer),
         ErrorKind::kRun,
-        "cannot create the " + what + " buffer for '" + info.name + "' " +
-            ShapeText(info.shape));
+        "cannot create the " + what + " buffer for '" + info.name + "' " + ShapeText(info.shape));
 }
 
 void Instance::Release(HostBuffer& slot) {
@@ -321,19 +316,16 @@ void Instance::RefreshOutputs() {
             compiled_, options_.signature, layouts.size(), layouts.data(),
             /*update_allocation=*/true) == litert::kOk) {
       for (size_t i = 0; i < outputs_.size(); ++i) {
-        outputs_[i].shape.assign(layouts[i].dimensions,
-                                 layouts[i].dimensions + layouts[i].rank);
+        outputs_[i].shape.assign(layouts[i].dimensions, layouts[i].dimensions + layouts[i].rank);
       }
     }
   }
   for (size_t i = 0; i < outputs_.size(); ++i) {
     if (outputs_[i].is_dynamic()) {
-      throw Error(ErrorKind::kRun, "output '" + outputs_[i].name +
-                                       "' has an unresolved shape " +
+      throw Error(ErrorKind::kRun, "output '" + outputs_[i].name + "' has an unresolved shape " +
                                        ShapeText(outputs_[i].shape));
     }
-    if (outputs_mem_[i].buffer == nullptr ||
-        outputs_mem_[i].bytes != outputs_[i].byte_size()) {
+    if (outputs_mem_[i].buffer == nullptr || outputs_mem_[i].bytes != outputs_[i].byte_size()) {
       Bind(outputs_mem_[i], outputs_[i], "output");
     }
   }
@@ -375,20 +367,19 @@ void Instance::Resize(size_t index, const std::vector<int32_t>& shape) {
   }
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] <= 0 || (declared.shape[d] >= 0 && declared.shape[d] != shape[d])) {
-      throw Error(ErrorKind::kInput,
-                  "input '" + declared.name + "' " + ShapeText(declared.shape) +
-                      " cannot take shape " + ShapeText(shape) +
-                      ": only dimensions declared as -1 can change");
+      throw Error(ErrorKind::kInput, "input '" + declared.name + "' " + ShapeText(declared.shape) +
+                                         " cannot take shape " + ShapeText(shape) +
+                                         ": only dimensions declared as -1 can change");
     }
   }
   if (api_->LiteRtCompiledModelResizeInputTensor == nullptr) {
     throw Error(ErrorKind::kRun, "this runtime cannot resize inputs");
   }
   std::vector<int> dims(shape.begin(), shape.end());
-  Check(api_->LiteRtCompiledModelResizeInputTensor(compiled_, options_.signature,
-                                                   index, dims.data(), dims.size()),
-        ErrorKind::kInput, "the runtime refused to resize input '" + declared.name +
-                               "' to " + ShapeText(shape));
+  Check(api_->LiteRtCompiledModelResizeInputTensor(compiled_, options_.signature, index,
+                                                   dims.data(), dims.size()),
+        ErrorKind::kInput,
+        "the runtime refused to resize input '" + declared.name + "' to " + ShapeText(shape));
   inputs_[index].shape = shape;
   if (inputs_mem_.size() == inputs_.size()) {  // after construction
     Bind(inputs_mem_[index], inputs_[index], "input");
@@ -404,14 +395,13 @@ void Instance::ResizeBatch() {
     for (const auto& t : *list) {
       const char* kind = list == &sig.inputs ? "input '" : "output '";
       if (t.shape.empty()) {
-        throw Error(ErrorKind::kModel, why + kind + t.name + "' is a scalar (no batch dimension)" +
-                                           what);
+        throw Error(ErrorKind::kModel,
+                    why + kind + t.name + "' is a scalar (no batch dimension)" + what);
       }
       if (t.shape[0] != 1 && t.shape[0] != -1) {
-        throw Error(ErrorKind::kModel, why + kind + t.name + "' " + ShapeText(t.shape) +
-                                           " has dimension 0 fixed at " +
-                                           std::to_string(t.shape[0]) +
-                                           " (batching needs 1 or -1 there)" + what);
+        throw Error(ErrorKind::kModel,
+                    why + kind + t.name + "' " + ShapeText(t.shape) + " has dimension 0 fixed at " +
+                        std::to_string(t.shape[0]) + " (batching needs 1 or -1 there)" + what);
       }
       for (size_t d = 1; d < t.shape.size(); ++d) {
         if (t.shape[d] < 0) {
@@ -433,8 +423,8 @@ void Instance::ResizeBatch() {
     }
     std::vector<int> dims(shape.begin(), shape.end());
     if (resize(compiled_, options_.signature, i, dims.data(), dims.size()) != litert::kOk) {
-      throw Error(ErrorKind::kModel, why + "the runtime refused to resize input '" +
-                                         declared.name + "' to " + ShapeText(shape) + what);
+      throw Error(ErrorKind::kModel, why + "the runtime refused to resize input '" + declared.name +
+                                         "' to " + ShapeText(shape) + what);
     }
     inputs_[i].shape = shape;
   }

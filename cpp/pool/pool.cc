@@ -69,9 +69,8 @@ PoolOptions Checked(PoolOptions options) {
   if (!(options.max_batch_delay_seconds >= 0) ||
       SecondsToDuration(options.max_batch_delay_seconds, "max_batch_delay") ==
           Clock::duration::max()) {
-    throw Error(ErrorKind::kInput,
-                "max_batch_delay must be a finite number of seconds >= 0, got " +
-                    std::to_string(options.max_batch_delay_seconds));
+    throw Error(ErrorKind::kInput, "max_batch_delay must be a finite number of seconds >= 0, got " +
+                                       std::to_string(options.max_batch_delay_seconds));
   }
   if (SecondsToDuration(options.callback_wait_seconds, "callback_wait") == Clock::duration::max()) {
     options.callback_wait_seconds = -1;  // inf, huge or negative: wait forever
@@ -170,7 +169,8 @@ std::vector<Pool::Slot> Pool::CompileSlots(const std::shared_ptr<Model>& model) 
     auto choice = CompileWithFallback(model, preferences_, options_.compile, &events_);
     slot.instance = std::move(choice.instance);
     slot.accelerator = std::move(choice.accelerator);
-    if (!batch_sizes_.empty()) slot.batched = CompileBatched(model, PreferenceList({slot.accelerator}));
+    if (!batch_sizes_.empty())
+      slot.batched = CompileBatched(model, PreferenceList({slot.accelerator}));
   }
   return slots;
 }

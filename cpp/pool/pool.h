@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "accel/fallback.h"
-#include "pool/batch.h"
 #include "compiled/instance.h"
+#include "pool/batch.h"
 #include "pool/delivery.h"
 #include "pool/histogram.h"
-#include "sched/scheduler.h"
 #include "pool/request.h"
 #include "pool/request_queue.h"
+#include "sched/scheduler.h"
 
 namespace edgepipe {
 

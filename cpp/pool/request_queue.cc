@@ -21,8 +21,7 @@ RequestQueue::RequestQueue(size_t capacity, QueuePolicy policy, size_t max_batch
   if (max_batch_ == 0) throw Error(ErrorKind::kInput, "max_batch must be at least 1");
   if (max_batch_ > capacity_) {
     throw Error(ErrorKind::kInput, "max_batch (" + std::to_string(max_batch_) +
-                                       ") is larger than queue_size (" +
-                                       std::to_string(capacity_) +
+                                       ") is larger than queue_size (" + std::to_string(capacity_) +
                                        "): batches are taken from the queue and could never "
                                        "fill; use queue_size >= max_batch");
   }
@@ -148,9 +147,8 @@ size_t RequestQueue::PopBatch(bool spin, std::vector<std::shared_ptr<Request>>* 
       // A partial batch: wait (still free, the requests still queued) for
       // it to fill, for the delay, or for close.
       ++collecting_workers_;
-      batch_more_.wait_until(lock, SaturatingAdd(Clock::now(), batch_delay_), [this] {
-        return stopping_ || queue_.size() >= max_batch_;
-      });
+      batch_more_.wait_until(lock, SaturatingAdd(Clock::now(), batch_delay_),
+                             [this] { return stopping_ || queue_.size() >= max_batch_; });
       --collecting_workers_;
       if (stopping_ && !drain_) return 0;
       if (!queue_.empty()) break;

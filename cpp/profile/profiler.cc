@@ -100,10 +100,9 @@ std::vector<Event> DecodeEvents(const uint8_t* bytes, size_t count, const EventL
     ev.source = Read<int32_t>(e + layout.source);
     if (!KnownType(ev.type) || tag == nullptr || ev.source < 0 || ev.source > 2) {
       throw Error(ErrorKind::kRun, "profiler event " + std::to_string(i) + " of " +
-                                       std::to_string(count) +
-                                       " is not plausible with the " + layout.name +
-                                       " layout (type " + std::to_string(ev.type) + ", source " +
-                                       std::to_string(ev.source) + ")");
+                                       std::to_string(count) + " is not plausible with the " +
+                                       layout.name + " layout (type " + std::to_string(ev.type) +
+                                       ", source " + std::to_string(ev.source) + ")");
     }
     ev.tag.assign(tag, strnlen(tag, 4096));
     ev.start_us = Read<uint64_t>(e + layout.start_us);
@@ -117,9 +116,8 @@ std::vector<Event> DecodeEvents(const uint8_t* bytes, size_t count, const EventL
 }
 
 bool Profiler::Available(const LiteRtApi& api) {
-  return api.LiteRtCompiledModelGetProfiler && api.LiteRtStartProfiler &&
-         api.LiteRtStopProfiler && api.LiteRtResetProfiler && api.LiteRtGetNumProfilerEvents &&
-         api.LiteRtGetProfilerEvents;
+  return api.LiteRtCompiledModelGetProfiler && api.LiteRtStartProfiler && api.LiteRtStopProfiler &&
+         api.LiteRtResetProfiler && api.LiteRtGetNumProfilerEvents && api.LiteRtGetProfilerEvents;
 }
 
 Profiler::Profiler(std::shared_ptr<Instance> instance, std::string runtime_version)

@@ -71,13 +71,13 @@ const EventLayout* DetectLayout(const uint8_t* bytes, size_t count);
 
 struct Event {
   std::string tag;
-  int type = 0;              // EventType bit
-  uint64_t start_us = 0;     // runtime clock
+  int type = 0;           // EventType bit
+  uint64_t start_us = 0;  // runtime clock
   uint64_t elapsed_us = 0;
-  int64_t metadata1 = 0;     // node index for operator events
-  int64_t metadata2 = 0;     // subgraph index for operator events
-  int source = 0;            // 0 LiteRT, 1 interpreter, 2 delegate
-  uint32_t run = 0;          // which profiled run it belongs to
+  int64_t metadata1 = 0;  // node index for operator events
+  int64_t metadata2 = 0;  // subgraph index for operator events
+  int source = 0;         // 0 LiteRT, 1 interpreter, 2 delegate
+  uint32_t run = 0;       // which profiled run it belongs to
 };
 
 // Decodes `count` events from `bytes` with `layout`; throws
@@ -87,14 +87,14 @@ std::vector<Event> DecodeEvents(const uint8_t* bytes, size_t count, const EventL
                                 uint32_t run);
 
 struct Result {
-  std::vector<Event> events;       // every run's events, in order
-  std::vector<double> wall_us;     // per profiled run, measured around Instance::Run
-  std::vector<double> plain_wall_us;  // per run, an unprofiled run just before it, timed the same
+  std::vector<Event> events;           // every run's events, in order
+  std::vector<double> wall_us;         // per profiled run, measured around Instance::Run
+  std::vector<double> plain_wall_us;   // per run, an unprofiled run just before it, timed the same
   std::vector<uint64_t> run_start_us;  // per run, on the events' clock
-  std::string summary;             // LiteRT's benchmark_model-style text
-  std::string layout;              // kLayout*.name, or "summary-only"
-  std::string layout_note;         // why the events path was refused
-  std::vector<Event> dropped;      // events with impossible durations (longer than their run)
+  std::string summary;                 // LiteRT's benchmark_model-style text
+  std::string layout;                  // kLayout*.name, or "summary-only"
+  std::string layout_note;             // why the events path was refused
+  std::vector<Event> dropped;          // events with impossible durations (longer than their run)
 };
 
 class Profiler {

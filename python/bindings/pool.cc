@@ -83,57 +83,57 @@ struct PoolDeleter {
 
 void RegisterPool(py::module_& m) {
   py::class_<Pool, std::shared_ptr<Pool>>(m, "Pool")
-      .def(py::init([](std::shared_ptr<Model> model, size_t workers, size_t queue_size,
-                       const std::string& policy, std::vector<std::string> accelerators,
-                       int threads, std::string weight_cache, size_t signature,
-                       int retire_after_failures, PluginOptionMap plugin_options,
-                       std::string crash_mark_dir, double callback_wait,
-                       std::shared_ptr<Scheduler> scheduler, int priority, size_t max_batch,
-                       double max_batch_delay, bool caller_runs) {
-             PoolOptions o;
-             o.max_batch = max_batch;
-             o.max_batch_delay_seconds = max_batch_delay;
-             o.scheduler = std::move(scheduler);
-             o.priority = priority;
-             o.caller_runs = caller_runs;
-             if (o.scheduler) {
-               o.scheduler->CheckFits({threads > 0 ? threads : 1, ""});
-             }
-             o.compile.plugin_options = std::move(plugin_options);
-             o.compile.crash_mark_dir = std::move(crash_mark_dir);
-             o.workers = workers;
-             o.queue_capacity = queue_size;
-             o.policy = ParseQueuePolicy(policy);
-             o.accelerators = std::move(accelerators);
-             o.compile.num_threads = threads;
-             o.compile.weight_cache_path = std::move(weight_cache);
-             o.compile.signature = signature;
-             o.retire_after_failures = retire_after_failures;
-             o.callback_wait_seconds = CheckedSeconds(callback_wait, "callback_wait");
-             // Futures are resolved on the pool's delivery thread, a batch per
-             // GIL acquisition, so no worker ever waits for the GIL.
-             o.deliver_locked = [](const std::function<void()>& deliver) {
-               // Once interpreter shutdown began the GIL cannot be taken; the
-               // atexit hook closes pools before that, so this only skips
-               // callbacks of pools that were never closed.
-               if (!Py_IsInitialized() || InterpreterFinalizing()) return;
-               try {
-                 py::gil_scoped_acquire gil;
-                 deliver();
-               } catch (abi::__forced_unwind&) {
-                 ParkExitingThread();
-               }
-             };
-             py::gil_scoped_release release;
-             return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)), PoolDeleter{});
-           }),
-           py::arg("model"), py::arg("workers") = 1, py::arg("queue_size") = 64,
-           py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},
-           py::arg("threads") = 1, py::arg("weight_cache") = "", py::arg("signature") = 0,
-           py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
-           py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0,
-           py::arg("scheduler") = nullptr, py::arg("priority") = 0, py::arg("max_batch") = 1,
-           py::arg("max_batch_delay") = 0.0, py::arg("caller_runs") = true)
+      .def(
+          py::init([](std::shared_ptr<Model> model, size_t workers, size_t queue_size,
+                      const std::string& policy, std::vector<std::string> accelerators, int threads,
+                      std::string weight_cache, size_t signature, int retire_after_failures,
+                      PluginOptionMap plugin_options, std::string crash_mark_dir,
+                      double callback_wait, std::shared_ptr<Scheduler> scheduler, int priority,
+                      size_t max_batch, double max_batch_delay, bool caller_runs) {
+            PoolOptions o;
+            o.max_batch = max_batch;
+            o.max_batch_delay_seconds = max_batch_delay;
+            o.scheduler = std::move(scheduler);
+            o.priority = priority;
+            o.caller_runs = caller_runs;
+            if (o.scheduler) {
+              o.scheduler->CheckFits({threads > 0 ? threads : 1, ""});
+            }
+            o.compile.plugin_options = std::move(plugin_options);
+            o.compile.crash_mark_dir = std::move(crash_mark_dir);
+            o.workers = workers;
+            o.queue_capacity = queue_size;
+            o.policy = ParseQueuePolicy(policy);
+            o.accelerators = std::move(accelerators);
+            o.compile.num_threads = threads;
+            o.compile.weight_cache_path = std::move(weight_cache);
+            o.compile.signature = signature;
+            o.retire_after_failures = retire_after_failures;
+            o.callback_wait_seconds = CheckedSeconds(callback_wait, "callback_wait");
+            // Futures are resolved on the pool's delivery thread, a batch per
+            // GIL acquisition, so no worker ever waits for the GIL.
+            o.deliver_locked = [](const std::function<void()>& deliver) {
+              // Once interpreter shutdown began the GIL cannot be taken; the
+              // atexit hook closes pools before that, so this only skips
+              // callbacks of pools that were never closed.
+              if (!Py_IsInitialized() || InterpreterFinalizing()) return;
+              try {
+                py::gil_scoped_acquire gil;
+                deliver();
+              } catch (abi::__forced_unwind&) {
+                ParkExitingThread();
+              }
+            };
+            py::gil_scoped_release release;
+            return std::shared_ptr<Pool>(new Pool(std::move(model), std::move(o)), PoolDeleter{});
+          }),
+          py::arg("model"), py::arg("workers") = 1, py::arg("queue_size") = 64,
+          py::arg("policy") = "block", py::arg("accelerators") = std::vector<std::string>{"cpu"},
+          py::arg("threads") = 1, py::arg("weight_cache") = "", py::arg("signature") = 0,
+          py::arg("retire_after_failures") = 3, py::arg("plugin_options") = PluginOptionMap{},
+          py::arg("crash_mark_dir") = "", py::arg("callback_wait") = 5.0,
+          py::arg("scheduler") = nullptr, py::arg("priority") = 0, py::arg("max_batch") = 1,
+          py::arg("max_batch_delay") = 0.0, py::arg("caller_runs") = true)
       .def(
           "run",
           [](Pool& pool, const py::list& inputs, double timeout, const py::object& output_indices) {

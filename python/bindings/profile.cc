@@ -53,9 +53,10 @@ class ProfiledSession {
       for (size_t i = 0; i < inputs.size(); ++i) {
         auto arr = py::array::ensure(inputs[i], py::array::c_style);
         if (!arr || static_cast<size_t>(arr.nbytes()) != inst.input_bytes(i)) {
-          throw Error(ErrorKind::kInput, "input " + std::to_string(i) + " must be a C-contiguous "
-                                         "array of " + std::to_string(inst.input_bytes(i)) +
-                                         " bytes");
+          throw Error(ErrorKind::kInput, "input " + std::to_string(i) +
+                                             " must be a C-contiguous "
+                                             "array of " +
+                                             std::to_string(inst.input_bytes(i)) + " bytes");
         }
         std::memcpy(inst.input_data(i), arr.data(), inst.input_bytes(i));
       }
@@ -76,8 +77,8 @@ class ProfiledSession {
     py::list events = tuples(r.events);
     py::dict d;
     d["events"] = events;
-    d["event_fields"] = py::make_tuple("run", "tag", "type", "start_us", "elapsed_us",
-                                       "metadata1", "metadata2", "source");
+    d["event_fields"] = py::make_tuple("run", "tag", "type", "start_us", "elapsed_us", "metadata1",
+                                       "metadata2", "source");
     d["wall_us"] = r.wall_us;
     d["plain_wall_us"] = r.plain_wall_us;
     d["run_start_us"] = r.run_start_us;
@@ -108,8 +109,8 @@ void RegisterProfile(py::module_& m) {
                                                       std::move(runtime_version));
            }),
            py::arg("model"), py::arg("accelerators") = std::vector<std::string>{"cpu"},
-           py::arg("threads") = 0, py::arg("signature") = 0,
-           py::arg("allow_cpu_fallback") = true, py::arg("runtime_version") = "")
+           py::arg("threads") = 0, py::arg("signature") = 0, py::arg("allow_cpu_fallback") = true,
+           py::arg("runtime_version") = "")
       .def("profile", &ProfiledSession::Profile, py::arg("inputs"), py::arg("runs"),
            py::arg("warmup") = 1)
       .def_property_readonly("accelerator", [](ProfiledSession& s) { return s.accelerator_; })
@@ -125,8 +126,7 @@ void RegisterProfile(py::module_& m) {
       throw Error(ErrorKind::kInput, "need " + std::to_string(count * profile::kEventSlack) +
                                          " bytes for " + std::to_string(count) + " events");
     }
-    const auto* layout =
-        profile::DetectLayout(reinterpret_cast<const uint8_t*>(s.data()), count);
+    const auto* layout = profile::DetectLayout(reinterpret_cast<const uint8_t*>(s.data()), count);
     return std::string(layout ? layout->name : "");
   });
   m.attr("PROFILER_EVENT_SLACK") = profile::kEventSlack;

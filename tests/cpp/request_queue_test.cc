@@ -249,9 +249,9 @@ TEST(RequestQueue, AWorkerThatPopsDuringADirectRunIsCountedOnce) {
   q.Push(r);
   EXPECT_EQ(q.Pop(false), r);  // the worker took it while the direct run holds its instance
   EXPECT_EQ(q.free_workers(), 0u);
-  q.WorkerFree();  // the direct run ends
+  q.WorkerFree();                   // the direct run ends
   EXPECT_EQ(q.free_workers(), 0u);  // the worker still holds r
-  q.WorkerFree();  // r ends
+  q.WorkerFree();                   // r ends
   EXPECT_EQ(q.free_workers(), 1u);  // one worker, free: never two
 }
 
