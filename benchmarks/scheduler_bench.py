@@ -264,8 +264,16 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="one model, 2 rounds of 2 s (~30 s)")
     ap.add_argument("--raw", action="store_true", help="keep every round's latencies in the JSON")
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval(S) for the run (Python's default: 0.005): how long a "
+        "thread waiting for the GIL may wait for one that holds it",
+    )
     ap.add_argument("--out")
     args = ap.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     if args.quick:
         args.models, args.rounds, args.seconds = "face_detection_short_range", 2, 2.0
     import fixtures
@@ -283,6 +291,7 @@ def main() -> int:
             "seconds": args.seconds,
             "rounds": args.rounds,
             "priorities": {"camera": CAMERA_PRIORITY, "flood": FLOOD_PRIORITY},
+            "switch_interval_s": sys.getswitchinterval(),
         },
         "models": {},
     }
