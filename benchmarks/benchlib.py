@@ -15,9 +15,11 @@ All of them use one CPU thread per instance.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 import pathlib
+import platform
 import sys
 import threading
 import time
@@ -272,6 +274,20 @@ def percentile(values_s: Sequence[float], q: float) -> float:
     if not values_s:
         return float("nan")
     return float(np.percentile(np.asarray(values_s), q) * 1e6)
+
+
+def machine_meta(edgepipe: ModuleType) -> dict[str, Any]:
+    """What every benchmark report says about where and on what it ran."""
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "edgepipe": getattr(edgepipe, "__version__", None),
+        "edgepipe_path": str(pathlib.Path(edgepipe.__file__).parent),
+    }
 
 
 def machine_cpu_seconds() -> tuple[float, float]:

@@ -21,11 +21,9 @@ delta(K=2) - delta(K=1). See docs/benchmarks.md for the methodology.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -459,14 +457,7 @@ def _meta(args: argparse.Namespace, cfg: benchlib.RunConfig) -> dict[str, Any]:
     except Exception:  # metadata missing in odd installs: not fatal for a benchmark
         litert_version = None
     return {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "edgepipe": getattr(edgepipe, "__version__", None),
-        "edgepipe_path": str(Path(edgepipe.__file__).parent),
+        **benchlib.machine_meta(edgepipe),
         "ai_edge_litert": litert_version,
         "quick": args.quick,
         "targets_mode": args.targets,

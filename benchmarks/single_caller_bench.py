@@ -28,10 +28,8 @@ for its own p99). Both are in the JSON, with the per-round values.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -159,14 +157,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
     edgepipe = benchlib.import_edgepipe()
     busy, steal = benchlib.machine_cpu_seconds()
     return {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "edgepipe": getattr(edgepipe, "__version__", None),
-        "edgepipe_path": str(Path(edgepipe.__file__).parent),
+        **benchlib.machine_meta(edgepipe),
         "quick": args.quick,
         "rounds": args.rounds,
         "seconds_per_contender_per_round": args.seconds,
