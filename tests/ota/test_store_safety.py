@@ -369,3 +369,23 @@ def test_store_open_on_a_regular_file_is_refused(tmp_path):
     f.write_text("x")
     with pytest.raises(E.StoreError):
         ModelStore(f, name="det")
+
+
+def test_opening_a_store_leaves_a_running_updates_temp_files_alone(tmp_path, root_bytes):
+    # Opening a store removes a crashed update's leftovers. Another process's
+    # update in progress holds the update lock: its temp files are not
+    # leftovers (removing one made that update's rename fail).
+    import fcntl
+
+    device(tmp_path / "dev", root_bytes).close()
+    leftover = tmp_path / "dev" / "tuf" / "timestamp.json.0123456789ab.tmp"
+    leftover.write_bytes(b"{}")
+    fd = os.open(tmp_path / "dev" / ".update-lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # an update is running
+        device(tmp_path / "dev", root_bytes).close()
+        assert leftover.exists()
+    finally:
+        os.close(fd)
+    device(tmp_path / "dev", root_bytes).close()  # no update running: a leftover
+    assert not leftover.exists()

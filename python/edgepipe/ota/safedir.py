@@ -306,6 +306,21 @@ class SafeDir:
         finally:
             os.close(fd)  # closing releases the flock
 
+    @contextlib.contextmanager
+    def try_locked(self, name: str = ".lock") -> Iterator[bool]:
+        """Like :meth:`locked` but never waits: yields whether the lock was taken."""
+        fd = self.open_write(name, append=True)
+        try:
+            taken = True
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    taken = False
+            yield taken
+        finally:
+            os.close(fd)  # closing releases the flock, if taken
+
 
 def read_small_file(path: str | os.PathLike[str], max_bytes: int, what: str = "file") -> bytes:
     """Read a small file the user named (a CLI argument): regular files only, capped.

@@ -840,18 +840,24 @@ class ModelStore:
             changed = True
         self._merge_floor(meta)
         referenced = {e["file"] for e in (meta.get("current"), meta.get("previous")) if e}
-        for n in self.root_dir.names():
-            if n.endswith(".tmp"):
-                self.root_dir.unlink(n)
-        for n in self.tufdir.names():
-            if n.endswith(".tmp"):
-                self.tufdir.unlink(n)
-        for n in self.models.names():
-            if n not in referenced:
-                st = self.models.lstat(n)
-                if st is not None and not _is_dir(st):
-                    log.info("removing leftover models/%s", n)
-                    self.models.unlink(n)
+        # Temp files and unreferenced model files are a crashed update's
+        # leftovers only if no update is running: another process's update
+        # writes them under the update lock (removing its temp file made its
+        # rename fail, seen with two processes installing at once).
+        with self.root_dir.try_locked(".update-lock") as no_update_running:
+            if no_update_running:
+                for n in self.root_dir.names():
+                    if n.endswith(".tmp"):
+                        self.root_dir.unlink(n)
+                for n in self.tufdir.names():
+                    if n.endswith(".tmp"):
+                        self.tufdir.unlink(n)
+                for n in self.models.names():
+                    if n not in referenced:
+                        st = self.models.lstat(n)
+                        if st is not None and not _is_dir(st):
+                            log.info("removing leftover models/%s", n)
+                            self.models.unlink(n)
         for slot in ("current", "previous"):
             entry = meta.get(slot)
             if not entry:
