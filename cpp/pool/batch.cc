@@ -9,10 +9,6 @@
 
 namespace edgepipe {
 
-namespace {
-double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
-}  // namespace
-
 std::vector<size_t> BatchSizes(size_t max_batch) {
   std::vector<size_t> sizes;
   for (size_t n = 2; n < max_batch; n *= 2) sizes.push_back(n);
@@ -24,8 +20,8 @@ size_t BatchSizeFor(const std::vector<size_t>& sizes, size_t k) {
   return static_cast<size_t>(std::lower_bound(sizes.begin(), sizes.end(), k) - sizes.begin());
 }
 
-std::vector<BatchInstance> Pool::CompileBatched(const std::shared_ptr<Model>& model,
-                                                const std::vector<std::string>& preferences) {
+std::vector<Pool::BatchInstance> Pool::CompileBatched(const std::shared_ptr<Model>& model,
+                                                      const std::vector<std::string>& preferences) {
   std::vector<BatchInstance> out;
   for (size_t size : batch_sizes_) {
     CompileOptions compile = options_.compile;
@@ -63,14 +59,7 @@ void Pool::BatchWorkerLoop(size_t index, Clock::time_point started) {
     batch.clear();
     for (const auto& r : taken) {
       if (options_.scheduler && (!grant || r->deadline() < granted)) {
-        // Its deadline passed (or the scheduler closed) before the shared
-        // resources were free: it never runs.
-        if (r->ClaimFor(free_since) != Request::Claim::kAbandoned) {
-          expired_.fetch_add(1, std::memory_order_relaxed);
-          End(*r, false, ErrorKind::kTimeout,
-              "request expired: its deadline passed while it waited for the scheduler's "
-              "resources (higher priorities were using them)");
-        }
+        ExpireWaitingForScheduler(*r, free_since);
         continue;
       }
       switch (r->ClaimFor(free_since)) {
@@ -81,13 +70,10 @@ void Pool::BatchWorkerLoop(size_t index, Clock::time_point started) {
           End(*r, false, ErrorKind::kTimeout,
               "request expired: its deadline passed before a worker was free for it");
           break;
-        case Request::Claim::kStart: {
-          const double queue_us = Micros(granted - r->enqueued());
-          queue_wait_.Record(queue_us);
-          r->RecordTimes(queue_us, 0, "");
+        case Request::Claim::kStart:
+          RecordStart(*r, granted);
           batch.push_back(r);
           break;
-        }
       }
     }
     taken.clear();
@@ -113,14 +99,13 @@ void Pool::ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>
                         Clock::time_point* free_since) {
   const size_t k = batch.size();
   const size_t which = BatchSizeFor(batch_sizes_, k);
-  std::shared_ptr<Instance> instance, fallback;
+  std::shared_ptr<Instance> instance;
   std::string accelerator;
   {
     std::lock_guard<std::mutex> lock(slots_mutex_);
     const BatchInstance& b = slots_[index].batched.at(which);
     instance = b.instance;
     accelerator = b.accelerator;
-    fallback = b.cpu_fallback;
   }
   const size_t rows = batch_sizes_[which];
   auto run_on = [&](Instance& inst) {
@@ -141,14 +126,10 @@ void Pool::ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>
     }
   };
   const auto start = Clock::now();
-  std::string ran_on = accelerator;
-  auto finish = [&](bool ok, ErrorKind kind, const std::string& error) {
+  auto finish = [&](bool ok, const std::string& ran_on, ErrorKind kind, const std::string& error) {
     const double run_us = Micros(Clock::now() - start);
     if (ok) {
-      run_time_.Record(run_us);
-      const double recent = recent_run_us_.load(std::memory_order_relaxed);
-      recent_run_us_.store(recent == 0.0 ? run_us : 0.9 * recent + 0.1 * run_us,
-                           std::memory_order_relaxed);
+      NoteRunTime(run_us);
       completed_.fetch_add(k, std::memory_order_relaxed);
     } else {
       failed_.fetch_add(k, std::memory_order_relaxed);
@@ -160,51 +141,19 @@ void Pool::ExecuteBatch(size_t index, const std::vector<std::shared_ptr<Request>
     FreeSlot(index, free_since);
     for (const auto& r : batch) End(*r, ok, kind, error);
   };
+  std::string ran_on;
   try {
-    try {
-      run_on(*instance);
-    } catch (const Error& e) {
-      if (accelerator == "cpu") throw;
-      // The accelerator failed a real batch: answer it on the CPU, and
-      // retire this batch size's accelerator instance after repeated failures
-      // (as Execute does for single requests).
-      bool retire = false;
-      {
-        std::lock_guard<std::mutex> lock(slots_mutex_);
-        BatchInstance& b = slots_[index].batched.at(which);
-        if (b.instance == instance) retire = ++b.failures >= options_.retire_after_failures;
-      }
-      if (!fallback || fallback->model() != instance->model()) {
-        CompileOptions compile = options_.compile;
-        compile.batch = rows;
-        compile.weight_cache_path.clear();  // as in Execute: the path may be another model's
-        fallback = CompileWithFallback(instance->model(), {"cpu"}, compile, &events_).instance;
-      }
-      events_.Add({accelerator, "cpu", "run", e.what(), UnixNow()});
-      fallback_runs_.fetch_add(k, std::memory_order_relaxed);
-      run_on(*fallback);
-      ran_on = "cpu";
-      std::lock_guard<std::mutex> lock(slots_mutex_);
-      BatchInstance& b = slots_[index].batched.at(which);
-      if (b.instance == instance) {
-        b.cpu_fallback = fallback;
-        if (retire) {
-          events_.Add({accelerator, "cpu", "retired",
-                       "failed " + std::to_string(b.failures) + " batch runs of " +
-                           std::to_string(rows) + " on worker " + std::to_string(index),
-                       UnixNow()});
-          b.instance = fallback;
-          b.accelerator = "cpu";
-          b.cpu_fallback.reset();
-          b.failures = 0;
-        }
-      }
-    }
+    CompileOptions compile = options_.compile;
+    compile.batch = rows;
+    ran_on = RunWithCpuFallback(
+        index, [which](Slot& slot) -> Engine& { return slot.batched.at(which); }, instance,
+        accelerator, compile, k, "batch runs of " + std::to_string(rows), run_on);
   } catch (const Error& e) {
-    finish(false, e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun, e.what());
+    finish(false, "", e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun,
+           e.what());
     return;
   }
-  finish(true, ErrorKind::kInternal, "");
+  finish(true, ran_on, ErrorKind::kInternal, "");
 }
 
 }  // namespace edgepipe

@@ -22,11 +22,7 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
-#include <string>
 #include <vector>
-
-#include "compiled/instance.h"
 
 namespace edgepipe {
 
@@ -40,14 +36,5 @@ std::vector<size_t> BatchSizes(size_t max_batch);
 
 // Index in `sizes` (ascending) of the smallest size >= k; sizes.size() if none.
 size_t BatchSizeFor(const std::vector<size_t>& sizes, size_t k);
-
-// One batch-N instance of a worker.
-struct BatchInstance {
-  size_t size = 0;
-  std::shared_ptr<Instance> instance;
-  std::string accelerator;
-  int failures = 0;
-  std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
-};
 
 }  // namespace edgepipe

@@ -19,8 +19,6 @@ constexpr auto kAboutToStartRecheck = std::chrono::milliseconds(1);
 // that a Close() from that run's own completion callback does not wait for it.
 thread_local const void* t_direct_run_pool = nullptr;
 
-double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
-
 // Same names, types and shapes, in the same order: what callers already hold
 // buffers for must stay valid across a swap.
 void CheckSameContract(const std::vector<TensorInfo>& old_list,
@@ -302,9 +300,7 @@ bool Pool::TryRunDirect(const std::shared_ptr<Request>& request) {
     // Ended before it was ever queued (a reused request): nothing to run.
     FreeSlot(index, &freed);
   } else {
-    const double queue_us = Micros(Clock::now() - request->enqueued());
-    queue_wait_.Record(queue_us);
-    request->RecordTimes(queue_us, 0, "");
+    RecordStart(*request, Clock::now());
     Execute(index, on, *request, &freed);
     worker_runs_[index].fetch_add(1, std::memory_order_relaxed);
     caller_runs_.fetch_add(1, std::memory_order_relaxed);
@@ -418,14 +414,7 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
     if (options_.scheduler) {
       grant = options_.scheduler->Acquire(options_.priority, Demand(on), request->deadline());
       if (!grant) {
-        // The deadline passed (or the scheduler closed) before the shared
-        // resources were free: the request never runs.
-        if (request->ClaimFor(free_since) != Request::Claim::kAbandoned) {
-          expired_.fetch_add(1, std::memory_order_relaxed);
-          End(*request, false, ErrorKind::kTimeout,
-              "request expired: its deadline passed while it waited for the scheduler's "
-              "resources (higher priorities were using them)");
-        }
+        ExpireWaitingForScheduler(*request, free_since);
         FreeSlot(slot, &free_since);
         busy_.fetch_sub(1, std::memory_order_relaxed);
         continue;
@@ -442,9 +431,7 @@ void Pool::WorkerLoop(size_t index, Clock::time_point started) {
             "request expired: its deadline passed before a worker was free for it");
         break;
       case Request::Claim::kStart: {
-        const double queue_us = Micros(Clock::now() - request->enqueued());
-        queue_wait_.Record(queue_us);
-        request->RecordTimes(queue_us, 0, "");
+        RecordStart(*request, Clock::now());
         Execute(slot, on, *request, &free_since);
         grant.Release();  // the shared budget is free for the next best run
         worker_runs_[slot].fetch_add(1, std::memory_order_relaxed);
@@ -464,8 +451,6 @@ Scheduler::Demand Pool::Demand(const Running& on) const {
 
 void Pool::Execute(size_t index, const Running& on, Request& request,
                    Clock::time_point* free_since) {
-  const std::shared_ptr<Instance>& instance = on.instance;
-  const std::string& accelerator = on.accelerator;
   auto run_on = [&](Instance& inst) {
     for (size_t i = 0; i < input_bytes_.size(); ++i) {
       std::memcpy(inst.input_data(i), request.inputs[i], input_bytes_[i]);
@@ -479,61 +464,11 @@ void Pool::Execute(size_t index, const Running& on, Request& request,
   };
   const auto start = Clock::now();
   try {
-    try {
-      run_on(*instance);
-      request.accelerator_ = accelerator;
-    } catch (const Error& e) {
-      if (accelerator == "cpu") throw;
-      // The accelerator failed a real run: answer this request on the CPU
-      // and retire the accelerator on this worker after repeated failures.
-      std::shared_ptr<Instance> fallback;
-      bool retire = false;
-      {
-        std::lock_guard<std::mutex> lock(slots_mutex_);
-        Slot& slot = slots_[index];
-        if (slot.instance == instance) {
-          ++slot.failures;
-          retire = slot.failures >= options_.retire_after_failures;
-        }
-        fallback = slot.cpu_fallback;
-      }
-      if (!fallback || fallback->model() != instance->model()) {
-        CompileOptions compile = options_.compile;
-        // No weight cache for this rare instance: the pool's cache path may
-        // lead to another model's cache by now (during or after a swap the
-        // binding points it at the new model's), and loading that would
-        // answer with the other model's packed weights.
-        compile.weight_cache_path.clear();
-        fallback = CompileWithFallback(instance->model(), {"cpu"}, compile, &events_).instance;
-      }
-      events_.Add({accelerator, "cpu", "run", e.what(), UnixNow()});
-      fallback_runs_.fetch_add(1, std::memory_order_relaxed);
-      run_on(*fallback);
-      request.accelerator_ = "cpu";
-      {
-        std::lock_guard<std::mutex> lock(slots_mutex_);
-        Slot& slot = slots_[index];
-        if (slot.instance == instance) {
-          slot.cpu_fallback = fallback;
-          if (retire) {
-            events_.Add({accelerator, "cpu", "retired",
-                         "failed " + std::to_string(slot.failures) + " runs on worker " +
-                             std::to_string(index),
-                         UnixNow()});
-            slot.instance = fallback;
-            slot.accelerator = "cpu";
-            slot.cpu_fallback.reset();
-            slot.failures = 0;
-          }
-        }
-      }
-    }
+    request.accelerator_ = RunWithCpuFallback(
+        index, [](Slot& slot) -> Engine& { return slot; }, on.instance, on.accelerator,
+        options_.compile, 1, "runs", run_on);
     request.run_us_ = Micros(Clock::now() - start);
-    run_time_.Record(request.run_us_);
-    // A racy read-modify-write among workers is fine for a heuristic.
-    const double recent = recent_run_us_.load(std::memory_order_relaxed);
-    recent_run_us_.store(recent == 0.0 ? request.run_us_ : 0.9 * recent + 0.1 * request.run_us_,
-                         std::memory_order_relaxed);
+    NoteRunTime(request.run_us_);
     completed_.fetch_add(1, std::memory_order_relaxed);
     FreeSlot(index, free_since);
     End(request, true, ErrorKind::kInternal, "");
@@ -544,6 +479,82 @@ void Pool::Execute(size_t index, const Running& on, Request& request,
     End(request, false, e.kind() == ErrorKind::kInput ? ErrorKind::kInput : ErrorKind::kRun,
         e.what());
   }
+}
+
+std::string Pool::RunWithCpuFallback(size_t index, const std::function<Engine&(Slot&)>& engine_of,
+                                     const std::shared_ptr<Instance>& instance,
+                                     const std::string& accelerator, const CompileOptions& compile,
+                                     size_t requests, const std::string& runs,
+                                     const std::function<void(Instance&)>& run_on) {
+  try {
+    run_on(*instance);
+    return accelerator;
+  } catch (const Error& e) {
+    if (accelerator == "cpu") throw;
+    // The accelerator failed a real run: answer on the CPU, and retire the
+    // accelerator on this worker after repeated failures.
+    std::shared_ptr<Instance> fallback;
+    bool retire = false;
+    {
+      std::lock_guard<std::mutex> lock(slots_mutex_);
+      Engine& engine = engine_of(slots_[index]);
+      if (engine.instance == instance) {
+        ++engine.failures;
+        retire = engine.failures >= options_.retire_after_failures;
+      }
+      fallback = engine.cpu_fallback;
+    }
+    if (!fallback || fallback->model() != instance->model()) {
+      CompileOptions cpu = compile;
+      // No weight cache for this rare instance: the pool's cache path may
+      // lead to another model's cache by now (during or after a swap the
+      // binding points it at the new model's), and loading that would
+      // answer with the other model's packed weights.
+      cpu.weight_cache_path.clear();
+      fallback = CompileWithFallback(instance->model(), {"cpu"}, cpu, &events_).instance;
+    }
+    events_.Add({accelerator, "cpu", "run", e.what(), UnixNow()});
+    fallback_runs_.fetch_add(requests, std::memory_order_relaxed);
+    run_on(*fallback);
+    std::lock_guard<std::mutex> lock(slots_mutex_);
+    Engine& engine = engine_of(slots_[index]);
+    if (engine.instance == instance) {
+      engine.cpu_fallback = fallback;
+      if (retire) {
+        events_.Add({accelerator, "cpu", "retired",
+                     "failed " + std::to_string(engine.failures) + " " + runs + " on worker " +
+                         std::to_string(index),
+                     UnixNow()});
+        engine.instance = fallback;
+        engine.accelerator = "cpu";
+        engine.cpu_fallback.reset();
+        engine.failures = 0;
+      }
+    }
+    return "cpu";
+  }
+}
+
+void Pool::NoteRunTime(double run_us) {
+  run_time_.Record(run_us);
+  // A racy read-modify-write among workers is fine for a heuristic.
+  const double recent = recent_run_us_.load(std::memory_order_relaxed);
+  recent_run_us_.store(recent == 0.0 ? run_us : 0.9 * recent + 0.1 * run_us,
+                       std::memory_order_relaxed);
+}
+
+void Pool::RecordStart(Request& request, Clock::time_point now) {
+  const double queue_us = Micros(now - request.enqueued());
+  queue_wait_.Record(queue_us);
+  request.RecordTimes(queue_us, 0, "");
+}
+
+void Pool::ExpireWaitingForScheduler(Request& request, Clock::time_point free_since) {
+  if (request.ClaimFor(free_since) == Request::Claim::kAbandoned) return;
+  expired_.fetch_add(1, std::memory_order_relaxed);
+  End(request, false, ErrorKind::kTimeout,
+      "request expired: its deadline passed while it waited for the scheduler's "
+      "resources (higher priorities were using them)");
 }
 
 void Pool::Close(bool drain) {

@@ -142,13 +142,22 @@ class Pool {
   bool IsPoolThread() const;
 
  private:
-  struct Slot {
+  // A compiled instance of a worker with its accelerator and the state of
+  // its fallback to the CPU (see RunWithCpuFallback).
+  struct Engine {
     std::shared_ptr<Instance> instance;
     std::string accelerator;
     int failures = 0;
     std::shared_ptr<Instance> cpu_fallback;  // made on the first failed run
-    // Batching: one instance per size of batch_sizes_, in that order; each
-    // falls back to (and is retired to) the CPU on its own.
+  };
+  // One batch-N instance of a worker (pool/batch.h).
+  struct BatchInstance : Engine {
+    size_t size = 0;
+  };
+  // A worker's batch-1 instance and, when batching, one instance per size
+  // of batch_sizes_, in that order; each falls back to (and is retired to)
+  // the CPU on its own.
+  struct Slot : Engine {
     std::vector<BatchInstance> batched;
   };
 
@@ -194,6 +203,25 @@ class Pool {
   // Runs `request` on `on`, slot `index`'s instance, whose gate the caller
   // holds; FreeSlot()s the slot and ends the request.
   void Execute(size_t index, const Running& on, Request& request, Clock::time_point* free_since);
+  // Runs `run_on` on `instance`, the instance of `engine_of(slots_[index])`
+  // when the run began. If its non-CPU accelerator fails, answers on a CPU
+  // instance compiled as `compile` (without the weight cache) and retires
+  // the accelerator after retire_after_failures failures ("failed N `runs`
+  // on worker i"). Returns the accelerator that answered; throws what the
+  // CPU run threw. For `requests` requests (fallback_runs counts them).
+  std::string RunWithCpuFallback(size_t index, const std::function<Engine&(Slot&)>& engine_of,
+                                 const std::shared_ptr<Instance>& instance,
+                                 const std::string& accelerator, const CompileOptions& compile,
+                                 size_t requests, const std::string& runs,
+                                 const std::function<void(Instance&)>& run_on);
+  // A run of `run_us` ended well: the run-time histogram and the moving
+  // average behind SpinWorthwhile().
+  void NoteRunTime(double run_us);
+  // `request` starts now: its queue wait is recorded.
+  void RecordStart(Request& request, Clock::time_point now);
+  // `request` never runs: its deadline passed (or the scheduler closed)
+  // while its worker waited for the scheduler's resources.
+  void ExpireWaitingForScheduler(Request& request, Clock::time_point free_since);
   void CheckRequestShape(const Request& request) const;  // throws kInput
   // Batching (pool/batch.cc): the worker loop when max_batch > 1, and one
   // run of `batch` (all claimed, 2..max_batch of them) on slot `index`,

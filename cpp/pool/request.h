@@ -22,6 +22,11 @@ namespace edgepipe {
 
 using Clock = std::chrono::steady_clock;
 
+// A duration in microseconds, the unit of every figure a pool reports.
+inline double Micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
 // Seconds from a caller as a duration: < 0, +inf or anything past what the
 // clock can add to "now" (1e10, 1e300) means "no limit" (Clock::duration::max()),
 // never an overflow that would expire at once. NaN throws kInput naming `what`.
