@@ -28,3 +28,16 @@ def require_ray() -> Any:
             "this needs Ray, which is an optional extra: pip install 'edgepipe[ray]'"
         ) from exc
     return ray
+
+
+def connect(address: str | None) -> Any:
+    """:func:`require_ray`, joined to the cluster at ``address`` unless already connected.
+
+    ``None``: ``RAY_ADDRESS`` or a new local instance; ``"auto"``: the cluster
+    this machine belongs to. Ray's own logging is left to Ray's defaults off
+    the driver (no worker logs mirrored, no logging setup of the app's).
+    """
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return ray

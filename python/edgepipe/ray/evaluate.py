@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import Model, Session
 from ..errors import EdgepipeError, InputError
-from .errors import RayJobError, require_ray
+from .errors import RayJobError, connect, require_ray
 from .shipping import ModelRef
 
 #: How a task runs one sample: ``run(session, sample) -> outputs`` (default ``Session.run``).
@@ -102,9 +102,7 @@ def evaluate_models(
     """
     if not samples:
         raise InputError("no samples to evaluate: give at least one")
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    ray = connect(address)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     per_task_cpus = max(1, threads or 1)
     if chunk_size is None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import Model, runtime_version
-from .errors import require_ray
+from .errors import connect, require_ray
 from .shipping import ModelRef
 
 #: Share of a custom resource a benchmark task asks for: enough for Ray to pin it.
@@ -111,11 +111,9 @@ def fleet_bench(
     A requested resource that no alive node holds gives a row with ``node_id``
     None saying so.
     """
-    ray = require_ray()
+    ray = connect(address)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
     ref = ModelRef.from_model(model)
     remote = ray.remote(bench_here)
     plan: list[tuple[dict[str, Any], Any]] = []  # (row, task or None when already decided)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import Model, Pool, TensorInfo
 from .._files import atomic_write
-from .errors import RayJobError, ScoreDataError, require_ray
+from .errors import RayJobError, ScoreDataError, connect
 from .predictor import PoolPredictor, conform
 from .shipping import ModelRef
 
@@ -113,9 +113,7 @@ def score_ray(
     ``progress(done, total)`` is called on the driver after each batch arrives;
     ``nodes``, if given, is filled with the number of rows each Ray node scored.
     """
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    ray = connect(address)
     ref = ModelRef.from_model(model)
     if actors is None:
         cpus = int(ray.cluster_resources().get("CPU", 1))
