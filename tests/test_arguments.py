@@ -48,6 +48,9 @@ POOL_CASES: list[tuple[dict[str, Any], str]] = [
     ({"accelerator": ["gpu", 7]}, "accelerator entry 1 is 7"),
     ({"accelerator": ("gpu", {"x": "1"})}, "options are for delegate plugins; 'gpu' takes none"),
     ({"plugin_options": "k=v"}, "plugin_options must be a dict"),
+    ({"caller_runs": "yes"}, "caller_runs must be True or False"),
+    ({"caller_runs": 1}, "caller_runs must be True or False"),
+    ({"caller_runs": None}, "caller_runs must be True or False"),
 ]
 
 
